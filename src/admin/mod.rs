@@ -1,0 +1,1 @@
+//! HTTP admin side (not written yet).

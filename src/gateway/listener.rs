@@ -1,0 +1,1 @@
+//! listener (not written yet).

@@ -1,0 +1,1 @@
+//! outbound (not written yet).

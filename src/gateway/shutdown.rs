@@ -1,0 +1,1 @@
+//! shutdown (not written yet).

@@ -1,0 +1,8 @@
+//! The permit domain, pure: no tokio, no sockets, no files.
+
+pub mod clock;
+pub mod document;
+pub mod engine;
+pub mod reply;
+pub mod request;
+pub mod rules;

@@ -1,0 +1,1 @@
+//! codec (not written yet).

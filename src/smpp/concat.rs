@@ -1,0 +1,1 @@
+//! concat (not written yet).

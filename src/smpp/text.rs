@@ -1,0 +1,1 @@
+//! text (not written yet).

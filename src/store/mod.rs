@@ -1,0 +1,4 @@
+//! Durability behind the engine.
+
+pub mod journal;
+pub mod redis;

@@ -1,0 +1,1 @@
+//! redis (not written yet).

@@ -1,0 +1,1 @@
+//! Tracing set-up and masking of document and phone numbers.
