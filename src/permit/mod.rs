@@ -3,6 +3,7 @@
 pub mod clock;
 pub mod document;
 pub mod engine;
+pub mod id;
 pub mod reply;
 pub mod request;
 pub mod rules;
