@@ -1,1 +1,594 @@
-//! Typed config (not written yet).
+//! Typed config: the gateway file (`config/icaze.toml`) and the rules file it points to.
+//!
+//! Loading collects every problem, each naming its file and dotted key, so an official
+//! fixing a file sees all mistakes at once; `icaze` exits with code 64 (EX_USAGE's
+//! neighbour EX_DATAERR is 65; DESIGN.md fixes 64) when there are any.
+
+use crate::permit::id::PermitKey;
+use crate::permit::reply::Language;
+use crate::permit::rules::{RuleError, Rules, deserialize_toml, parse_duration};
+use serde::Deserialize;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The process exit code for bad config.
+pub const EXIT_BAD_CONFIG: i32 = 64;
+
+/// Environment variable that overrides `[permit] key`.
+pub const PERMIT_KEY_ENV: &str = "ICAZE_PERMIT_KEY";
+
+/// One problem in a config or rules file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file it is in.
+    pub file: PathBuf,
+    /// Dotted key, e.g. `smpp.listen`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+    }
+}
+
+/// Every problem found while loading, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How an operator's password is checked.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Password {
+    /// The password itself (from the file or the environment).
+    Plain(String),
+    /// The SHA-256 of the password, hex, so the file holds no secret.
+    Sha256([u8; 32]),
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Password::Plain(_) => f.write_str("Password::Plain(..)"),
+            Password::Sha256(_) => f.write_str("Password::Sha256(..)"),
+        }
+    }
+}
+
+impl Password {
+    /// Compares in constant time, so the time taken does not tell how much was right.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        match self {
+            Password::Plain(p) => constant_time_eq(p.as_bytes(), given),
+            Password::Sha256(h) => {
+                let digest = sha256(given);
+                constant_time_eq(h, &digest)
+            }
+        }
+    }
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // Length differences leak only the length, which SMPP's 9-octet limit makes moot.
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An operator (or aggregator) allowed to bind.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// SMPP system_id.
+    pub system_id: String,
+    /// How its password is checked.
+    pub password: Password,
+    /// Most simultaneous binds.
+    pub max_binds: u32,
+    /// Peer IP addresses allowed to bind as this operator; empty = any.
+    pub allowed_ips: Vec<IpAddr>,
+    /// Inbound MO per second across its binds, answered with ESME_RTHROTTLED above.
+    pub tps: u32,
+    /// Unanswered MT (deliver_sm) per bind.
+    pub window: u32,
+    /// Replies held for the operator while it has no receiver bind.
+    pub queue: usize,
+    /// Language of replies to its subscribers.
+    pub language: Language,
+}
+
+/// The SMPP listener's settings.
+#[derive(Debug, Clone)]
+pub struct Smpp {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Destination addresses citizens text (8103).
+    pub short_numbers: Vec<String>,
+    /// Largest PDU accepted; a longer command_length closes the connection.
+    pub max_pdu_bytes: u32,
+    /// Most simultaneous connections.
+    pub max_connections: u32,
+    /// How often to send enquire_link on a quiet bind.
+    pub enquire_link: Duration,
+    /// A bind silent for this long is closed.
+    pub inactivity_timeout: Duration,
+    /// How long to wait for a response to our request (deliver_sm, enquire_link).
+    pub response_timeout: Duration,
+    /// How long to hold parts of a concatenated MO.
+    pub concat_timeout: Duration,
+    /// How long shutdown waits for in-flight work.
+    pub shutdown_grace: Duration,
+}
+
+/// The whole gateway config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The rules file, resolved against the config file's folder.
+    pub rules_path: PathBuf,
+    /// The rules, loaded and validated.
+    pub rules: Rules,
+    /// The journal's folder.
+    pub data_dir: PathBuf,
+    /// The secret behind permit ids.
+    pub permit_key: PermitKey,
+    /// Whether the permit key is the demo key shipped in the repository.
+    pub demo_key: bool,
+    /// SMPP settings.
+    pub smpp: Smpp,
+    /// Operators allowed to bind.
+    pub operators: Vec<Operator>,
+}
+
+/// The demo secret in `config/icaze.toml`; `check-config` warns about it.
+pub const DEMO_KEY: &str = "demo-only-change-me";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    rules: Option<String>,
+    data_dir: Option<String>,
+    #[serde(default)]
+    permit: RawPermit,
+    #[serde(default)]
+    smpp: RawSmpp,
+    #[serde(default)]
+    operators: Vec<RawOperator>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPermit {
+    key: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSmpp {
+    listen: Option<String>,
+    short_numbers: Option<Vec<String>>,
+    max_pdu_bytes: Option<u32>,
+    max_connections: Option<u32>,
+    enquire_link: Option<String>,
+    inactivity_timeout: Option<String>,
+    response_timeout: Option<String>,
+    concat_timeout: Option<String>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperator {
+    system_id: String,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_sha256: Option<String>,
+    max_binds: Option<u32>,
+    #[serde(default)]
+    allowed_ips: Vec<String>,
+    tps: Option<u32>,
+    window: Option<u32>,
+    queue: Option<usize>,
+    language: Option<String>,
+}
+
+struct Errors<'a> {
+    file: &'a Path,
+    list: Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.list.push(ConfigError {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(v) => match parse_duration(v) {
+                Some(secs) => Duration::from_secs(u64::from(secs)),
+                None => {
+                    self.push(
+                        key,
+                        format!("{v:?} is not a duration like \"30s\" or \"2m\""),
+                    );
+                    default
+                }
+            },
+        }
+    }
+}
+
+fn rule_errors(file: &Path, errors: Vec<RuleError>) -> Vec<ConfigError> {
+    errors
+        .into_iter()
+        .map(|e| ConfigError {
+            file: file.to_path_buf(),
+            key: e.key,
+            message: e.message,
+        })
+        .collect()
+}
+
+/// Loads and validates a rules file on its own (for reloads).
+pub fn load_rules(path: &Path) -> Result<Rules, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            key: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    Rules::from_toml(&text).map_err(|e| ConfigErrors(rule_errors(path, e)))
+}
+
+impl Config {
+    /// Loads the config file and the rules file it names; `env` is how the environment is
+    /// read (tests pass their own).
+    pub fn load_with_env(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                key: "(file)".into(),
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Self::from_toml(path, &text, env)
+    }
+
+    /// Loads with the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_with_env(path, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses config text as if it were the file at `path` (relative paths resolve from
+    /// its folder).
+    pub fn from_toml(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errs = Errors {
+            file: path,
+            list: Vec::new(),
+        };
+        let raw: RawConfig = match deserialize_toml(text) {
+            Ok(r) => r,
+            Err(e) => return Err(ConfigErrors(rule_errors(path, vec![e]))),
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let rules_path = dir.join(raw.rules.as_deref().unwrap_or("rules.toml"));
+        let rules = match load_rules(&rules_path) {
+            Ok(r) => Some(r),
+            Err(ConfigErrors(list)) => {
+                errs.list.extend(list);
+                None
+            }
+        };
+        let data_dir = dir.join(raw.data_dir.as_deref().unwrap_or("../data"));
+
+        let (key_text, demo_key) = match (env(PERMIT_KEY_ENV), raw.permit.key) {
+            (Some(k), _) if !k.is_empty() => (k, false),
+            (_, Some(k)) if !k.is_empty() => {
+                let demo = k == DEMO_KEY;
+                (k, demo)
+            }
+            _ => {
+                errs.push(
+                    "permit.key",
+                    format!(
+                        "missing: set [permit] key or the {PERMIT_KEY_ENV} environment variable"
+                    ),
+                );
+                (String::new(), false)
+            }
+        };
+        if !key_text.is_empty() && key_text.len() < 16 {
+            errs.push(
+                "permit.key",
+                "too short: use at least 16 characters of secret",
+            );
+        }
+
+        let s = raw.smpp;
+        let listen_text = s.listen.as_deref().unwrap_or("127.0.0.1:2775");
+        let listen = listen_text.parse().unwrap_or_else(|_| {
+            errs.push(
+                "smpp.listen",
+                format!("{listen_text:?} is not an address like \"127.0.0.1:2775\""),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 2775))
+        });
+        let short_numbers = s.short_numbers.unwrap_or_else(|| vec!["8103".into()]);
+        if short_numbers.is_empty()
+            || short_numbers.iter().any(|n| {
+                n.is_empty()
+                    || n.len() > 20
+                    || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '+')
+            })
+        {
+            errs.push(
+                "smpp.short_numbers",
+                "must list 1 or more addresses of up to 20 digits or letters, e.g. [\"8103\"]",
+            );
+        }
+        let max_pdu_bytes = s.max_pdu_bytes.unwrap_or(65_536);
+        if !(1_024..=16 * 1024 * 1024).contains(&max_pdu_bytes) {
+            errs.push("smpp.max_pdu_bytes", "must be from 1024 to 16777216");
+        }
+        let smpp = Smpp {
+            listen,
+            short_numbers,
+            max_pdu_bytes,
+            max_connections: s.max_connections.unwrap_or(1_000),
+            enquire_link: errs.duration(
+                "smpp.enquire_link",
+                s.enquire_link.as_deref(),
+                Duration::from_secs(30),
+            ),
+            inactivity_timeout: errs.duration(
+                "smpp.inactivity_timeout",
+                s.inactivity_timeout.as_deref(),
+                Duration::from_secs(120),
+            ),
+            response_timeout: errs.duration(
+                "smpp.response_timeout",
+                s.response_timeout.as_deref(),
+                Duration::from_secs(10),
+            ),
+            concat_timeout: errs.duration(
+                "smpp.concat_timeout",
+                s.concat_timeout.as_deref(),
+                Duration::from_secs(60),
+            ),
+            shutdown_grace: errs.duration(
+                "smpp.shutdown_grace",
+                s.shutdown_grace.as_deref(),
+                Duration::from_secs(10),
+            ),
+        };
+
+        let default_language = rules.as_ref().map_or(Language::Az, |r| r.default_language);
+        let mut operators: Vec<Operator> = Vec::new();
+        for (i, o) in raw.operators.into_iter().enumerate() {
+            let key = format!("operators[{i}]");
+            if o.system_id.is_empty() || o.system_id.len() > 15 {
+                errs.push(
+                    format!("{key}.system_id"),
+                    "must be 1 to 15 characters (SMPP system_id)",
+                );
+            }
+            if operators.iter().any(|p| p.system_id == o.system_id) {
+                errs.push(
+                    format!("{key}.system_id"),
+                    format!("{:?} is defined twice", o.system_id),
+                );
+            }
+            let password = match (o.password, o.password_env, o.password_sha256) {
+                (Some(p), None, None) => Password::Plain(p),
+                (None, Some(var), None) => match env(&var) {
+                    Some(p) => Password::Plain(p),
+                    None => {
+                        errs.push(
+                            format!("{key}.password_env"),
+                            format!("the environment variable {var} is not set"),
+                        );
+                        Password::Plain(String::new())
+                    }
+                },
+                (None, None, Some(hex)) => match decode_hex32(&hex) {
+                    Some(h) => Password::Sha256(h),
+                    None => {
+                        errs.push(
+                            format!("{key}.password_sha256"),
+                            "must be 64 hex digits (SHA-256)",
+                        );
+                        Password::Plain(String::new())
+                    }
+                },
+                _ => {
+                    errs.push(
+                        format!("{key}.password"),
+                        "give exactly one of password, password_env, password_sha256",
+                    );
+                    Password::Plain(String::new())
+                }
+            };
+            if let Password::Plain(p) = &password
+                && p.len() > 8
+            {
+                errs.push(
+                    format!("{key}.password"),
+                    "SMPP passwords are at most 8 characters",
+                );
+            }
+            let mut allowed_ips = Vec::new();
+            for (j, ip) in o.allowed_ips.iter().enumerate() {
+                match ip.parse() {
+                    Ok(a) => allowed_ips.push(a),
+                    Err(_) => errs.push(
+                        format!("{key}.allowed_ips[{j}]"),
+                        format!("{ip:?} is not an IP address"),
+                    ),
+                }
+            }
+            let language = match o.language.as_deref() {
+                None => default_language,
+                Some(l) => Language::parse(l).unwrap_or_else(|| {
+                    errs.push(format!("{key}.language"), "use az, en or ru");
+                    default_language
+                }),
+            };
+            let positive = |errs: &mut Errors, field: &str, v: Option<u32>, d: u32| -> u32 {
+                match v {
+                    Some(0) => {
+                        errs.push(format!("{key}.{field}"), "must be at least 1");
+                        d
+                    }
+                    Some(n) => n,
+                    None => d,
+                }
+            };
+            operators.push(Operator {
+                max_binds: positive(&mut errs, "max_binds", o.max_binds, 8),
+                tps: positive(&mut errs, "tps", o.tps, 1_000_000),
+                window: positive(&mut errs, "window", o.window, 256),
+                queue: o.queue.unwrap_or(100_000),
+                system_id: o.system_id,
+                password,
+                allowed_ips,
+                language,
+            });
+        }
+
+        match (errs.list.is_empty(), rules) {
+            (true, Some(rules)) => Ok(Config {
+                path: path.to_path_buf(),
+                rules_path,
+                rules,
+                data_dir,
+                permit_key: PermitKey::from_secret(key_text.as_bytes()),
+                demo_key,
+                smpp,
+                operators,
+            }),
+            _ => Err(ConfigErrors(errs.list)),
+        }
+    }
+}
+
+fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn the_shipped_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/icaze.toml");
+        let c = Config::load_with_env(&path, &no_env).unwrap();
+        assert_eq!(c.smpp.listen.to_string(), "127.0.0.1:2775");
+        assert_eq!(c.smpp.short_numbers, ["8103"]);
+        assert_eq!(c.operators[0].system_id, "demo");
+        assert!(c.operators[0].password.matches(b"demo"));
+        assert!(!c.operators[0].password.matches(b"demO"));
+        assert!(c.demo_key);
+    }
+
+    #[test]
+    fn every_error_names_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("icaze.toml");
+        std::fs::write(dir.path().join("rules.toml"), "[codes.1]\nname = \"x\"\nvalidity = \"soon\"\ndaily_limit = 1\n[[documents]]\nseries = \"AA\"\ndigits = [7]\n").unwrap();
+        let text = "[permit]\nkey = \"short\"\n[smpp]\nlisten = \"nowhere\"\nenquire_link = \"often\"\n\
+                    [[operators]]\nsystem_id = \"op\"\npassword_env = \"OP_PW\"\nwindow = 0\n";
+        let errs = Config::from_toml(&path, text, &no_env).unwrap_err().0;
+        let found: Vec<(String, String)> = errs
+            .iter()
+            .map(|e| {
+                (
+                    e.file.file_name().unwrap().to_string_lossy().into_owned(),
+                    e.key.clone(),
+                )
+            })
+            .collect();
+        let want = [
+            ("rules.toml", "codes.1.validity"),
+            ("icaze.toml", "permit.key"),
+            ("icaze.toml", "smpp.listen"),
+            ("icaze.toml", "smpp.enquire_link"),
+            ("icaze.toml", "operators[0].password_env"),
+            ("icaze.toml", "operators[0].window"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(found, want, "{errs:?}");
+        // The environment fills what the file leaves to it.
+        let env = |k: &str| match k {
+            "OP_PW" => Some("secret".to_string()),
+            PERMIT_KEY_ENV => Some("a long enough permit secret".to_string()),
+            _ => None,
+        };
+        std::fs::write(dir.path().join("rules.toml"), "[codes.1]\nname = \"x\"\nvalidity = \"3h\"\ndaily_limit = 1\n[[documents]]\nseries = \"AA\"\ndigits = [7]\n").unwrap();
+        let ok = Config::from_toml(
+            &path,
+            "[[operators]]\nsystem_id = \"op\"\npassword_env = \"OP_PW\"\n",
+            &env,
+        )
+        .unwrap();
+        assert!(ok.operators[0].password.matches(b"secret"));
+        assert!(!ok.demo_key);
+    }
+
+    #[test]
+    fn hashed_passwords() {
+        let p = Password::Sha256(sha256(b"demo"));
+        assert!(p.matches(b"demo") && !p.matches(b"demo2"));
+        assert_eq!(decode_hex32(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(decode_hex32("abc"), None);
+    }
+}

@@ -158,7 +158,12 @@ impl QuotaEngine {
         let per = entries.div_ceil(SHARDS);
         QuotaEngine {
             shards: (0..SHARDS)
-                .map(|_| Shard(Mutex::new(Map::with_capacity_and_hasher(per, Default::default()))))
+                .map(|_| {
+                    Shard(Mutex::new(Map::with_capacity_and_hasher(
+                        per,
+                        Default::default(),
+                    )))
+                })
                 .collect(),
         }
     }
@@ -316,7 +321,10 @@ impl QuotaEngine {
         let today = rules.calendar.moment(now).day;
         let mut dropped = 0;
         for shard in self.shards.iter() {
-            let mut map = shard.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = shard
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let before = map.len();
             map.retain(|_, s| s.day >= today || i64::from(s.until) > now);
             dropped += before - map.len();
@@ -328,7 +336,11 @@ impl QuotaEngine {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len())
+            .map(|s| {
+                s.0.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .len()
+            })
             .sum()
     }
 
@@ -398,10 +410,15 @@ codes = [3]
         let (e, r) = (QuotaEngine::new(), rules());
         let d = doc("11111111");
         let g = ask(&e, &r, 1, d, "2020-04-06T10:00:00+04:00");
-        let Outcome::Granted(v) = g else { panic!("{g:?}") };
+        let Outcome::Granted(v) = g else {
+            panic!("{g:?}")
+        };
         assert_eq!(v.until - v.from, 3 * 3600);
         // Repeat while active: the same permit again.
-        assert_eq!(ask(&e, &r, 1, d, "2020-04-06T11:00:00+04:00"), Outcome::Active(v));
+        assert_eq!(
+            ask(&e, &r, 1, d, "2020-04-06T11:00:00+04:00"),
+            Outcome::Active(v)
+        );
         // Code 2 shares the group's one permit a day.
         assert_eq!(
             ask(&e, &r, 2, d, "2020-04-06T11:00:00+04:00"),
@@ -413,53 +430,102 @@ codes = [3]
             Outcome::Denied(Denial::DailyLimit { limit: 1 })
         );
         // Next Baku day: a new permit.
-        assert!(matches!(ask(&e, &r, 2, d, "2020-04-07T00:00:00+04:00"), Outcome::Granted(_)));
+        assert!(matches!(
+            ask(&e, &r, 2, d, "2020-04-07T00:00:00+04:00"),
+            Outcome::Granted(_)
+        ));
         // Another document is untouched.
-        assert!(matches!(ask(&e, &r, 2, doc("1111111"), "2020-04-06T11:00:00+04:00"), Outcome::Granted(_)));
+        assert!(matches!(
+            ask(&e, &r, 2, doc("1111111"), "2020-04-06T11:00:00+04:00"),
+            Outcome::Granted(_)
+        ));
     }
 
     #[test]
     fn late_permit_crosses_midnight_and_counts_for_its_day() {
         let (e, r) = (QuotaEngine::new(), rules());
         let d = doc("22222222");
-        let Outcome::Granted(v) = ask(&e, &r, 1, d, "2020-04-06T22:30:00+04:00") else { panic!() };
+        let Outcome::Granted(v) = ask(&e, &r, 1, d, "2020-04-06T22:30:00+04:00") else {
+            panic!()
+        };
         assert_eq!(r.calendar.hh_mm(v.until), "01:30");
         // At 00:30 the permit is still active: a repeat re-sends it.
-        assert_eq!(ask(&e, &r, 1, d, "2020-04-07T00:30:00+04:00"), Outcome::Active(v));
+        assert_eq!(
+            ask(&e, &r, 1, d, "2020-04-07T00:30:00+04:00"),
+            Outcome::Active(v)
+        );
         // But it counted for the 6th, so the 7th has its own permit once it expires.
-        assert!(matches!(ask(&e, &r, 1, d, "2020-04-07T01:30:00+04:00"), Outcome::Granted(_)));
+        assert!(matches!(
+            ask(&e, &r, 1, d, "2020-04-07T01:30:00+04:00"),
+            Outcome::Granted(_)
+        ));
     }
 
     #[test]
     fn unlimited_hours_disabled_blocked() {
         let (e, r) = (QuotaEngine::new(), rules());
         let d = doc("33333333");
-        let Outcome::Granted(v) = ask(&e, &r, 3, d, "2020-04-06T10:00:00+04:00") else { panic!() };
-        assert_eq!(ask(&e, &r, 3, d, "2020-04-06T12:59:59+04:00"), Outcome::Active(v));
-        assert!(matches!(ask(&e, &r, 3, d, "2020-04-06T13:00:00+04:00"), Outcome::Granted(_)));
-        assert!(matches!(ask(&e, &r, 3, d, "2020-04-06T16:00:00+04:00"), Outcome::Granted(_)));
+        let Outcome::Granted(v) = ask(&e, &r, 3, d, "2020-04-06T10:00:00+04:00") else {
+            panic!()
+        };
+        assert_eq!(
+            ask(&e, &r, 3, d, "2020-04-06T12:59:59+04:00"),
+            Outcome::Active(v)
+        );
+        assert!(matches!(
+            ask(&e, &r, 3, d, "2020-04-06T13:00:00+04:00"),
+            Outcome::Granted(_)
+        ));
+        assert!(matches!(
+            ask(&e, &r, 3, d, "2020-04-06T16:00:00+04:00"),
+            Outcome::Granted(_)
+        ));
         assert!(matches!(
             ask(&e, &r, 4, d, "2020-04-06T06:59:00+04:00"),
             Outcome::Denied(Denial::OutsideHours { .. })
         ));
-        assert!(matches!(ask(&e, &r, 4, d, "2020-04-06T07:00:00+04:00"), Outcome::Granted(_)));
-        assert!(matches!(ask(&e, &r, 4, d, "2020-04-06T09:00:00+04:00"), Outcome::Granted(_)));
+        assert!(matches!(
+            ask(&e, &r, 4, d, "2020-04-06T07:00:00+04:00"),
+            Outcome::Granted(_)
+        ));
+        assert!(matches!(
+            ask(&e, &r, 4, d, "2020-04-06T09:00:00+04:00"),
+            Outcome::Granted(_)
+        ));
         assert_eq!(
             ask(&e, &r, 4, d, "2020-04-06T11:00:00+04:00"),
             Outcome::Denied(Denial::DailyLimit { limit: 2 })
         );
-        assert_eq!(ask(&e, &r, 5, d, "2020-04-06T11:00:00+04:00"), Outcome::Denied(Denial::CodeDisabled));
-        assert_eq!(ask(&e, &r, 9, d, "2020-04-06T11:00:00+04:00"), Outcome::Denied(Denial::UnknownCode));
+        assert_eq!(
+            ask(&e, &r, 5, d, "2020-04-06T11:00:00+04:00"),
+            Outcome::Denied(Denial::CodeDisabled)
+        );
+        assert_eq!(
+            ask(&e, &r, 9, d, "2020-04-06T11:00:00+04:00"),
+            Outcome::Denied(Denial::UnknownCode)
+        );
         let b = doc("99999999");
-        assert_eq!(ask(&e, &r, 3, b, "2020-04-06T11:00:00+04:00"), Outcome::Denied(Denial::Blocked));
-        assert!(matches!(ask(&e, &r, 1, b, "2020-04-06T11:00:00+04:00"), Outcome::Granted(_)));
+        assert_eq!(
+            ask(&e, &r, 3, b, "2020-04-06T11:00:00+04:00"),
+            Outcome::Denied(Denial::Blocked)
+        );
+        assert!(matches!(
+            ask(&e, &r, 1, b, "2020-04-06T11:00:00+04:00"),
+            Outcome::Granted(_)
+        ));
     }
 
     #[test]
     fn sweep_drops_only_dead_state_and_record_grant_restores() {
         let (e, r) = (QuotaEngine::new(), rules());
         for n in 0..100u32 {
-            ask(&e, &r, 3, doc(&format!("{:08}", n)), "2020-04-06T22:30:00+04:00");
+            ask(
+                &e,
+                &r,
+                3,
+                doc(&format!("{:08}", n)),
+                "2020-04-06T22:30:00+04:00",
+            );
         }
         ask(&e, &r, 3, doc("44444444"), "2020-04-07T00:10:00+04:00");
         assert_eq!(e.len(), 101);
@@ -474,9 +540,24 @@ codes = [3]
             until: at("2020-04-06T12:00:00+04:00"),
         };
         restored.record_grant(&r, 2, doc("55555555"), v);
-        assert_eq!(ask(&restored, &r, 2, doc("55555555"), "2020-04-06T11:00:00+04:00"), Outcome::Active(v));
         assert_eq!(
-            ask(&restored, &r, 1, doc("55555555"), "2020-04-06T11:00:00+04:00"),
+            ask(
+                &restored,
+                &r,
+                2,
+                doc("55555555"),
+                "2020-04-06T11:00:00+04:00"
+            ),
+            Outcome::Active(v)
+        );
+        assert_eq!(
+            ask(
+                &restored,
+                &r,
+                1,
+                doc("55555555"),
+                "2020-04-06T11:00:00+04:00"
+            ),
             Outcome::Denied(Denial::DailyLimit { limit: 1 })
         );
     }

@@ -51,7 +51,14 @@ impl PermitKey {
 
     /// Whether `id` is the one this key gives the permit; constant-time compare is not needed
     /// as the id is not a secret once printed, only unforgeable.
-    pub fn verify(&self, id: PermitId, document: Document, code: u8, from: i64, until: i64) -> bool {
+    pub fn verify(
+        &self,
+        id: PermitId,
+        document: Document,
+        code: u8,
+        from: i64,
+        until: i64,
+    ) -> bool {
         self.permit_id(document, code, from, until) == id
     }
 }
@@ -110,7 +117,10 @@ mod tests {
         assert_eq!(&text[4..5], "-");
         assert!(!text.contains(['0', 'O', '1', 'I', 'L', 'U']));
         assert_eq!(PermitId::parse(&text), Some(id));
-        assert_eq!(PermitId::parse(&text.to_lowercase().replace('-', " ")), Some(id));
+        assert_eq!(
+            PermitId::parse(&text.to_lowercase().replace('-', " ")),
+            Some(id)
+        );
         assert!(key.verify(id, doc, 2, 1_586_152_800, 1_586_163_600));
         // Any change to what the SMS prints gives another id.
         assert_ne!(key.permit_id(doc, 1, 1_586_152_800, 1_586_163_600), id);
@@ -118,7 +128,8 @@ mod tests {
         let other = Document::new(b"AZE", b"11111112").unwrap();
         assert_ne!(key.permit_id(other, 2, 1_586_152_800, 1_586_163_600), id);
         // Another key gives another id: a forger without the key cannot mint one.
-        let forged = PermitKey::from_secret(b"guess").permit_id(doc, 2, 1_586_152_800, 1_586_163_600);
+        let forged =
+            PermitKey::from_secret(b"guess").permit_id(doc, 2, 1_586_152_800, 1_586_163_600);
         assert_ne!(forged, id);
         assert_eq!(PermitId::parse("O000-0000"), None);
         assert_eq!(PermitId::parse("ABCD-EFG"), None);

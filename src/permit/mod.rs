@@ -1,5 +1,6 @@
 //! The permit domain, pure: no tokio, no sockets, no files.
 
+pub mod answer;
 pub mod clock;
 pub mod document;
 pub mod engine;

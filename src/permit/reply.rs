@@ -200,51 +200,231 @@ pub struct Templates {
 
 /// Built-in templates: (language, key, text).
 const DEFAULTS: &[(Language, ReplyKey, &str)] = &[
-    (Language::Az, ReplyKey::Granted, "İCAZƏ VERİLDİ: kod {code} ({label}), {document}, {window}. İcazə № {permit_id}"),
-    (Language::Az, ReplyKey::Active, "İcazəniz artıq var: kod {code} ({label}), {document}, {window}. İcazə № {permit_id}"),
-    (Language::Az, ReplyKey::DailyLimit, "İcazə verilmədi: {document} bu gün kod {code} üzrə icazəsini artıq alıb (gündə {limit}). Sabah yenidən yazın."),
-    (Language::Az, ReplyKey::OutsideHours, "İcazə verilmədi: kod {code} ({label}) yalnız {hours} arası verilir."),
-    (Language::Az, ReplyKey::CodeDisabled, "İcazə verilmədi: kod {code} ({label}) hazırda qüvvədə deyil. Kodlar: {codes}."),
-    (Language::Az, ReplyKey::Blocked, "İcazə verilmədi: {document} üçün kod {code} üzrə icazə verilə bilməz."),
-    (Language::Az, ReplyKey::Invalid, "Mesaj tanınmadı. Yazın: KOD SERİYA NÖMRƏ, məs. {example}. Kodlar: {codes}."),
-    (Language::Az, ReplyKey::Empty, "Boş mesaj. Yazın: KOD SERİYA NÖMRƏ, məs. {example}. Kodlar: {codes}."),
-    (Language::Az, ReplyKey::NoCode, "Mesaj icazə kodu ilə başlamalıdır ({codes}), məs. {example}."),
-    (Language::Az, ReplyKey::UnknownCode, "Kod {code} yoxdur. Kodlar: {codes}. Məs. {example}."),
-    (Language::Az, ReplyKey::NoDocument, "Kodu sənədin seriyası və nömrəsi izləməlidir, məs. {example}."),
-    (Language::Az, ReplyKey::UnknownSeries, "Seriya {series} tanınmadı. Seriyalar: {series_list}. Məs. {example}."),
-    (Language::Az, ReplyKey::NoNumber, "Seriya {series} sonra sənədin nömrəsini yazın, məs. {example}."),
-    (Language::Az, ReplyKey::WrongDigitCount, "{series} nömrəsi {expected} rəqəmdir, siz {got} yazmısınız. Məs. {example}."),
-    (Language::Az, ReplyKey::TryLater, "Sorğunuzu indi emal etmək mümkün olmadı. Bir neçə dəqiqədən sonra yenidən göndərin."),
-    (Language::En, ReplyKey::Granted, "PERMIT GRANTED: code {code} ({label}), {document}, {window}. Permit no. {permit_id}"),
-    (Language::En, ReplyKey::Active, "You already have a permit: code {code} ({label}), {document}, {window}. Permit no. {permit_id}"),
-    (Language::En, ReplyKey::DailyLimit, "Refused: {document} already had today's permit for code {code} ({limit} a day). Try again tomorrow."),
-    (Language::En, ReplyKey::OutsideHours, "Refused: code {code} ({label}) is only granted {hours}."),
-    (Language::En, ReplyKey::CodeDisabled, "Refused: code {code} ({label}) is not in force now. Codes: {codes}."),
-    (Language::En, ReplyKey::Blocked, "Refused: no permit with code {code} can be issued for {document}."),
-    (Language::En, ReplyKey::Invalid, "Message not understood. Send: CODE SERIES NUMBER, e.g. {example}. Codes: {codes}."),
-    (Language::En, ReplyKey::Empty, "Empty message. Send: CODE SERIES NUMBER, e.g. {example}. Codes: {codes}."),
-    (Language::En, ReplyKey::NoCode, "Start with a permit code ({codes}), e.g. {example}."),
-    (Language::En, ReplyKey::UnknownCode, "There is no code {code}. Codes: {codes}. E.g. {example}."),
-    (Language::En, ReplyKey::NoDocument, "After the code, send the document series and number, e.g. {example}."),
-    (Language::En, ReplyKey::UnknownSeries, "Unknown series {series}. Series: {series_list}. E.g. {example}."),
-    (Language::En, ReplyKey::NoNumber, "After {series}, send the document number, e.g. {example}."),
-    (Language::En, ReplyKey::WrongDigitCount, "A {series} number has {expected} digits; you sent {got}. E.g. {example}."),
-    (Language::En, ReplyKey::TryLater, "We could not process your request now. Please send it again in a few minutes."),
-    (Language::Ru, ReplyKey::Granted, "РАЗРЕШЕНИЕ ВЫДАНО: код {code} ({label}), {document}, {window}. Разрешение № {permit_id}"),
-    (Language::Ru, ReplyKey::Active, "У вас уже есть разрешение: код {code} ({label}), {document}, {window}. Разрешение № {permit_id}"),
-    (Language::Ru, ReplyKey::DailyLimit, "Отказано: {document} уже получил сегодня разрешение по коду {code} ({limit} в день). Попробуйте завтра."),
-    (Language::Ru, ReplyKey::OutsideHours, "Отказано: код {code} ({label}) выдаётся только {hours}."),
-    (Language::Ru, ReplyKey::CodeDisabled, "Отказано: код {code} ({label}) сейчас не действует. Коды: {codes}."),
-    (Language::Ru, ReplyKey::Blocked, "Отказано: разрешение по коду {code} для {document} выдано быть не может."),
-    (Language::Ru, ReplyKey::Invalid, "Сообщение не распознано. Отправьте: КОД СЕРИЯ НОМЕР, напр. {example}. Коды: {codes}."),
-    (Language::Ru, ReplyKey::Empty, "Пустое сообщение. Отправьте: КОД СЕРИЯ НОМЕР, напр. {example}. Коды: {codes}."),
-    (Language::Ru, ReplyKey::NoCode, "Начните с кода разрешения ({codes}), напр. {example}."),
-    (Language::Ru, ReplyKey::UnknownCode, "Кода {code} нет. Коды: {codes}. Напр. {example}."),
-    (Language::Ru, ReplyKey::NoDocument, "После кода укажите серию и номер документа, напр. {example}."),
-    (Language::Ru, ReplyKey::UnknownSeries, "Серия {series} не распознана. Серии: {series_list}. Напр. {example}."),
-    (Language::Ru, ReplyKey::NoNumber, "После {series} укажите номер документа, напр. {example}."),
-    (Language::Ru, ReplyKey::WrongDigitCount, "Номер {series} состоит из {expected} цифр, вы отправили {got}. Напр. {example}."),
-    (Language::Ru, ReplyKey::TryLater, "Сейчас не удалось обработать запрос. Отправьте его снова через несколько минут."),
+    (
+        Language::Az,
+        ReplyKey::Granted,
+        "İCAZƏ VERİLDİ: kod {code} ({label}), {document}, {window}. İcazə № {permit_id}",
+    ),
+    (
+        Language::Az,
+        ReplyKey::Active,
+        "İcazəniz artıq var: kod {code} ({label}), {document}, {window}. İcazə № {permit_id}",
+    ),
+    (
+        Language::Az,
+        ReplyKey::DailyLimit,
+        "İcazə verilmədi: {document} bu gün kod {code} üzrə icazəsini artıq alıb (gündə {limit}). Sabah yenidən yazın.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::OutsideHours,
+        "İcazə verilmədi: kod {code} ({label}) yalnız {hours} arası verilir.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::CodeDisabled,
+        "İcazə verilmədi: kod {code} ({label}) hazırda qüvvədə deyil. Kodlar: {codes}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::Blocked,
+        "İcazə verilmədi: {document} üçün kod {code} üzrə icazə verilə bilməz.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::Invalid,
+        "Mesaj tanınmadı. Yazın: KOD SERİYA NÖMRƏ, məs. {example}. Kodlar: {codes}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::Empty,
+        "Boş mesaj. Yazın: KOD SERİYA NÖMRƏ, məs. {example}. Kodlar: {codes}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::NoCode,
+        "Mesaj icazə kodu ilə başlamalıdır ({codes}), məs. {example}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::UnknownCode,
+        "Kod {code} yoxdur. Kodlar: {codes}. Məs. {example}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::NoDocument,
+        "Kodu sənədin seriyası və nömrəsi izləməlidir, məs. {example}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::UnknownSeries,
+        "Seriya {series} tanınmadı. Seriyalar: {series_list}. Məs. {example}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::NoNumber,
+        "Seriya {series} sonra sənədin nömrəsini yazın, məs. {example}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::WrongDigitCount,
+        "{series} nömrəsi {expected} rəqəmdir, siz {got} yazmısınız. Məs. {example}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::TryLater,
+        "Sorğunuzu indi emal etmək mümkün olmadı. Bir neçə dəqiqədən sonra yenidən göndərin.",
+    ),
+    (
+        Language::En,
+        ReplyKey::Granted,
+        "PERMIT GRANTED: code {code} ({label}), {document}, {window}. Permit no. {permit_id}",
+    ),
+    (
+        Language::En,
+        ReplyKey::Active,
+        "You already have a permit: code {code} ({label}), {document}, {window}. Permit no. {permit_id}",
+    ),
+    (
+        Language::En,
+        ReplyKey::DailyLimit,
+        "Refused: {document} already had today's permit for code {code} ({limit} a day). Try again tomorrow.",
+    ),
+    (
+        Language::En,
+        ReplyKey::OutsideHours,
+        "Refused: code {code} ({label}) is only granted {hours}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::CodeDisabled,
+        "Refused: code {code} ({label}) is not in force now. Codes: {codes}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::Blocked,
+        "Refused: no permit with code {code} can be issued for {document}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::Invalid,
+        "Message not understood. Send: CODE SERIES NUMBER, e.g. {example}. Codes: {codes}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::Empty,
+        "Empty message. Send: CODE SERIES NUMBER, e.g. {example}. Codes: {codes}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::NoCode,
+        "Start with a permit code ({codes}), e.g. {example}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::UnknownCode,
+        "There is no code {code}. Codes: {codes}. E.g. {example}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::NoDocument,
+        "After the code, send the document series and number, e.g. {example}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::UnknownSeries,
+        "Unknown series {series}. Series: {series_list}. E.g. {example}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::NoNumber,
+        "After {series}, send the document number, e.g. {example}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::WrongDigitCount,
+        "A {series} number has {expected} digits; you sent {got}. E.g. {example}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::TryLater,
+        "We could not process your request now. Please send it again in a few minutes.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::Granted,
+        "РАЗРЕШЕНИЕ ВЫДАНО: код {code} ({label}), {document}, {window}. Разрешение № {permit_id}",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::Active,
+        "У вас уже есть разрешение: код {code} ({label}), {document}, {window}. Разрешение № {permit_id}",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::DailyLimit,
+        "Отказано: {document} уже получил сегодня разрешение по коду {code} ({limit} в день). Попробуйте завтра.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::OutsideHours,
+        "Отказано: код {code} ({label}) выдаётся только {hours}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::CodeDisabled,
+        "Отказано: код {code} ({label}) сейчас не действует. Коды: {codes}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::Blocked,
+        "Отказано: разрешение по коду {code} для {document} выдано быть не может.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::Invalid,
+        "Сообщение не распознано. Отправьте: КОД СЕРИЯ НОМЕР, напр. {example}. Коды: {codes}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::Empty,
+        "Пустое сообщение. Отправьте: КОД СЕРИЯ НОМЕР, напр. {example}. Коды: {codes}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::NoCode,
+        "Начните с кода разрешения ({codes}), напр. {example}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::UnknownCode,
+        "Кода {code} нет. Коды: {codes}. Напр. {example}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::NoDocument,
+        "После кода укажите серию и номер документа, напр. {example}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::UnknownSeries,
+        "Серия {series} не распознана. Серии: {series_list}. Напр. {example}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::NoNumber,
+        "После {series} укажите номер документа, напр. {example}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::WrongDigitCount,
+        "Номер {series} состоит из {expected} цифр, вы отправили {got}. Напр. {example}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::TryLater,
+        "Сейчас не удалось обработать запрос. Отправьте его снова через несколько минут.",
+    ),
 ];
 
 impl Templates {
@@ -296,7 +476,8 @@ struct ErrorFacts<'e> {
     expected: &'e [u8],
 }
 
-fn parse_error_key(error: &ParseError) -> ReplyKey {
+/// The reply a parse error gets.
+pub fn parse_error_key(error: &ParseError) -> ReplyKey {
     let _ = error;
     ReplyKey::Invalid
 }
@@ -334,10 +515,9 @@ impl<'a> Replier<'a> {
             .or_else(|| self.rules.codes().find(|c| c.enabled).map(|c| c.code))
             .unwrap_or(1);
         let (series, digits) = series.unwrap_or_else(|| {
-            self.rules
-                .documents
-                .first()
-                .map_or(("AZE", 8), |k| (k.series.as_str(), k.digits.first().copied().unwrap_or(7)))
+            self.rules.documents.first().map_or(("AZE", 8), |k| {
+                (k.series.as_str(), k.digits.first().copied().unwrap_or(7))
+            })
         });
         let number: String = "1234567891".chars().take(usize::from(digits)).collect();
         let _ = write!(out, "{code} {series} {number}");
@@ -347,7 +527,12 @@ impl<'a> Replier<'a> {
         match var {
             Var::Codes => self.codes(out),
             Var::SeriesList => {
-                let list: Vec<&str> = self.rules.documents.iter().map(|k| k.series.as_str()).collect();
+                let list: Vec<&str> = self
+                    .rules
+                    .documents
+                    .iter()
+                    .map(|k| k.series.as_str())
+                    .collect();
                 out.push_str(&list.join(", "));
             }
             Var::Example => self.example(out, None, None),
@@ -403,7 +588,9 @@ impl<'a> Replier<'a> {
             }
             Var::PermitId => {
                 if let Some(v) = validity {
-                    let id = self.key.permit_id(decision.document, decision.code, v.from, v.until);
+                    let id = self
+                        .key
+                        .permit_id(decision.document, decision.code, v.from, v.until);
                     let _ = write!(out, "{id}");
                 }
             }
@@ -427,35 +614,40 @@ impl<'a> Replier<'a> {
     pub fn parse_error(&self, lang: Language, error: &ParseError) -> String {
         let key = parse_error_key(error);
         let facts = parse_error_facts(error);
-        self.rules.templates.get(lang, key).render(|var, out| match var {
-            Var::Code => {
-                if let Some(c) = facts.code {
-                    let _ = write!(out, "{c}");
+        self.rules
+            .templates
+            .get(lang, key)
+            .render(|var, out| match var {
+                Var::Code => {
+                    if let Some(c) = facts.code {
+                        let _ = write!(out, "{c}");
+                    }
                 }
-            }
-            Var::Series => out.push_str(facts.series.unwrap_or("")),
-            Var::Got => {
-                if let Some(g) = facts.got {
-                    let _ = write!(out, "{g}");
+                Var::Series => out.push_str(facts.series.unwrap_or("")),
+                Var::Got => {
+                    if let Some(g) = facts.got {
+                        let _ = write!(out, "{g}");
+                    }
                 }
-            }
-            Var::Expected => {
-                let list: Vec<String> = facts.expected.iter().map(u8::to_string).collect();
-                out.push_str(&list.join("/"));
-            }
-            Var::Example => {
-                let code = facts.code.and_then(|c| u8::try_from(c).ok()).filter(|c| {
-                    self.rules.code(*c).is_some()
-                });
-                let kind = facts.series.and_then(|s| {
-                    let key = crate::permit::rules::series_key(s)?;
-                    self.rules.documents.iter().find(|k| k.key == key)
-                });
-                let series = kind.map(|k| (k.series.as_str(), k.digits.first().copied().unwrap_or(7)));
-                self.example(out, code, series)
-            }
-            other => self.common(other, out),
-        })
+                Var::Expected => {
+                    let list: Vec<String> = facts.expected.iter().map(u8::to_string).collect();
+                    out.push_str(&list.join("/"));
+                }
+                Var::Example => {
+                    let code = facts
+                        .code
+                        .and_then(|c| u8::try_from(c).ok())
+                        .filter(|c| self.rules.code(*c).is_some());
+                    let kind = facts.series.and_then(|s| {
+                        let key = crate::permit::rules::series_key(s)?;
+                        self.rules.documents.iter().find(|k| k.key == key)
+                    });
+                    let series =
+                        kind.map(|k| (k.series.as_str(), k.digits.first().copied().unwrap_or(7)));
+                    self.example(out, code, series)
+                }
+                other => self.common(other, out),
+            })
     }
 
     /// The "try again in a few minutes" reply, for when the store cannot decide.

@@ -8,6 +8,7 @@
 use crate::permit::clock::Calendar;
 use crate::permit::document::{Document, DocumentKind};
 use crate::permit::reply::{Language, ReplyKey, Template, Templates};
+use crate::permit::request::Parser;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -152,9 +153,15 @@ pub struct Rules {
     /// The longest validity of any code, in seconds: state older than a day plus this is
     /// useless and dropped.
     pub longest_validity_secs: u32,
+    parser: Parser,
 }
 
 impl Rules {
+    /// The parser for these rules' documents and codes.
+    pub fn parser(&self) -> &Parser {
+        &self.parser
+    }
+
     /// The rule of a code, if the code exists (enabled or not).
     #[inline]
     pub fn code(&self, code: u8) -> Option<&CodeRule> {
@@ -208,7 +215,12 @@ impl Rules {
 pub fn deserialize_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, RuleError> {
     let line_of = |e: &toml::de::Error| {
         e.span()
-            .map(|s| format!(" (line {})", text[..s.start.min(text.len())].matches('\n').count() + 1))
+            .map(|s| {
+                format!(
+                    " (line {})",
+                    text[..s.start.min(text.len())].matches('\n').count() + 1
+                )
+            })
             .unwrap_or_default()
     };
     let de = toml::Deserializer::parse(text).map_err(|e| {
@@ -218,7 +230,11 @@ pub fn deserialize_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
         let path = e.path().to_string();
         let inner = e.into_inner();
         RuleError::new(
-            if path == "." { "(top level)".to_string() } else { path },
+            if path == "." {
+                "(top level)".to_string()
+            } else {
+                path
+            },
             format!("{}{}", inner.message().trim(), line_of(&inner)),
         )
     })
@@ -273,8 +289,7 @@ pub fn parse_duration(s: &str) -> Option<u32> {
         total = total.checked_add(n.checked_mul(unit)?)?;
         any = true;
     }
-    (any && digits.is_empty() && total > 0 && total <= u64::from(u32::MAX))
-        .then_some(total as u32)
+    (any && digits.is_empty() && total > 0 && total <= u64::from(u32::MAX)).then_some(total as u32)
 }
 
 #[derive(Debug, Deserialize)]
@@ -399,8 +414,7 @@ impl RawRules {
                 continue;
             };
             if d.digits.is_empty()
-                || d
-                    .digits
+                || d.digits
                     .iter()
                     .any(|&n| n == 0 || n > crate::permit::document::MAX_DIGITS)
             {
@@ -425,7 +439,11 @@ impl RawRules {
 
         let mut groups: BTreeMap<String, DailyLimit> = BTreeMap::new();
         for (name, g) in &self.groups {
-            let limit = parse_limit(&g.daily_limit, &format!("groups.{name}.daily_limit"), &mut errors);
+            let limit = parse_limit(
+                &g.daily_limit,
+                &format!("groups.{name}.daily_limit"),
+                &mut errors,
+            );
             groups.insert(name.clone(), limit);
         }
 
@@ -436,13 +454,19 @@ impl RawRules {
         for (k, c) in &self.codes {
             let key = format!("codes.{k}");
             let Ok(code) = k.parse::<u8>() else {
-                errors.push(RuleError::new(&key, "a code must be a number from 0 to 255"));
+                errors.push(RuleError::new(
+                    &key,
+                    "a code must be a number from 0 to 255",
+                ));
                 continue;
             };
             let validity_secs = parse_duration(&c.validity).unwrap_or_else(|| {
                 errors.push(RuleError::new(
                     format!("{key}.validity"),
-                    format!("{:?} is not a duration like \"3h\", \"90m\" or \"2h30m\"", c.validity),
+                    format!(
+                        "{:?} is not a duration like \"3h\", \"90m\" or \"2h30m\"",
+                        c.validity
+                    ),
                 ));
                 3600
             });
@@ -582,7 +606,9 @@ impl RawRules {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let parser = Parser::new(&documents, codes.iter().flatten().map(|c| c.code));
         Ok(Rules {
+            parser,
             calendar: Calendar::new(tz),
             default_language,
             documents,
@@ -635,7 +661,10 @@ mod tests {
         let night = Hours::parse("22:00-06:00").unwrap();
         assert!(night.contains(23 * 3600) && night.contains(3600) && !night.contains(12 * 3600));
         assert_eq!(night.window(), "22:00\u{2013}06:00");
-        assert_eq!(Hours::parse("07:00-24:00").unwrap().window(), "07:00\u{2013}24:00");
+        assert_eq!(
+            Hours::parse("07:00-24:00").unwrap().window(),
+            "07:00\u{2013}24:00"
+        );
         assert!(Hours::parse("25:00-26:00").is_none());
         assert!(Hours::parse("7-8").is_none());
     }
