@@ -138,8 +138,15 @@ impl Calendar {
 
     /// The zone's offset from UTC in seconds at a Unix time.
     pub fn offset_at(&self, unix: i64) -> i64 {
-        let utc = DateTime::from_timestamp(unix, 0).unwrap_or_default().naive_utc();
-        i64::from(self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc())
+        let utc = DateTime::from_timestamp(unix, 0)
+            .unwrap_or_default()
+            .naive_utc();
+        i64::from(
+            self.tz
+                .offset_from_utc_datetime(&utc)
+                .fix()
+                .local_minus_utc(),
+        )
     }
 
     /// Local `HH:MM` of a Unix time, for replies.

@@ -60,14 +60,16 @@ impl Document {
         let number = digits
             .iter()
             .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        Ok(Self::from_parts(pack_series(series), digits.len() as u8, number))
+        Ok(Self::from_parts(
+            pack_series(series),
+            digits.len() as u8,
+            number,
+        ))
     }
 
     /// Packs already-checked parts; `series` comes from [`pack_series`].
     fn from_parts(series: u64, len: u8, number: u64) -> Self {
-        Document(
-            (series << (NUMBER_BITS + LEN_BITS)) | (u64::from(len) << NUMBER_BITS) | number,
-        )
+        Document((series << (NUMBER_BITS + LEN_BITS)) | (u64::from(len) << NUMBER_BITS) | number)
     }
 
     /// Parses the form `Display` prints (`AZE11111111`, also `AZE 11111111`), ASCII only.
@@ -78,7 +80,10 @@ impl Document {
             .find(|c: char| c.is_ascii_digit() || c == ' ')
             .unwrap_or(s.len());
         let (series, rest) = s.split_at(split);
-        Self::new(series.to_ascii_uppercase().as_bytes(), rest.trim().as_bytes())
+        Self::new(
+            series.to_ascii_uppercase().as_bytes(),
+            rest.trim().as_bytes(),
+        )
     }
 
     /// The packed form: stable across restarts and rule reloads, so the journal and Redis
@@ -140,7 +145,11 @@ impl Document {
 
     /// The number with its leading zeros, e.g. `"0123456"`.
     pub fn number_string(self) -> String {
-        format!("{:0width$}", self.number(), width = self.digit_count() as usize)
+        format!(
+            "{:0width$}",
+            self.number(),
+            width = self.digit_count() as usize
+        )
     }
 
     /// The number with all but the last two digits hidden, for logs (`AZE******11`).
@@ -158,9 +167,9 @@ impl Document {
 
 /// Packs up to four upper-case ASCII letters into 20 bits, first letter highest.
 fn pack_series(series: &[u8]) -> u64 {
-    series
-        .iter()
-        .fold(0u64, |acc, &c| (acc << LETTER_BITS) | u64::from(c - b'A' + 1))
+    series.iter().fold(0u64, |acc, &c| {
+        (acc << LETTER_BITS) | u64::from(c - b'A' + 1)
+    })
 }
 
 impl fmt::Display for Document {
