@@ -1,6 +1,17 @@
 //! The SMPP wire. Knows nothing of permits: bytes in, PDUs and texts out.
+//!
+//! - [`codec`]: framing (command_length bounds, never loses sync), PDU bodies via rusmpp,
+//!   command_status, MO accessors and MT builders.
+//! - [`session`]: bind states and which commands each state allows, both directions.
+//! - [`text`]: data_coding (GSM 03.38, IA5, Latin-1, UCS-2), MT encoding and segmentation, UDH.
+//! - [`concat`]: reassembly of concatenated MO, bounded in time and size.
 
 pub mod codec;
 pub mod concat;
 pub mod session;
 pub mod text;
+
+pub use codec::{
+    Address, BodyError, DecodeError, Frame, FramingError, IncomingSm, MtPart, Response, Status,
+};
+pub use session::{BindKind, BindState, Role};

@@ -1,1 +1,391 @@
-//! session (not written yet).
+//! Bind states and which commands each state allows, in both directions.
+//!
+//! One table, [`allowed`], says what a side (ESME or MC) may send in a state; a connection
+//! checks each incoming PDU with [`BindState::admit`] (answering the refusal status) and each
+//! outgoing one with [`BindState::may_send`]. Pure logic: no I/O, no clocks.
+//!
+//! One deliberate leniency: SMPP only lets an MC send deliver_sm, but some aggregators bind
+//! to a short-number service as transmitter/transceiver and send citizens' messages as
+//! deliver_sm. We accept that (and the deliver_sm_resp that answers it).
+
+use rusmpp::CommandId;
+
+use super::codec::Status;
+
+/// Which side of a bind a party plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The side that binds (operators' clients binding to our listener; us in connector mode).
+    Esme,
+    /// The side bound to (us as listener; the operator's SMSC in connector mode).
+    Mc,
+}
+
+impl Role {
+    /// The other side.
+    pub const fn peer(self) -> Role {
+        match self {
+            Role::Esme => Role::Mc,
+            Role::Mc => Role::Esme,
+        }
+    }
+}
+
+/// The three kinds of bind: which way messages may flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BindKind {
+    /// bind_transmitter: ESME submits, receives nothing.
+    Transmitter,
+    /// bind_receiver: ESME only receives deliver_sm.
+    Receiver,
+    /// bind_transceiver: both.
+    Transceiver,
+}
+
+impl BindKind {
+    /// The bind kind a bind request asks for; `None` for any other command.
+    pub fn from_command(command_id: CommandId) -> Option<BindKind> {
+        match command_id {
+            CommandId::BindTransmitter | CommandId::BindTransmitterResp => {
+                Some(BindKind::Transmitter)
+            }
+            CommandId::BindReceiver | CommandId::BindReceiverResp => Some(BindKind::Receiver),
+            CommandId::BindTransceiver | CommandId::BindTransceiverResp => {
+                Some(BindKind::Transceiver)
+            }
+            _ => None,
+        }
+    }
+
+    /// The bind request for this kind (connector mode sends it).
+    pub const fn command_id(self) -> CommandId {
+        match self {
+            BindKind::Transmitter => CommandId::BindTransmitter,
+            BindKind::Receiver => CommandId::BindReceiver,
+            BindKind::Transceiver => CommandId::BindTransceiver,
+        }
+    }
+
+    /// Whether the ESME may submit on this bind (Tx, Trx).
+    pub const fn esme_transmits(self) -> bool {
+        matches!(self, BindKind::Transmitter | BindKind::Transceiver)
+    }
+
+    /// Whether the MC may deliver to the ESME on this bind (Rx, Trx): where replies go.
+    pub const fn esme_receives(self) -> bool {
+        matches!(self, BindKind::Receiver | BindKind::Transceiver)
+    }
+
+    /// Proof that this bind can carry MT to the ESME, for APIs that must only route replies
+    /// to receiver-capable binds.
+    pub const fn receiver(self) -> Option<ReceiverBind> {
+        if self.esme_receives() {
+            Some(ReceiverBind(self))
+        } else {
+            None
+        }
+    }
+}
+
+/// A bind kind known to accept deliver_sm (Rx or Trx). Only [`BindKind::receiver`] makes
+/// one, so an outbound queue typed on it cannot be handed a transmitter-only bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReceiverBind(BindKind);
+
+impl ReceiverBind {
+    /// The underlying kind (Receiver or Transceiver).
+    pub const fn kind(self) -> BindKind {
+        self.0
+    }
+}
+
+/// The state of one SMPP session (SMPP 5.0 §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BindState {
+    /// Connected, not yet bound: only bind, enquire_link, generic_nack (and outbind from an MC).
+    #[default]
+    Open,
+    /// Bound with the given kind.
+    Bound(BindKind),
+    /// unbind sent or received: waiting for the unbind_resp / the close.
+    Unbound,
+    /// The connection is gone; nothing is allowed.
+    Closed,
+}
+
+/// Whether `sender` may send `command_id` in `state`; the error is the command_status the
+/// receiver answers with. ESME_RALYBND for a second bind, ESME_RINVBNDSTS for everything else
+/// out of place.
+pub fn allowed(sender: Role, state: BindState, command_id: CommandId) -> Result<(), Status> {
+    use BindState::{Bound, Closed, Open, Unbound};
+    use CommandId as C;
+
+    let refuse = Err(Status::ESME_RINVBNDSTS);
+    let when = |ok: bool| if ok { Ok(()) } else { refuse };
+    let esme_tx = matches!(state, Bound(k) if k.esme_transmits());
+    let esme_rx = matches!(state, Bound(k) if k.esme_receives());
+    let bound = matches!(state, Bound(_));
+
+    if state == Closed {
+        return refuse;
+    }
+    match command_id {
+        // Either side, any live state.
+        C::EnquireLink | C::EnquireLinkResp | C::GenericNack => Ok(()),
+        C::Unbind => when(bound),
+        C::UnbindResp => when(bound || state == Unbound),
+        _ => match sender {
+            Role::Esme => match command_id {
+                C::BindTransmitter | C::BindReceiver | C::BindTransceiver => match state {
+                    Open => Ok(()),
+                    Bound(_) => Err(Status::ESME_RALYBND),
+                    _ => refuse,
+                },
+                C::SubmitSm
+                | C::DataSm
+                | C::SubmitMulti
+                | C::QuerySm
+                | C::CancelSm
+                | C::ReplaceSm
+                | C::BroadcastSm
+                | C::QueryBroadcastSm
+                | C::CancelBroadcastSm
+                // Leniency: MO as deliver_sm from an aggregator bound Tx/Trx.
+                | C::DeliverSm => when(esme_tx),
+                C::DeliverSmResp | C::DataSmResp => when(esme_rx),
+                _ => refuse,
+            },
+            Role::Mc => match command_id {
+                C::BindTransmitterResp
+                | C::BindReceiverResp
+                | C::BindTransceiverResp
+                | C::Outbind => when(state == Open),
+                C::DeliverSm | C::DataSm | C::AlertNotification => when(esme_rx),
+                C::SubmitSmResp
+                | C::DataSmResp
+                | C::SubmitMultiResp
+                | C::QuerySmResp
+                | C::CancelSmResp
+                | C::ReplaceSmResp
+                | C::BroadcastSmResp
+                | C::QueryBroadcastSmResp
+                | C::CancelBroadcastSmResp
+                // Answer to the deliver_sm leniency above.
+                | C::DeliverSmResp => when(esme_tx),
+                _ => refuse,
+            },
+        },
+    }
+}
+
+impl BindState {
+    /// Checks a PDU received while we play `role`: `Err(status)` is what to answer with (via
+    /// `Response::error_for`).
+    pub fn admit(self, role: Role, command_id: CommandId) -> Result<(), Status> {
+        allowed(role.peer(), self, command_id)
+    }
+
+    /// Whether we, playing `role`, may send `command_id` now (e.g. no deliver_sm on a
+    /// transmitter bind, no submit_sm before the bind_resp).
+    pub fn may_send(self, role: Role, command_id: CommandId) -> bool {
+        allowed(role, self, command_id).is_ok()
+    }
+
+    /// Whether the session is bound in any kind.
+    pub const fn is_bound(self) -> bool {
+        matches!(self, BindState::Bound(_))
+    }
+
+    /// The receiver-capable bind, if this session can take MT (Rx or Trx).
+    pub const fn receiver(self) -> Option<ReceiverBind> {
+        match self {
+            BindState::Bound(kind) => kind.receiver(),
+            _ => None,
+        }
+    }
+
+    /// Whether replies (deliver_sm as listener) may be routed to this session.
+    pub const fn can_receive_mt(self) -> bool {
+        self.receiver().is_some()
+    }
+
+    /// The state after a successful bind of `kind`. Only an open session binds:
+    /// ESME_RALYBND if already bound, ESME_RINVBNDSTS after unbind or close.
+    pub fn bind(self, kind: BindKind) -> Result<BindState, Status> {
+        match self {
+            BindState::Open => Ok(BindState::Bound(kind)),
+            BindState::Bound(_) => Err(Status::ESME_RALYBND),
+            BindState::Unbound | BindState::Closed => Err(Status::ESME_RINVBNDSTS),
+        }
+    }
+
+    /// The state once unbind is sent or received.
+    pub fn unbind(self) -> BindState {
+        match self {
+            BindState::Closed => BindState::Closed,
+            _ => BindState::Unbound,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use BindKind::{Receiver, Transceiver, Transmitter};
+    use BindState::{Bound, Closed, Open, Unbound};
+
+    const ALL: [BindState; 6] = [
+        Open,
+        Bound(Transmitter),
+        Bound(Receiver),
+        Bound(Transceiver),
+        Unbound,
+        Closed,
+    ];
+
+    #[test]
+    fn bind_only_when_open() {
+        for id in [
+            CommandId::BindTransmitter,
+            CommandId::BindReceiver,
+            CommandId::BindTransceiver,
+        ] {
+            assert_eq!(Open.admit(Role::Mc, id), Ok(()));
+            for kind in [Transmitter, Receiver, Transceiver] {
+                assert_eq!(Bound(kind).admit(Role::Mc, id), Err(Status::ESME_RALYBND));
+            }
+            assert_eq!(Unbound.admit(Role::Mc, id), Err(Status::ESME_RINVBNDSTS));
+            assert_eq!(Closed.admit(Role::Mc, id), Err(Status::ESME_RINVBNDSTS));
+        }
+        assert_eq!(Open.bind(Transceiver), Ok(Bound(Transceiver)));
+        assert_eq!(Bound(Receiver).bind(Transmitter), Err(Status::ESME_RALYBND));
+        assert_eq!(Unbound.bind(Receiver), Err(Status::ESME_RINVBNDSTS));
+    }
+
+    #[test]
+    fn submit_needs_a_transmitting_bind() {
+        for id in [CommandId::SubmitSm, CommandId::DataSm, CommandId::DeliverSm] {
+            assert_eq!(Bound(Transmitter).admit(Role::Mc, id), Ok(()));
+            assert_eq!(Bound(Transceiver).admit(Role::Mc, id), Ok(()));
+            assert_eq!(
+                Bound(Receiver).admit(Role::Mc, id),
+                Err(Status::ESME_RINVBNDSTS)
+            );
+            assert_eq!(Open.admit(Role::Mc, id), Err(Status::ESME_RINVBNDSTS));
+            assert_eq!(Unbound.admit(Role::Mc, id), Err(Status::ESME_RINVBNDSTS));
+        }
+    }
+
+    #[test]
+    fn enquire_link_in_any_live_state() {
+        for state in ALL {
+            let expect = if state == Closed {
+                Err(Status::ESME_RINVBNDSTS)
+            } else {
+                Ok(())
+            };
+            assert_eq!(state.admit(Role::Mc, CommandId::EnquireLink), expect);
+            assert_eq!(state.admit(Role::Esme, CommandId::EnquireLink), expect);
+            assert_eq!(state.admit(Role::Mc, CommandId::GenericNack), expect);
+        }
+    }
+
+    #[test]
+    fn unbind_only_when_bound() {
+        assert!(Open.admit(Role::Mc, CommandId::Unbind).is_err());
+        assert!(Bound(Receiver).admit(Role::Mc, CommandId::Unbind).is_ok());
+        assert!(Unbound.admit(Role::Mc, CommandId::UnbindResp).is_ok());
+        assert_eq!(Bound(Transceiver).unbind(), Unbound);
+        assert_eq!(Closed.unbind(), Closed);
+    }
+
+    #[test]
+    fn listener_delivers_only_to_receiver_capable_binds() {
+        assert!(Bound(Receiver).may_send(Role::Mc, CommandId::DeliverSm));
+        assert!(Bound(Transceiver).may_send(Role::Mc, CommandId::DeliverSm));
+        assert!(!Bound(Transmitter).may_send(Role::Mc, CommandId::DeliverSm));
+        assert!(!Open.may_send(Role::Mc, CommandId::DeliverSm));
+        assert!(Bound(Receiver).can_receive_mt());
+        assert!(Bound(Transceiver).can_receive_mt());
+        assert!(!Bound(Transmitter).can_receive_mt());
+        assert!(!Open.can_receive_mt());
+        assert_eq!(
+            Bound(Transceiver).receiver().map(ReceiverBind::kind),
+            Some(Transceiver)
+        );
+        assert_eq!(Transmitter.receiver(), None);
+    }
+
+    #[test]
+    fn listener_answers_what_it_receives() {
+        assert!(Open.may_send(Role::Mc, CommandId::BindTransceiverResp));
+        assert!(Bound(Transmitter).may_send(Role::Mc, CommandId::SubmitSmResp));
+        assert!(Bound(Transmitter).may_send(Role::Mc, CommandId::DeliverSmResp));
+        assert!(Bound(Transmitter).may_send(Role::Mc, CommandId::DataSmResp));
+        assert!(!Bound(Receiver).may_send(Role::Mc, CommandId::SubmitSmResp));
+        // Replies to our deliver_sm come back on the receiver bind.
+        assert_eq!(
+            Bound(Receiver).admit(Role::Mc, CommandId::DeliverSmResp),
+            Ok(())
+        );
+        assert!(
+            Bound(Transmitter)
+                .admit(Role::Mc, CommandId::DeliverSmResp)
+                .is_err()
+        );
+        // An ESME never sends outbind or alert_notification.
+        assert!(Open.admit(Role::Mc, CommandId::Outbind).is_err());
+        assert!(
+            Bound(Transceiver)
+                .admit(Role::Mc, CommandId::AlertNotification)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn connector_rules() {
+        assert!(Open.may_send(Role::Esme, CommandId::BindTransceiver));
+        assert!(
+            Open.admit(Role::Esme, CommandId::BindTransceiverResp)
+                .is_ok()
+        );
+        assert!(Open.admit(Role::Esme, CommandId::Outbind).is_ok());
+        assert!(Bound(Transceiver).may_send(Role::Esme, CommandId::SubmitSm));
+        assert!(!Bound(Receiver).may_send(Role::Esme, CommandId::SubmitSm));
+        assert!(
+            Bound(Receiver)
+                .admit(Role::Esme, CommandId::DeliverSm)
+                .is_ok()
+        );
+        assert!(
+            Bound(Transmitter)
+                .admit(Role::Esme, CommandId::DeliverSm)
+                .is_err()
+        );
+        assert!(
+            Bound(Transmitter)
+                .admit(Role::Esme, CommandId::SubmitSmResp)
+                .is_ok()
+        );
+        assert!(Bound(Receiver).may_send(Role::Esme, CommandId::DeliverSmResp));
+        assert!(
+            Bound(Transceiver)
+                .admit(Role::Esme, CommandId::SubmitSm)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bind_kind_from_command() {
+        assert_eq!(
+            BindKind::from_command(CommandId::BindReceiver),
+            Some(Receiver)
+        );
+        assert_eq!(
+            BindKind::from_command(CommandId::BindTransceiverResp),
+            Some(Transceiver)
+        );
+        assert_eq!(BindKind::from_command(CommandId::SubmitSm), None);
+        assert_eq!(Transmitter.command_id(), CommandId::BindTransmitter);
+    }
+}
