@@ -52,7 +52,7 @@ impl Verdict {
                 Outcome::Denied(denial) => Some(denial.reason()),
                 _ => None,
             },
-            Verdict::Invalid(e) => Some(crate::permit::reply::parse_error_key(e).name()),
+            Verdict::Invalid(e) => Some(e.reason()),
         }
     }
 }

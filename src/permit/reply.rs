@@ -476,15 +476,33 @@ struct ErrorFacts<'e> {
     expected: &'e [u8],
 }
 
-/// The reply a parse error gets.
+/// The reply a parse error gets: its own template, or `invalid` when none is defined.
 pub fn parse_error_key(error: &ParseError) -> ReplyKey {
-    let _ = error;
-    ReplyKey::Invalid
+    ReplyKey::parse(error.reason()).unwrap_or(ReplyKey::Invalid)
 }
 
 fn parse_error_facts(error: &ParseError) -> ErrorFacts<'_> {
-    let _ = error;
-    ErrorFacts::default()
+    match error {
+        ParseError::UnknownCode { code } => ErrorFacts {
+            code: Some(*code),
+            ..ErrorFacts::default()
+        },
+        ParseError::UnknownSeries { series } | ParseError::NoNumber { series } => ErrorFacts {
+            series: Some(series),
+            ..ErrorFacts::default()
+        },
+        ParseError::WrongDigitCount {
+            series,
+            got,
+            expected,
+        } => ErrorFacts {
+            series: Some(series),
+            got: Some(*got),
+            expected,
+            ..ErrorFacts::default()
+        },
+        ParseError::Empty | ParseError::NoCode | ParseError::NoDocument => ErrorFacts::default(),
+    }
 }
 
 /// Renders replies under one rules snapshot.
@@ -648,6 +666,15 @@ impl<'a> Replier<'a> {
                 }
                 other => self.common(other, out),
             })
+    }
+
+    /// The general "not understood, send CODE SERIES NUMBER" reply, for a text that never
+    /// arrived whole (a concatenated MO whose parts stopped coming).
+    pub fn invalid(&self, lang: Language) -> String {
+        self.rules
+            .templates
+            .get(lang, ReplyKey::Invalid)
+            .render(|var, out| self.common(var, out))
     }
 
     /// The "try again in a few minutes" reply, for when the store cannot decide.
