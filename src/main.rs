@@ -3,12 +3,16 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use icaze::config::{Config, EXIT_BAD_CONFIG};
+use icaze::gateway::Gateway;
 use icaze::permit::answer::{Record, Verdict, decide_text};
+use icaze::permit::clock::{Clock, SystemClock};
 use icaze::permit::engine::QuotaEngine;
 use icaze::permit::reply::Language;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -32,8 +36,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway.
-    Serve,
+    /// Run the gateway: SMPP listener, journal, rules reload on SIGHUP.
+    Serve {
+        /// Keep nothing on disk (load tests of the gateway alone): a restart forgets every
+        /// permit.
+        #[arg(long)]
+        volatile: bool,
+        /// Listen here instead of the config's smpp.listen (e.g. 127.0.0.1:0 in tests).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Validate the config and rules files; report every error with file and key.
     CheckConfig,
     /// Decide texts as if they arrived in this order, and print each decision and reply.
@@ -75,7 +87,13 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::CheckConfig => check_config(&config),
-        Command::Serve => serve(config),
+        Command::Serve { volatile, listen } => {
+            let mut config = config;
+            if let Some(listen) = listen {
+                config.smpp.listen = listen;
+            }
+            serve(config, volatile)
+        }
         Command::Decide {
             at,
             lang,
@@ -266,9 +284,60 @@ fn replay(
     })
 }
 
-fn serve(config: Config) -> anyhow::Result<ExitCode> {
-    anyhow::bail!(
-        "the SMPP listener is not built yet (config {} is valid); use `icaze decide` or `icaze replay`",
-        config.path.display()
-    )
+fn serve(config: Config, volatile: bool) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let listen = config.smpp.listen;
+        if config.demo_key {
+            tracing::warn!(
+                "[permit] key is the demo key: anyone with this repository can mint permit ids; set {}",
+                icaze::config::PERMIT_KEY_ENV
+            );
+        }
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let gateway = Arc::new(
+            Gateway::open(config, clock, volatile).context("opening the store")?,
+        );
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let shutdown = CancellationToken::new();
+        icaze::gateway::shutdown::on_signal(shutdown.clone());
+        reload_on_sighup(gateway.clone(), shutdown.clone());
+        icaze::gateway::listener::serve(gateway.clone(), listener, shutdown).await;
+        if let icaze::gateway::Store::Journal(_) = &gateway.store {
+            tracing::info!("journal closed");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGHUP reloads the rules file; a bad file is reported and the old rules stay.
+fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot watch SIGHUP: rules reload by signal is off");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = hup.recv() => {}
+            }
+            match icaze::config::load_rules(&gateway.config.rules_path) {
+                Ok(rules) => {
+                    gateway.set_rules(rules);
+                    tracing::info!(file = %gateway.config.rules_path.display(), "rules reloaded");
+                }
+                Err(errors) => {
+                    tracing::error!("rules reload refused, old rules stay:\n{errors}");
+                }
+            }
+        }
+    });
 }

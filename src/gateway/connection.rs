@@ -1,1 +1,705 @@
-//! connection (not written yet).
+//! One SMPP connection from an operator: bind, MO intake, MT delivery, keep-alive, drain.
+//!
+//! One task owns the socket. Each turn it reads whatever is buffered, handles every complete
+//! PDU in it (MOs of one read go to the gateway as one batch, so their grants share one
+//! journal commit), and writes every response and reply of the turn in one write. Replies
+//! are pulled from the operator's queue only while the bind's window has room, so a slow
+//! peer holds them in the queue, where another bind (or a later one) can take them.
+
+use crate::gateway::outbound::Mt;
+use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
+use crate::permit::reply::Replier;
+use crate::smpp::codec::{self, Address, IncomingSm, MtPart, Response, Status};
+use crate::smpp::concat::{MessageKey, Offer, Part, Reassembler, ReassemblyConfig};
+use crate::smpp::session::{BindKind, BindState, Role};
+use crate::smpp::text::{self, DefaultAlphabet};
+use crate::telemetry::mask_msisdn;
+use bytes::{Bytes, BytesMut};
+use rusmpp::{CommandId, Pdu};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Our system_id in bind responses.
+const SYSTEM_ID: &str = "icaze";
+/// Delivery attempts of one reply before it is given up (logged as an error).
+const MAX_ATTEMPTS: u32 = 8;
+/// First back-off after ESME_RTHROTTLED or a timeout; doubles per attempt.
+const BACKOFF: Duration = Duration::from_millis(200);
+/// Longest back-off.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long to wait for the peer's unbind_resp before closing anyway.
+const UNBIND_WAIT: Duration = Duration::from_secs(2);
+
+/// What a deferred concatenated part needs to be answered or replied to later.
+#[derive(Debug, Clone)]
+struct PartToken {
+    source_ton: u8,
+    source_npi: u8,
+    destination: String,
+}
+
+/// A reply being delivered on this bind: its parts and which are still unanswered.
+struct Outgoing {
+    mt: Mt,
+    parts: Vec<MtPart>,
+    open: usize,
+}
+
+/// A deliver_sm waiting for its response.
+struct Inflight {
+    mt_id: u64,
+    part: usize,
+    sent: Instant,
+}
+
+/// An MO of the current read that passed the wire checks, with where its answer goes.
+struct Intake {
+    command_id: CommandId,
+    sequence_number: u32,
+    mo: Mo,
+}
+
+/// Runs one connection until the peer leaves, the bind fails, or shutdown drains it.
+pub async fn run(
+    gateway: Arc<Gateway>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+    permit: OwnedSemaphorePermit,
+) {
+    let _permit = permit;
+    let _ = stream.set_nodelay(true);
+    let mut conn = Connection::new(gateway, peer);
+    if let Err(e) = conn.serve(stream, &shutdown).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an I/O error");
+    }
+    conn.release();
+}
+
+struct Connection {
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    state: BindState,
+    operator: Option<Arc<OperatorState>>,
+    out: BytesMut,
+    next_seq: u32,
+    outgoing: HashMap<u64, Outgoing>,
+    inflight: HashMap<u32, Inflight>,
+    retries: VecDeque<(Instant, u64, usize)>,
+    paused_until: Option<Instant>,
+    last_heard: Instant,
+    enquire: Option<(u32, Instant)>,
+    concat: Reassembler<(), PartToken>,
+    draining: Option<Instant>,
+    unbind_sent: Option<Instant>,
+    close: bool,
+    /// Whether this bind counts among the operator's receivers.
+    receiver: bool,
+}
+
+impl Connection {
+    fn new(gw: Arc<Gateway>, peer: SocketAddr) -> Self {
+        let concat = Reassembler::new(ReassemblyConfig {
+            timeout: gw.config.smpp.concat_timeout,
+            max_pending: 1_000,
+            ..ReassemblyConfig::default()
+        });
+        Connection {
+            gw,
+            peer,
+            state: BindState::Open,
+            operator: None,
+            out: BytesMut::with_capacity(16 * 1024),
+            next_seq: 0,
+            outgoing: HashMap::new(),
+            inflight: HashMap::new(),
+            retries: VecDeque::new(),
+            paused_until: None,
+            last_heard: Instant::now(),
+            enquire: None,
+            concat,
+            draining: None,
+            unbind_sent: None,
+            close: false,
+            receiver: false,
+        }
+    }
+
+    fn seq(&mut self) -> u32 {
+        self.next_seq = self.next_seq % 0x7FFF_FFFF + 1;
+        self.next_seq
+    }
+
+    fn window(&self) -> usize {
+        self.operator
+            .as_ref()
+            .map_or(0, |o| o.config.window as usize)
+    }
+
+    /// Whether this bind should take another reply from the operator's queue now.
+    fn can_pull(&self, now: Instant) -> bool {
+        self.state.can_receive_mt()
+            && self.unbind_sent.is_none()
+            && self.inflight.len() + self.retries.len() < self.window()
+            && self.paused_until.is_none_or(|t| t <= now)
+    }
+
+    async fn serve(
+        &mut self,
+        mut stream: TcpStream,
+        shutdown: &CancellationToken,
+    ) -> std::io::Result<()> {
+        let max_pdu = self.gw.config.smpp.max_pdu_bytes as usize;
+        let mut inbuf = BytesMut::with_capacity(16 * 1024);
+        loop {
+            let now = Instant::now();
+            let deadline = self.next_deadline(now);
+            let operator = self.operator.clone();
+            let pull = self.can_pull(now);
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled(), if self.draining.is_none() => {
+                    self.draining = Some(now + self.gw.config.smpp.shutdown_grace);
+                }
+                read = stream.read_buf(&mut inbuf) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                    self.last_heard = Instant::now();
+                    self.on_read(&mut inbuf, max_pdu).await;
+                }
+                mt = pop(&operator), if pull => {
+                    self.start_mt(mt);
+                    self.fill_window();
+                }
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            self.on_timers(Instant::now());
+            if !self.out.is_empty() {
+                stream.write_all(&self.out).await?;
+                self.out.clear();
+            }
+            if self.close {
+                let _ = stream.shutdown().await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles every complete PDU in `inbuf`, then the read's MOs as one batch.
+    async fn on_read(&mut self, inbuf: &mut BytesMut, max_pdu: usize) {
+        let mut intake: Vec<Intake> = Vec::new();
+        loop {
+            match codec::decode(inbuf, max_pdu) {
+                Ok(None) => break,
+                Ok(Some(frame)) => self.on_frame(frame, &mut intake),
+                Err(e) => {
+                    if let Some(r) = e.response() {
+                        r.encode(&mut self.out);
+                    }
+                    if e.is_fatal() {
+                        tracing::warn!(peer = %self.peer, error = %e, "framing error: connection closed");
+                        inbuf.clear();
+                        self.close = true;
+                        break;
+                    }
+                    tracing::debug!(peer = %self.peer, error = %e, "bad PDU answered");
+                }
+            }
+        }
+        if !intake.is_empty() {
+            self.take(intake).await;
+        }
+        self.fill_window();
+    }
+
+    fn on_frame(&mut self, frame: codec::Frame, intake: &mut Vec<Intake>) {
+        let (command_id, seq) = (frame.command_id, frame.sequence_number);
+        if let Err(status) = self.state.admit(Role::Mc, command_id) {
+            if let Some(r) = Response::error_for(command_id, seq, status) {
+                r.encode(&mut self.out);
+            }
+            return;
+        }
+        match frame.pdu {
+            Pdu::BindTransmitter(_) | Pdu::BindReceiver(_) | Pdu::BindTransceiver(_) => {
+                self.on_bind(command_id, seq, frame.pdu)
+            }
+            Pdu::SubmitSm(_) | Pdu::DataSm(_) | Pdu::DeliverSm(_) => {
+                self.on_mo(command_id, seq, frame.pdu, intake)
+            }
+            Pdu::DeliverSmResp(_) => self.on_mt_resp(seq, frame.status),
+            Pdu::GenericNack => {
+                if self.inflight.contains_key(&seq) {
+                    self.on_mt_resp(seq, frame.status);
+                }
+            }
+            Pdu::EnquireLink => {
+                codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::EnquireLinkResp)
+            }
+            Pdu::EnquireLinkResp => {
+                if self.enquire.is_some_and(|(s, _)| s == seq) {
+                    self.enquire = None;
+                }
+            }
+            Pdu::Unbind => {
+                codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::UnbindResp);
+                self.state = self.state.unbind();
+                self.close = true;
+            }
+            Pdu::UnbindResp => self.close = true,
+            other => {
+                // Requests we do not serve (query_sm, cancel_sm, replace_sm, submit_multi,
+                // broadcast_sm): their own response with ESME_RINVCMDID. Stray responses: ignored.
+                if let Some(r) =
+                    Response::error_for(other.command_id(), seq, Status::ESME_RINVCMDID)
+                {
+                    r.encode(&mut self.out);
+                }
+            }
+        }
+    }
+
+    fn on_bind(&mut self, command_id: CommandId, seq: u32, pdu: Pdu) {
+        let (system_id, password, version) = match &pdu {
+            Pdu::BindTransmitter(b) => (
+                b.system_id.as_str(),
+                b.password.as_str().as_bytes(),
+                u8::from(b.interface_version),
+            ),
+            Pdu::BindReceiver(b) => (
+                b.system_id.as_str(),
+                b.password.as_str().as_bytes(),
+                u8::from(b.interface_version),
+            ),
+            Pdu::BindTransceiver(b) => (
+                b.system_id.as_str(),
+                b.password.as_str().as_bytes(),
+                u8::from(b.interface_version),
+            ),
+            _ => return,
+        };
+        let Some(kind) = BindKind::from_command(command_id) else {
+            return;
+        };
+        let refuse = |out: &mut BytesMut, status: Status| {
+            if let Some(r) = Response::error_for(command_id, seq, status) {
+                r.encode(out);
+            }
+        };
+        if let Err(status) = self.state.bind(kind) {
+            return refuse(&mut self.out, status);
+        }
+        let Some(op) = self.gw.operators.get(system_id).cloned() else {
+            tracing::info!(peer = %self.peer, system_id, "bind refused: unknown system_id");
+            return refuse(&mut self.out, Status::ESME_RINVSYSID);
+        };
+        if !op.config.password.matches(password) {
+            tracing::info!(peer = %self.peer, system_id, "bind refused: wrong password");
+            return refuse(&mut self.out, Status::ESME_RINVPASWD);
+        }
+        if !op.config.allowed_ips.is_empty() && !op.config.allowed_ips.contains(&self.peer.ip()) {
+            tracing::info!(peer = %self.peer, system_id, "bind refused: address not allowed");
+            return refuse(&mut self.out, Status::ESME_RBINDFAIL);
+        }
+        if self.draining.is_some() {
+            return refuse(&mut self.out, Status::ESME_RBINDFAIL);
+        }
+        if op.binds.fetch_add(1, Ordering::AcqRel) >= op.config.max_binds {
+            op.binds.fetch_sub(1, Ordering::AcqRel);
+            tracing::info!(peer = %self.peer, system_id, max = op.config.max_binds, "bind refused: too many binds");
+            return refuse(&mut self.out, Status::ESME_RBINDFAIL);
+        }
+        self.state = BindState::Bound(kind);
+        if kind.esme_receives() {
+            op.receivers.fetch_add(1, Ordering::AcqRel);
+            self.receiver = true;
+        }
+        tracing::info!(peer = %self.peer, system_id, ?kind, "bound");
+        self.operator = Some(op);
+        if let Some(r) = Response::bind_resp(command_id, seq, Status::ESME_ROK, SYSTEM_ID, version)
+        {
+            r.encode(&mut self.out);
+        }
+    }
+
+    fn answer(&mut self, command_id: CommandId, seq: u32, status: Status, message_id: &str) {
+        let resp = match command_id {
+            CommandId::DataSm => CommandId::DataSmResp,
+            CommandId::DeliverSm => CommandId::DeliverSmResp,
+            _ => CommandId::SubmitSmResp,
+        };
+        codec::encode_message_id_resp(&mut self.out, resp, seq, status, message_id);
+    }
+
+    fn on_mo(&mut self, command_id: CommandId, seq: u32, pdu: Pdu, intake: &mut Vec<Intake>) {
+        let Ok(sm) = IncomingSm::from_pdu(pdu) else {
+            return;
+        };
+        if sm.is_receipt() {
+            // A delivery receipt for one of our replies: nothing to decide.
+            return self.answer(command_id, seq, Status::ESME_ROK, "");
+        }
+        if !self.gw.is_short_number(sm.destination.as_str()) {
+            return self.answer(command_id, seq, Status::ESME_RINVDSTADR, "");
+        }
+        if self.draining.is_some() {
+            return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
+        }
+        let Some(op) = self.operator.clone() else {
+            return self.answer(command_id, seq, Status::ESME_RINVBNDSTS, "");
+        };
+        if !op.queue.has_room() {
+            return self.answer(command_id, seq, Status::ESME_RMSGQFUL, "");
+        }
+        if op.throttle.take(1, Instant::now()) == 0 {
+            return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
+        }
+        let segment = match sm.segment() {
+            Ok(s) => s,
+            Err(e) => return self.answer(command_id, seq, e.status(), ""),
+        };
+        let text = match segment.concat {
+            None => match text::decode(sm.data_coding, &segment.user_data) {
+                Ok(t) => t,
+                Err(e) => return self.answer(command_id, seq, e.status(), ""),
+            },
+            Some(concat) => {
+                let key = MessageKey {
+                    link: (),
+                    source: Bytes::copy_from_slice(sm.source.as_bytes()),
+                    reference: concat.reference,
+                    total: concat.total,
+                };
+                let part = Part {
+                    seq: concat.seq,
+                    data_coding: sm.data_coding,
+                    default_alphabet: DefaultAlphabet::Gsm7,
+                    user_data: segment.user_data.clone(),
+                    token: PartToken {
+                        source_ton: sm.source.ton,
+                        source_npi: sm.source.npi,
+                        destination: sm.destination.as_str().to_string(),
+                    },
+                };
+                match self.concat.offer(key, part, Instant::now().into_std()) {
+                    Offer::Incomplete { evicted, .. } => {
+                        // Held: acknowledged now; the last part carries the decision.
+                        self.answer(command_id, seq, Status::ESME_ROK, "");
+                        if let Some(e) = evicted {
+                            self.incomplete(&e.key.source, e.tokens);
+                        }
+                        return;
+                    }
+                    Offer::Duplicate(_) => {
+                        return self.answer(command_id, seq, Status::ESME_ROK, "");
+                    }
+                    Offer::Rejected(_, why) => {
+                        return self.answer(command_id, seq, why.status(), "");
+                    }
+                    Offer::Complete(done) => match done.text {
+                        Ok(t) => t,
+                        Err(e) => return self.answer(command_id, seq, e.status(), ""),
+                    },
+                }
+            }
+        };
+        intake.push(Intake {
+            command_id,
+            sequence_number: seq,
+            mo: Mo {
+                source: sm.source.as_str().to_string(),
+                source_ton: sm.source.ton,
+                source_npi: sm.source.npi,
+                destination: sm.destination.as_str().to_string(),
+                text,
+            },
+        });
+    }
+
+    /// A concatenated MO that will never complete: its parts were acknowledged, so the
+    /// citizen gets the "not understood, send CODE SERIES NUMBER" reply.
+    fn incomplete(&mut self, source: &Bytes, tokens: Vec<PartToken>) {
+        let (Some(op), Some(first)) = (self.operator.clone(), tokens.first()) else {
+            return;
+        };
+        let rules = self.gw.rules();
+        let text = Replier::new(&rules, &self.gw.key).invalid(op.config.language);
+        let destination = String::from_utf8_lossy(source).into_owned();
+        tracing::info!(msisdn = %mask_msisdn(&destination), parts = tokens.len(), "concatenated MO incomplete: hint sent");
+        op.queue.push(Mt {
+            id: op.queue.next_id(),
+            source: first.destination.clone(),
+            destination,
+            dest_ton: first.source_ton,
+            dest_npi: first.source_npi,
+            text,
+            attempts: 0,
+        });
+    }
+
+    async fn take(&mut self, intake: Vec<Intake>) {
+        let Some(op) = self.operator.clone() else {
+            return;
+        };
+        let mos: Vec<Mo> = intake.iter().map(|i| i.mo.clone()).collect();
+        let mut results = Vec::with_capacity(mos.len());
+        self.gw.take_mos(&op, &mos, &mut results).await;
+        for (i, result) in intake.iter().zip(results) {
+            match result {
+                MoResult::Accepted(id) => {
+                    self.answer(i.command_id, i.sequence_number, Status::ESME_ROK, &id)
+                }
+                MoResult::Refused(status) => {
+                    self.answer(i.command_id, i.sequence_number, status, "")
+                }
+            }
+        }
+    }
+
+    /// Encodes a reply into parts and sends as many as the window allows.
+    fn start_mt(&mut self, mt: Mt) {
+        let encoded = match text::encode_mt(&mt.text, mt.id as u8) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, msisdn = %mask_msisdn(&mt.destination), "reply cannot be encoded: dropped");
+                return;
+            }
+        };
+        let (Ok(source), Ok(destination)) = (
+            Address::new(0, 0, &mt.source),
+            Address::new(mt.dest_ton, mt.dest_npi, &mt.destination),
+        ) else {
+            tracing::error!(msisdn = %mask_msisdn(&mt.destination), "reply address invalid: dropped");
+            return;
+        };
+        let parts: Vec<MtPart> = codec::mt_parts(&source, &destination, encoded).collect();
+        let id = mt.id;
+        let n = parts.len();
+        self.outgoing.insert(id, Outgoing { mt, parts, open: n });
+        let now = Instant::now();
+        for part in 0..n {
+            self.retries.push_back((now, id, part));
+        }
+        self.send_due(now);
+    }
+
+    /// Sends the parts whose time has come, within the window.
+    fn send_due(&mut self, now: Instant) {
+        if self.paused_until.is_some_and(|t| t > now) {
+            return;
+        }
+        while self.inflight.len() < self.window() {
+            let Some(&(due, id, part)) = self.retries.front() else {
+                break;
+            };
+            if due > now {
+                break;
+            }
+            self.retries.pop_front();
+            let Some(pdu) = self.outgoing.get(&id).map(|o| o.parts[part].deliver_sm()) else {
+                continue;
+            };
+            let seq = self.seq();
+            codec::encode(&mut self.out, seq, Status::ESME_ROK, &pdu);
+            self.inflight.insert(
+                seq,
+                Inflight {
+                    mt_id: id,
+                    part,
+                    sent: now,
+                },
+            );
+        }
+    }
+
+    /// Pulls replies from the operator's queue while the window has room.
+    fn fill_window(&mut self) {
+        let now = Instant::now();
+        self.send_due(now);
+        let Some(op) = self.operator.clone() else {
+            return;
+        };
+        while self.can_pull(now) {
+            let Some(mt) = op.queue.try_pop() else {
+                break;
+            };
+            self.start_mt(mt);
+        }
+    }
+
+    fn on_mt_resp(&mut self, seq: u32, status: Status) {
+        let Some(f) = self.inflight.remove(&seq) else {
+            return;
+        };
+        if status.is_ok() {
+            if let Some(o) = self.outgoing.get_mut(&f.mt_id) {
+                o.open = o.open.saturating_sub(1);
+                if o.open == 0 {
+                    self.outgoing.remove(&f.mt_id);
+                }
+            }
+            return;
+        }
+        let now = Instant::now();
+        if status.is_transient() {
+            self.retry(f.mt_id, f.part, now, status);
+            if status == Status::ESME_RTHROTTLED
+                && let Some(o) = self.outgoing.get(&f.mt_id)
+            {
+                self.paused_until = Some(now + backoff(o.mt.attempts));
+            }
+        } else if let Some(o) = self.outgoing.remove(&f.mt_id) {
+            tracing::warn!(msisdn = %mask_msisdn(&o.mt.destination), %status, "reply refused by the operator: dropped");
+        }
+    }
+
+    fn retry(&mut self, id: u64, part: usize, now: Instant, why: Status) {
+        let Some(o) = self.outgoing.get_mut(&id) else {
+            return;
+        };
+        o.mt.attempts += 1;
+        if o.mt.attempts >= MAX_ATTEMPTS {
+            tracing::error!(msisdn = %mask_msisdn(&o.mt.destination), attempts = o.mt.attempts, %why, "reply given up");
+            self.outgoing.remove(&id);
+            return;
+        }
+        let due = now + backoff(o.mt.attempts);
+        let at = self.retries.partition_point(|(d, _, _)| *d <= due);
+        self.retries.insert(at, (due, id, part));
+    }
+
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let smpp = &self.gw.config.smpp;
+        let mut next = now + Duration::from_secs(3600);
+        let mut at = |t: Instant| next = next.min(t);
+        if self.state.is_bound() {
+            match self.enquire {
+                Some((_, sent)) => at(sent + smpp.response_timeout),
+                None => at(self.last_heard + smpp.enquire_link),
+            }
+        }
+        at(self.last_heard + smpp.inactivity_timeout);
+        if let Some(f) = self.inflight.values().map(|f| f.sent).min() {
+            at(f + smpp.response_timeout);
+        }
+        if let Some(&(due, _, _)) = self.retries.front() {
+            at(due.max(self.paused_until.unwrap_or(due)));
+        }
+        if let Some(t) = self.concat.next_deadline() {
+            at(Instant::from_std(t));
+        }
+        if let Some(grace) = self.draining {
+            // Check the drain often; it ends at the grace period at the latest.
+            at((now + Duration::from_millis(50)).min(grace));
+        }
+        if let Some(sent) = self.unbind_sent {
+            at(sent + UNBIND_WAIT);
+        }
+        next.max(now)
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        let smpp = self.gw.config.smpp.clone();
+        if now >= self.last_heard + smpp.inactivity_timeout {
+            tracing::info!(peer = %self.peer, "inactive: unbinding");
+            self.send_unbind(now);
+        }
+        match self.enquire {
+            Some((_, sent)) if now >= sent + smpp.response_timeout => {
+                tracing::info!(peer = %self.peer, "enquire_link unanswered: closing");
+                self.close = true;
+            }
+            None if self.state.is_bound() && now >= self.last_heard + smpp.enquire_link => {
+                let seq = self.seq();
+                codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::EnquireLink);
+                self.enquire = Some((seq, now));
+            }
+            _ => {}
+        }
+        let timed_out: Vec<u32> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| now >= f.sent + smpp.response_timeout)
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in timed_out {
+            if let Some(f) = self.inflight.remove(&seq) {
+                self.retry(f.mt_id, f.part, now, Status::ESME_RUNKNOWNERR);
+            }
+        }
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
+        }
+        for expired in self.concat.expire(now.into_std()) {
+            self.incomplete(&expired.key.source, expired.tokens);
+        }
+        self.fill_window();
+        if let Some(grace) = self.draining {
+            let owed = self
+                .operator
+                .as_ref()
+                .is_some_and(|o| self.state.can_receive_mt() && !o.queue.is_empty());
+            let idle = self.inflight.is_empty() && self.retries.is_empty() && !owed;
+            if idle || now >= grace {
+                self.send_unbind(now);
+            }
+        }
+        if self.unbind_sent.is_some_and(|t| now >= t + UNBIND_WAIT) {
+            self.close = true;
+        }
+    }
+
+    fn send_unbind(&mut self, now: Instant) {
+        if self.unbind_sent.is_some() || self.close {
+            return;
+        }
+        if !self.state.is_bound() {
+            self.close = true;
+            return;
+        }
+        let seq = self.seq();
+        codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::Unbind);
+        self.unbind_sent = Some(now);
+        self.state = self.state.unbind();
+    }
+
+    /// Leaves the operator's books: bind counts down, undelivered replies back to its queue.
+    fn release(&mut self) {
+        let Some(op) = self.operator.take() else {
+            return;
+        };
+        op.binds.fetch_sub(1, Ordering::AcqRel);
+        if self.receiver {
+            op.receivers.fetch_sub(1, Ordering::AcqRel);
+        }
+        let owed = self.outgoing.len();
+        for (_, o) in self.outgoing.drain() {
+            op.queue.push(o.mt);
+        }
+        if owed > 0 {
+            tracing::info!(peer = %self.peer, replies = owed, "bind closed: undelivered replies requeued");
+        }
+    }
+}
+
+fn backoff(attempts: u32) -> Duration {
+    BACKOFF
+        .saturating_mul(1 << attempts.min(10).saturating_sub(1))
+        .min(MAX_BACKOFF)
+}
+
+async fn pop(op: &Option<Arc<OperatorState>>) -> Mt {
+    match op {
+        Some(o) => o.queue.pop().await,
+        None => std::future::pending().await,
+    }
+}
