@@ -479,3 +479,32 @@ async fn shutdown_flushes_replies_and_unbinds() {
         .unwrap();
     let _ = at;
 }
+
+#[tokio::test]
+async fn smpp_3_4_and_5_0_binds_are_answered_in_kind() {
+    let gw = TestGateway::start("", "").await;
+    for (version, tlv_expected) in [(0x34u8, true), (0x50, true), (0x33, false)] {
+        let mut c = Client::connect(gw.addr).await;
+        let mut body = bind_body("demo", "demo");
+        // bind_body writes interface_version 0x34 after system_type's NUL.
+        let at = body.len() - 4;
+        body[at] = version;
+        let seq = c.send(BIND_TRANSCEIVER, &body).await;
+        let r = c.read().await.unwrap();
+        assert_eq!(
+            (r.command_id, r.status, r.seq),
+            (BIND_TRANSCEIVER | RESP, ESME_ROK, seq)
+        );
+        // system_id "icaze", then the sc_interface_version TLV (0x0210) for 3.4 and later.
+        assert!(r.body.starts_with(b"icaze\0"), "{r:?}");
+        let tlv = &r.body[6..];
+        assert_eq!(
+            tlv.starts_with(&[0x02, 0x10]),
+            tlv_expected,
+            "version {version:#x}: {r:?}"
+        );
+        let (resp, sm) = round_trip(&mut c, 0, format!("3 AA {:07}", version).as_bytes()).await;
+        assert_eq!(resp.status, ESME_ROK);
+        assert!(sm_text(&sm).contains("AA"), "{}", sm_text(&sm));
+    }
+}
