@@ -140,6 +140,35 @@ pub struct Smpp {
     pub shutdown_grace: Duration,
 }
 
+/// Where grants become durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded journal in `data_dir` (the default).
+    Journal,
+    /// Redis: one server, or the seed nodes of a Redis Cluster.
+    Redis(RedisConfig),
+}
+
+/// The Redis store's settings (`store = "redis://…"` or a list of cluster nodes, and the
+/// `[redis]` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://` URLs: one server, or cluster seed nodes.
+    pub nodes: Vec<String>,
+    /// Whether `nodes` are a Redis Cluster (a list in config means yes).
+    pub cluster: bool,
+    /// Most grants in one pipeline.
+    pub batch_max: usize,
+    /// Longest a grant waits for its pipeline to fill.
+    pub flush_after: Duration,
+    /// How long an MO waits for an unreachable Redis before the citizen is told to try
+    /// again in a few minutes.
+    pub retry_for: Duration,
+    /// `WAITAOF local replicas timeout` after each pipeline (Redis/Valkey 7.2+): grants are
+    /// fsynced (and replicated) before the MO is acknowledged.
+    pub waitaof: Option<(u32, u32, Duration)>,
+}
+
 /// The whole gateway config.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -155,6 +184,8 @@ pub struct Config {
     pub permit_key: PermitKey,
     /// Whether the permit key is the demo key shipped in the repository.
     pub demo_key: bool,
+    /// Where grants become durable.
+    pub store: StoreConfig,
     /// SMPP settings.
     pub smpp: Smpp,
     /// Operators allowed to bind.
@@ -169,12 +200,40 @@ pub const DEMO_KEY: &str = "demo-only-change-me";
 struct RawConfig {
     rules: Option<String>,
     data_dir: Option<String>,
+    store: Option<RawStore>,
+    #[serde(default)]
+    redis: RawRedis,
     #[serde(default)]
     permit: RawPermit,
     #[serde(default)]
     smpp: RawSmpp,
     #[serde(default)]
     operators: Vec<RawOperator>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawStore {
+    One(String),
+    Cluster(Vec<String>),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRedis {
+    batch_max: Option<usize>,
+    flush_after: Option<String>,
+    retry_for: Option<String>,
+    waitaof: Option<RawWaitAof>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWaitAof {
+    local: u32,
+    #[serde(default)]
+    replicas: u32,
+    timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -228,19 +287,24 @@ impl Errors<'_> {
     }
 
     fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
-        match value {
-            None => default,
-            Some(v) => match parse_duration(v) {
-                Some(secs) => Duration::from_secs(u64::from(secs)),
-                None => {
-                    self.push(
-                        key,
-                        format!("{v:?} is not a duration like \"30s\" or \"2m\""),
-                    );
-                    default
-                }
-            },
-        }
+        let Some(v) = value else {
+            return default;
+        };
+        let parsed = match v.trim().strip_suffix("ms") {
+            Some(ms) => ms
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Duration::from_millis),
+            None => parse_duration(v).map(|secs| Duration::from_secs(u64::from(secs))),
+        };
+        parsed.unwrap_or_else(|| {
+            self.push(
+                key,
+                format!("{v:?} is not a duration like \"500ms\", \"30s\" or \"2m\""),
+            );
+            default
+        })
     }
 }
 
@@ -396,6 +460,60 @@ impl Config {
             ),
         };
 
+        let redis = raw.redis;
+        let mut redis_config = |errs: &mut Errors, nodes: Vec<String>, cluster: bool| {
+            for (i, n) in nodes.iter().enumerate() {
+                if !(n.starts_with("redis://") || n.starts_with("rediss://")) {
+                    let key = if cluster {
+                        format!("store[{i}]")
+                    } else {
+                        "store".to_string()
+                    };
+                    errs.push(key, format!("{n:?} is not a redis:// URL"));
+                }
+            }
+            let waitaof = redis.waitaof.as_ref().map(|w| {
+                (
+                    w.local,
+                    w.replicas,
+                    errs.duration(
+                        "redis.waitaof.timeout",
+                        w.timeout.as_deref(),
+                        Duration::from_secs(1),
+                    ),
+                )
+            });
+            StoreConfig::Redis(RedisConfig {
+                nodes,
+                cluster,
+                batch_max: redis.batch_max.unwrap_or(512).max(1),
+                flush_after: errs.duration(
+                    "redis.flush_after",
+                    redis.flush_after.as_deref(),
+                    Duration::from_millis(1),
+                ),
+                retry_for: errs.duration(
+                    "redis.retry_for",
+                    redis.retry_for.as_deref(),
+                    Duration::from_secs(5),
+                ),
+                waitaof,
+            })
+        };
+        let store = match raw.store {
+            None => StoreConfig::Journal,
+            Some(RawStore::One(s)) if s == "journal" => StoreConfig::Journal,
+            Some(RawStore::One(s)) => redis_config(&mut errs, vec![s], false),
+            Some(RawStore::Cluster(nodes)) if nodes.is_empty() => {
+                errs.push(
+                    "store",
+                    "an empty list: give \"journal\", a redis:// URL, or cluster nodes",
+                );
+                StoreConfig::Journal
+            }
+            Some(RawStore::Cluster(nodes)) => redis_config(&mut errs, nodes, true),
+        };
+
         let default_language = rules.as_ref().map_or(Language::Az, |r| r.default_language);
         let mut operators: Vec<Operator> = Vec::new();
         for (i, o) in raw.operators.into_iter().enumerate() {
@@ -497,6 +615,7 @@ impl Config {
                 data_dir,
                 permit_key: PermitKey::from_secret(key_text.as_bytes()),
                 demo_key,
+                store,
                 smpp,
                 operators,
             }),
@@ -535,6 +654,47 @@ mod tests {
         assert!(c.operators[0].password.matches(b"demo"));
         assert!(!c.operators[0].password.matches(b"demO"));
         assert!(c.demo_key);
+        assert_eq!(c.store, StoreConfig::Journal);
+    }
+
+    #[test]
+    fn store_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("icaze.toml");
+        std::fs::write(
+            dir.path().join("rules.toml"),
+            include_str!("../config/rules.toml"),
+        )
+        .unwrap();
+        let env =
+            |k: &str| (k == PERMIT_KEY_ENV).then(|| "a long enough permit secret".to_string());
+        let one = Config::from_toml(&path, "store = \"redis://127.0.0.1:7000\"\n[redis]\nflush_after = \"2ms\"\nwaitaof = { local = 1, timeout = \"500ms\" }\n", &env).unwrap();
+        let StoreConfig::Redis(r) = one.store else {
+            panic!("redis")
+        };
+        assert_eq!(
+            (r.cluster, r.flush_after, r.waitaof),
+            (
+                false,
+                Duration::from_millis(2),
+                Some((1, 0, Duration::from_millis(500)))
+            )
+        );
+        let cluster =
+            Config::from_toml(&path, "store = [\"redis://a:1\", \"redis://b:2\"]\n", &env).unwrap();
+        assert!(matches!(
+            cluster.store,
+            StoreConfig::Redis(RedisConfig { cluster: true, .. })
+        ));
+        let bad = Config::from_toml(
+            &path,
+            "store = \"postgres://x\"\n[redis]\nretry_for = \"soon\"\n",
+            &env,
+        )
+        .unwrap_err()
+        .0;
+        let keys: Vec<&str> = bad.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["store", "redis.retry_for"]);
     }
 
     #[test]

@@ -72,6 +72,17 @@ impl Store {
     }
 }
 
+/// Why the gateway could not open its store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The journal could not be opened or replayed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The Redis store could not be reached or set up.
+    #[error("{0}")]
+    Redis(String),
+}
+
 /// An operator's live state.
 #[derive(Debug)]
 pub struct OperatorState {
@@ -148,11 +159,14 @@ impl Gateway {
     }
 
     /// Opens the configured store, replays it into a new engine, and builds the gateway.
-    pub fn open(
-        config: Config,
-        clock: Arc<dyn Clock>,
-        volatile: bool,
-    ) -> Result<Self, JournalError> {
+    pub fn open(config: Config, clock: Arc<dyn Clock>, volatile: bool) -> Result<Self, OpenError> {
+        if let crate::config::StoreConfig::Redis(_) = &config.store
+            && !volatile
+        {
+            return Err(OpenError::Redis(
+                "store = redis://…: the Redis store is not wired into the gateway in this build; use store = \"journal\"".into(),
+            ));
+        }
         let now = clock.now().timestamp();
         let rules = &config.rules;
         let engine = QuotaEngine::new();
