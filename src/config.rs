@@ -461,7 +461,7 @@ impl Config {
         };
 
         let redis = raw.redis;
-        let mut redis_config = |errs: &mut Errors, nodes: Vec<String>, cluster: bool| {
+        let redis_config = |errs: &mut Errors, nodes: Vec<String>, cluster: bool| {
             for (i, n) in nodes.iter().enumerate() {
                 if !(n.starts_with("redis://") || n.starts_with("rediss://")) {
                     let key = if cluster {
