@@ -8,8 +8,18 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use support::smpp::*;
 
+/// A running `icaze serve`, killed when dropped (also when an assertion fails).
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `icaze serve` on port 0 with its journal in `dir`; returns the child and its port.
-fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
+fn start(dir: &std::path::Path) -> (Gateway, SocketAddr) {
     let config = dir.join("icaze.toml");
     std::fs::write(
         &config,
@@ -44,13 +54,13 @@ fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
     };
     // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (Gateway(child), addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_forgets_no_acknowledged_grant() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = start(dir.path());
+    let (child, addr) = start(dir.path());
     let mut c = Client::connect(addr).await;
     assert_eq!(c.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
     // 2,000 different citizens ask for a code 2 permit, all pipelined.
@@ -85,13 +95,12 @@ async fn kill_9_under_load_forgets_no_acknowledged_grant() {
             _ => {}
         }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child); // kill -9
     drop(c);
 
     // Restart on the same journal: every acknowledged citizen asking again gets the same
     // permit back ("you already have a permit"), never a second one.
-    let (mut child, addr) = start(dir.path());
+    let (child, addr) = start(dir.path());
     let mut c = Client::connect(addr).await;
     assert_eq!(c.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
     let mut replies = Vec::new();
@@ -122,6 +131,5 @@ async fn kill_9_under_load_forgets_no_acknowledged_grant() {
         acknowledged.len(),
         granted_again.first()
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 }
