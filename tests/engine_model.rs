@@ -1,10 +1,13 @@
 //! Model check: random multi-day sequences of requests and clock steps go through the
 //! engine and through a deliberately simple reference model (a list of every grant,
-//! searched from scratch), and the two must agree on every decision.
+//! searched from scratch), and the two must agree on every decision. The same sequence also
+//! goes through a second engine in batches (the asks between two clock steps, the same
+//! document several times over included), which must agree too.
 
 use chrono::{DateTime, TimeZone};
 use icaze::permit::document::Document;
-use icaze::permit::engine::{Denial, Outcome, QuotaEngine, Validity};
+use icaze::permit::engine::{BatchScratch, Decision, Denial, Outcome, QuotaEngine, Validity};
+use icaze::permit::request::PermitRequest;
 use icaze::permit::rules::Rules;
 use proptest::prelude::*;
 
@@ -153,9 +156,16 @@ fn icaze_hours(code: u8) -> icaze::permit::rules::Hours {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Ask { doc: u32, code: u8 },
-    Wait { secs: i64 },
+    Ask {
+        doc: u32,
+        code: u8,
+    },
+    Wait {
+        secs: i64,
+    },
     Sweep,
+    /// Ends the current batch without moving the clock (two batches at one instant).
+    Flush,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -163,7 +173,72 @@ fn step() -> impl Strategy<Value = Step> {
         8 => (0u32..6, 0u8..8).prop_map(|(doc, code)| Step::Ask { doc, code }),
         3 => prop_oneof![0i64..120, 0i64..4 * 3600, 0i64..30 * 3600].prop_map(|secs| Step::Wait { secs }),
         1 => Just(Step::Sweep),
+        1 => Just(Step::Flush),
     ]
+}
+
+fn document(doc: u32) -> Document {
+    Document::new(b"AZE", format!("{doc:08}").as_bytes()).unwrap()
+}
+
+/// The asks since the last clock step, waiting to be decided as one batch, with the step
+/// each came from and the model's answer.
+#[derive(Default)]
+struct Pending {
+    requests: Vec<PermitRequest>,
+    steps: Vec<usize>,
+    want: Vec<Outcome>,
+    /// Batches decided so far: odd ones go through `decide_batch`, even ones through
+    /// `decide_batch_with` and a scratch kept across batches.
+    batches: usize,
+}
+
+impl Pending {
+    /// Decides the pending asks in one batch and checks every decision against the model's.
+    fn flush(
+        &mut self,
+        engine: &QuotaEngine,
+        rules: &Rules,
+        now: i64,
+        scratch: &mut BatchScratch,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), TestCaseError> {
+        if self.requests.is_empty() {
+            return Ok(());
+        }
+        // Decisions are appended: keep what is already there to check that.
+        let base = out.len();
+        self.batches += 1;
+        if self.batches % 2 == 1 {
+            engine.decide_batch(rules, &self.requests, now, out);
+        } else {
+            engine.decide_batch_with(rules, &self.requests, now, out, scratch);
+        }
+        prop_assert_eq!(out.len() - base, self.requests.len());
+        for (k, got) in out[base..].iter().enumerate() {
+            let r = &self.requests[k];
+            prop_assert_eq!(got.code, r.code);
+            prop_assert_eq!(got.document, r.document);
+            prop_assert_eq!(
+                got.outcome,
+                self.want[k],
+                "batched, step {} ({} of {} in the batch) at {}: {:?} code {}",
+                self.steps[k],
+                k,
+                self.requests.len(),
+                baku(now),
+                r.document,
+                r.code
+            );
+        }
+        if out.len() > 1000 {
+            out.clear();
+        }
+        self.requests.clear();
+        self.steps.clear();
+        self.want.clear();
+        Ok(())
+    }
 }
 
 proptest! {
@@ -176,22 +251,38 @@ proptest! {
     ) {
         let rules = Rules::from_toml(RULES).unwrap();
         let engine = QuotaEngine::new();
+        let batched = QuotaEngine::new();
+        let mut pending = Pending::default();
+        let mut scratch = BatchScratch::new();
+        let mut out = Vec::new();
         let mut model = Model::default();
         // 2020-04-05T00:00+04:00 plus a random start within three days.
         let mut now = 1_586_030_400 + start_minute * 60;
         for (i, s) in steps.iter().enumerate() {
             match *s {
-                Step::Wait { secs } => now += secs,
-                Step::Sweep => {
-                    engine.sweep(&rules, now);
+                Step::Wait { secs } => {
+                    pending.flush(&batched, &rules, now, &mut scratch, &mut out)?;
+                    now += secs;
                 }
+                Step::Sweep => {
+                    pending.flush(&batched, &rules, now, &mut scratch, &mut out)?;
+                    let swept = engine.sweep(&rules, now);
+                    let swept_batched = batched.sweep(&rules, now);
+                    prop_assert_eq!(swept, swept_batched, "step {}: sweeps differ", i);
+                    prop_assert_eq!(engine.len(), batched.len());
+                }
+                Step::Flush => pending.flush(&batched, &rules, now, &mut scratch, &mut out)?,
                 Step::Ask { doc, code } => {
-                    let document = Document::new(b"AZE", format!("{doc:08}").as_bytes()).unwrap();
+                    let document = document(doc);
                     let got = engine.decide_at(&rules, code, document, &rules.calendar.moment(now)).outcome;
                     let want = model.decide(doc, code, now);
                     prop_assert_eq!(got, want, "step {} at {}: doc {} code {}", i, baku(now), doc, code);
+                    pending.requests.push(PermitRequest { code, document, extra: String::new() });
+                    pending.steps.push(i);
+                    pending.want.push(want);
                 }
             }
         }
+        pending.flush(&batched, &rules, now, &mut scratch, &mut out)?;
     }
 }

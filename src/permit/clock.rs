@@ -1,7 +1,7 @@
 //! Time, injected: the engine asks a [`Clock`], and days are calendar days in the rules'
 //! time zone (Asia/Baku: UTC+4, no DST since 2016).
 
-use chrono::{DateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -63,6 +63,12 @@ pub struct Moment {
     pub day: i32,
     /// Seconds since local midnight.
     pub second_of_day: u32,
+    /// The first Unix second of the local day `day`. An instant belongs to an earlier local
+    /// day exactly when it is before this, so the engine can tell "granted today" from a
+    /// stored issue time with one comparison instead of a time-zone lookup per entry. Not
+    /// always `unix - second_of_day`: on a day whose UTC offset changed since midnight (DST)
+    /// the wall clock and the elapsed seconds disagree.
+    pub day_start: i64,
 }
 
 /// Turns instants into local days, caching the current day so the hot path does no
@@ -109,6 +115,7 @@ impl Calendar {
                     unix,
                     day: ((start + offset).div_euclid(DAY)) as i32,
                     second_of_day: (unix - start) as u32,
+                    day_start: start,
                 };
             }
         }
@@ -122,10 +129,8 @@ impl Calendar {
         let second_of_day = local.rem_euclid(DAY);
         let start = unix - second_of_day;
         // Cache only plain 24-hour days whose start fits the packed form.
-        if self.offset_at(start) == offset
-            && self.offset_at(start + DAY - 1) == offset
-            && (0..i64::from(u32::MAX)).contains(&start)
-        {
+        let plain = self.offset_at(start) == offset && self.offset_at(start + DAY - 1) == offset;
+        if plain && (0..i64::from(u32::MAX)).contains(&start) {
             let packed = ((start as u64) << 32) | ((offset + OFFSET_BIAS) as u64 & 0xffff_ffff);
             self.cache.store(packed, Ordering::Relaxed);
         }
@@ -133,6 +138,39 @@ impl Calendar {
             unix,
             day: day as i32,
             second_of_day: second_of_day as u32,
+            day_start: if plain {
+                start
+            } else {
+                self.first_second_of_day(day, unix)
+            },
+        }
+    }
+
+    /// The first Unix second whose local date is `day` (days since 1970-01-01), given an
+    /// instant `unix` on that day. Local midnight where it exists (the earlier one if a
+    /// clock change repeats it); where a change skips midnight, the instant of the change.
+    fn first_second_of_day(&self, day: i64, unix: i64) -> i64 {
+        let midnight = NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|epoch| epoch.checked_add_days(chrono::Days::new(day.max(0) as u64)))
+            .map(|date| date.and_time(NaiveTime::MIN));
+        match midnight.map(|m| self.tz.from_local_datetime(&m)) {
+            Some(LocalResult::Single(t)) => t.timestamp(),
+            Some(LocalResult::Ambiguous(a, b)) => a.timestamp().min(b.timestamp()),
+            _ => {
+                // Midnight does not exist: the smallest instant whose local day is `day`,
+                // by bisection (local days only move forward around a skipped midnight).
+                let local_day = |t: i64| (t + self.offset_at(t)).div_euclid(DAY);
+                let (mut lo, mut hi) = (unix - 2 * DAY, unix);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if local_day(mid) >= day {
+                        hi = mid;
+                    } else {
+                        lo = mid;
+                    }
+                }
+                hi
+            }
         }
     }
 
@@ -189,6 +227,8 @@ mod tests {
         // Cached and uncached paths agree, in either order.
         let again = cal.moment(unix("2020-04-06T23:59:59+04:00"));
         assert_eq!(again, before);
+        assert_eq!(before.day_start, unix("2020-04-06T00:00:00+04:00"));
+        assert_eq!(after.day_start, unix("2020-04-07T00:00:00+04:00"));
         assert_eq!(cal.hh_mm(unix("2020-04-06T22:30:00+04:00")), "22:30");
     }
 
@@ -201,6 +241,19 @@ mod tests {
         let c = cal.moment(unix("2020-03-30T00:10:00+02:00"));
         assert_eq!(a.day, b.day);
         assert_eq!(c.day, a.day + 1);
+        // The day started at local midnight before the change, not 23:30 wall-clock hours
+        // before 23:30.
+        let midnight = unix("2020-03-29T00:00:00+01:00");
+        assert_eq!((a.day_start, b.day_start), (midnight, midnight));
+        assert_eq!(c.day_start, unix("2020-03-30T00:00:00+02:00"));
+        // A 25-hour day in autumn.
+        let d = cal.moment(unix("2020-10-25T23:00:00+01:00"));
+        assert_eq!(d.day_start, unix("2020-10-25T00:00:00+02:00"));
+        // Where a change skips midnight (Santiago, 2020-09-06 00:00 -> 01:00), the day starts
+        // at the change.
+        let santiago = Calendar::new(chrono_tz::America::Santiago);
+        let e = santiago.moment(unix("2020-09-06T12:00:00-03:00"));
+        assert_eq!(e.day_start, unix("2020-09-06T01:00:00-03:00"));
     }
 
     #[test]
