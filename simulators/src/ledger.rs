@@ -1,0 +1,773 @@
+//! The ledger: every MO in flight, its prediction, and the reply it got.
+//!
+//! Each MO must get exactly one reply. Replies carry no reference to their MO, only the
+//! citizen's number, so MOs in flight are kept per phone in a FIFO (send order) and a reply
+//! goes to the first MO of its phone that it fits: an invalid-text reply to an MO whose text
+//! is invalid for that reason, a decision to a request for the code and document it echoes.
+//! Replies of one phone normally come in order; they can overtake each other when the
+//! gateway spreads replies over several binds, which is counted (`reordered`) but is no
+//! error, since each reply still names its request.
+//!
+//! A request's prediction is made when the gateway acknowledges it, in acknowledgement
+//! order: a phone (and so each of its documents) sends through one bind, and a bind's
+//! acknowledgements come in the order the gateway decided, so throttled MOs that are sent
+//! again later are predicted in the order the gateway really saw them. A reply that arrives
+//! before its acknowledgement (another bind delivered it first) waits in the MO's entry.
+//!
+//! Memory is bounded by the MOs in flight (the windows bound those), plus a per-second row
+//! for the report.
+
+use crate::oracle::{Class, Oracle, Prediction};
+use crate::population::Population;
+use crate::replies::Classified;
+use crate::report::{DuplicateRecord, MismatchRecord, MissingRecord};
+use crate::rng::IntMap;
+use crate::rules::Rules;
+use crate::traffic::{Expect, Origin, Sms};
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Items kept in each list of the report.
+pub const LISTED: usize = 20;
+/// Sends of one MO before it is given up (throttled or queue full every time).
+pub const MAX_ATTEMPTS: u32 = 50;
+/// Statuses after which sending the same MO again can succeed (SMPP: throttled, queue
+/// full, system error, temporary application error).
+pub fn is_transient(status: u32) -> bool {
+    matches!(status, 0x58 | 0x14 | 0x08 | 0x64)
+}
+
+/// Names a command_status for the report (`ESME_RTHROTTLED`, or hex for unknown ones).
+pub fn status_name(status: u32) -> String {
+    icaze::smpp::Status(status)
+        .name()
+        .map_or_else(|| format!("0x{status:08X}"), str::to_string)
+}
+
+/// Where an MO sits in the ledger; the serial tells a reused slot from the MO it held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    slot: u32,
+    serial: u64,
+}
+
+/// One reply as read off the wire (all its parts joined).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The destination address: the citizen's number.
+    pub msisdn: String,
+    /// The phone with that number, if it is one of ours.
+    pub phone: Option<u32>,
+    /// The text.
+    pub text: String,
+    /// What the text says, if a template matches it.
+    pub classified: Option<Classified>,
+    /// When its last part arrived.
+    pub arrived: Instant,
+}
+
+/// What to do after a submit_sm_resp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// Accepted; the reply is awaited (or already here).
+    Accepted,
+    /// Refused for now: send it again after a back-off.
+    Retry,
+    /// Refused for good, or given up: no reply will come.
+    Dropped,
+    /// Not ours (a stale sequence number).
+    Unknown,
+}
+
+#[derive(Debug)]
+struct Flight {
+    phone: u32,
+    expect: Expect,
+    origin: Origin,
+    text: Box<str>,
+    sent: Instant,
+    sent_unix: i64,
+    acked: bool,
+    /// The class known before any state (invalid texts, blocked documents, switched-off
+    /// codes); lets an early reply find its MO.
+    hint: Option<Class>,
+    prediction: Option<Prediction>,
+    actual: Option<(Class, Option<Classified>, String)>,
+    attempts: u32,
+    serial: u64,
+}
+
+/// One second of the run, for the report's time series.
+#[derive(Debug, Clone)]
+pub struct Second {
+    /// MOs sent for the first time.
+    pub sent: u64,
+    /// submit_sm_resp with ESME_ROK.
+    pub acked: u64,
+    /// Replies matched to an MO.
+    pub answered: u64,
+    /// ESME_RTHROTTLED answers.
+    pub throttled: u64,
+    /// MO→MT latency of the replies that arrived in this second, microseconds.
+    pub latency: Option<Histogram<u64>>,
+}
+
+/// Everything counted.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Distinct MOs sent.
+    pub sent: u64,
+    /// submit_sm written, resends included.
+    pub submits: u64,
+    /// MOs acknowledged with ESME_ROK.
+    pub acked: u64,
+    /// Replies matched to an MO.
+    pub answered: u64,
+    /// Replies received in all.
+    pub replies: u64,
+    /// ESME_RTHROTTLED answers.
+    pub throttled: u64,
+    /// Resends after a transient refusal.
+    pub resent: u64,
+    /// Non-OK statuses by name.
+    pub errors: BTreeMap<String, u64>,
+    /// MOs refused for good (no reply expected) or given up after [`MAX_ATTEMPTS`].
+    pub dropped: u64,
+    /// Replies whose class or echoes differ from the prediction.
+    pub mismatches: u64,
+    /// Replies for which no MO was waiting.
+    pub duplicates: u64,
+    /// Replies that overtook an earlier MO of the same phone.
+    pub reordered: u64,
+    /// MOs whose send and acknowledgement straddled a day boundary or an hours edge.
+    pub boundary: u64,
+    /// Replies no template matches.
+    pub unrecognised: u64,
+    /// Predicted classes.
+    pub expected: BTreeMap<String, u64>,
+    /// Classes of the replies.
+    pub got: BTreeMap<String, u64>,
+    /// MOs by where they came from in the traffic model.
+    pub origins: BTreeMap<String, u64>,
+    /// MO→MT latency, microseconds.
+    pub latency: Histogram<u64>,
+    /// Per second since the start of sending.
+    pub seconds: Vec<Second>,
+    /// The first mismatches.
+    pub mismatch_list: Vec<MismatchRecord>,
+    /// The first duplicate or unsolicited replies.
+    pub duplicate_list: Vec<DuplicateRecord>,
+}
+
+/// Longest latency tracked (10 minutes, in microseconds); longer ones count as this.
+const MAX_LATENCY_US: u64 = 600_000_000;
+/// Seconds of per-second rows kept; a run longer than a day folds into the last row.
+const MAX_SECONDS: usize = 86_400;
+
+fn histogram(sigfig: u8) -> Histogram<u64> {
+    // Bounds and precision are constants the crate accepts: 1 µs to 10 min, 2–3 digits.
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, sigfig).expect("valid histogram bounds")
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            sent: 0,
+            submits: 0,
+            acked: 0,
+            answered: 0,
+            replies: 0,
+            throttled: 0,
+            resent: 0,
+            errors: BTreeMap::new(),
+            dropped: 0,
+            mismatches: 0,
+            duplicates: 0,
+            reordered: 0,
+            boundary: 0,
+            unrecognised: 0,
+            expected: BTreeMap::new(),
+            got: BTreeMap::new(),
+            origins: BTreeMap::new(),
+            latency: histogram(3),
+            seconds: Vec::new(),
+            mismatch_list: Vec::new(),
+            duplicate_list: Vec::new(),
+        }
+    }
+}
+
+/// The MOs in flight and the oracle, shared by every bind of a run.
+#[derive(Debug)]
+pub struct Ledger {
+    oracle: Oracle,
+    pop: Arc<Population>,
+    rules: Arc<Rules>,
+    flights: Vec<Option<Flight>>,
+    free: Vec<u32>,
+    by_phone: IntMap<u32, Vec<u32>>,
+    serial: u64,
+    live: usize,
+    start: Instant,
+    stats: Stats,
+}
+
+impl Ledger {
+    /// An empty ledger; seconds count from `start`.
+    pub fn new(oracle: Oracle, pop: Arc<Population>, rules: Arc<Rules>, start: Instant) -> Self {
+        Ledger {
+            oracle,
+            pop,
+            rules,
+            flights: Vec::new(),
+            free: Vec::new(),
+            by_phone: IntMap::default(),
+            serial: 0,
+            live: 0,
+            start,
+            stats: Stats::new(),
+        }
+    }
+
+    /// Moves the start of the per-second series (to when sending begins).
+    pub fn set_start(&mut self, start: Instant) {
+        self.start = start;
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// MOs still waiting for an acknowledgement or a reply.
+    pub fn outstanding(&self) -> usize {
+        self.live
+    }
+
+    fn second(&mut self, at: Instant) -> &mut Second {
+        let i = (at.saturating_duration_since(self.start).as_secs() as usize).min(MAX_SECONDS);
+        while self.stats.seconds.len() <= i {
+            self.stats.seconds.push(Second {
+                sent: 0,
+                acked: 0,
+                answered: 0,
+                throttled: 0,
+                latency: None,
+            });
+        }
+        &mut self.stats.seconds[i]
+    }
+
+    fn flight(&self, t: Ticket) -> Option<&Flight> {
+        self.flights
+            .get(t.slot as usize)?
+            .as_ref()
+            .filter(|f| f.serial == t.serial)
+    }
+
+    fn flight_mut(&mut self, t: Ticket) -> Option<&mut Flight> {
+        self.flights
+            .get_mut(t.slot as usize)?
+            .as_mut()
+            .filter(|f| f.serial == t.serial)
+    }
+
+    /// Whether the same request from the same phone is still unanswered.
+    pub fn busy(&self, phone: u32, doc: u32, code: u8) -> bool {
+        self.by_phone.get(&phone).is_some_and(|slots| {
+            slots.iter().any(|&s| {
+                self.flights[s as usize]
+                    .as_ref()
+                    .is_some_and(|f| f.expect == Expect::Request { doc, code })
+            })
+        })
+    }
+
+    /// Records an MO about to be written at `now` (wall clock `unix`).
+    pub fn register(&mut self, sms: Sms, now: Instant, unix: i64) -> Ticket {
+        self.serial += 1;
+        let (hint, prediction) = match sms.expect {
+            Expect::Invalid(r) => {
+                let class = Class::Invalid(Some(r));
+                (
+                    Some(class),
+                    Some(Prediction {
+                        class,
+                        alternative: None,
+                    }),
+                )
+            }
+            Expect::Request { doc, code } => (self.oracle.stateless(doc, code), None),
+        };
+        *self
+            .stats
+            .origins
+            .entry(sms.origin.name().into())
+            .or_default() += 1;
+        let flight = Flight {
+            phone: sms.phone,
+            expect: sms.expect,
+            origin: sms.origin,
+            text: sms.text.into_boxed_str(),
+            sent: now,
+            sent_unix: unix,
+            acked: false,
+            hint,
+            prediction,
+            actual: None,
+            attempts: 1,
+            serial: self.serial,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.flights[slot as usize] = Some(flight);
+                slot
+            }
+            None => {
+                self.flights.push(Some(flight));
+                self.flights.len() as u32 - 1
+            }
+        };
+        self.by_phone.entry(sms.phone).or_default().push(slot);
+        self.live += 1;
+        self.stats.sent += 1;
+        self.stats.submits += 1;
+        self.second(now).sent += 1;
+        Ticket {
+            slot,
+            serial: self.serial,
+        }
+    }
+
+    /// The text of an MO and its phone, to write it (again).
+    pub fn text_of(&self, t: Ticket) -> Option<(&str, u32)> {
+        self.flight(t).map(|f| (&*f.text, f.phone))
+    }
+
+    /// Records that an MO was written again at `now`.
+    pub fn resent(&mut self, t: Ticket, now: Instant, unix: i64) {
+        if let Some(f) = self.flight_mut(t) {
+            f.sent = now;
+            f.sent_unix = unix;
+            f.attempts += 1;
+            self.stats.submits += 1;
+            self.stats.resent += 1;
+        }
+    }
+
+    /// Handles the submit_sm_resp (or generic_nack) for an MO.
+    pub fn on_ack(&mut self, t: Ticket, status: u32, now: Instant, unix: i64) -> AckOutcome {
+        let Some(f) = self.flight_mut(t) else {
+            return AckOutcome::Unknown;
+        };
+        if status == 0 {
+            f.acked = true;
+            let (expect, sent_unix, needs) = (f.expect, f.sent_unix, f.prediction.is_none());
+            if needs && let Expect::Request { doc, code } = expect {
+                let p = self.oracle.decide(doc, code, sent_unix, unix);
+                if let Some(f) = self.flight_mut(t) {
+                    f.prediction = Some(p);
+                }
+            }
+            self.stats.acked += 1;
+            self.second(now).acked += 1;
+            let replied = self.flight(t).is_some_and(|f| f.actual.is_some());
+            if replied {
+                self.resolve(t);
+            }
+            return AckOutcome::Accepted;
+        }
+        let attempts = f.attempts;
+        let phone = f.phone;
+        *self.stats.errors.entry(status_name(status)).or_default() += 1;
+        if status == 0x58 {
+            self.stats.throttled += 1;
+            self.second(now).throttled += 1;
+        }
+        if is_transient(status) && attempts < MAX_ATTEMPTS {
+            // It goes to the back of its phone's queue: its reply will come after those
+            // of MOs the gateway has already taken.
+            if let Some(slots) = self.by_phone.get_mut(&phone) {
+                slots.retain(|&s| s != t.slot);
+                slots.push(t.slot);
+            }
+            return AckOutcome::Retry;
+        }
+        self.stats.dropped += 1;
+        self.remove(t);
+        AckOutcome::Dropped
+    }
+
+    fn display(&self, doc: u32) -> String {
+        let (kind, number) = self.pop.document(doc);
+        let series = self
+            .rules
+            .kinds
+            .get(kind)
+            .map_or("?", |k| k.series.as_str());
+        format!("{series} {number}")
+    }
+
+    /// Whether a reply of `class` saying `said` can be the answer to `f`.
+    fn fits(&self, f: &Flight, class: Class, said: Option<&Classified>) -> bool {
+        match f.expect {
+            Expect::Invalid(r) => class == Class::Invalid(Some(r)) || class == Class::Invalid(None),
+            Expect::Request { doc, code } => {
+                let echoes = said.is_none_or(|c| {
+                    c.code.is_none_or(|x| x == u32::from(code))
+                        && c.document.as_ref().is_none_or(|d| *d == self.display(doc))
+                });
+                let class_ok = match (f.prediction, f.hint) {
+                    (Some(p), _) => p.accepts(class),
+                    (None, Some(h)) => h == class,
+                    (None, None) => class.is_decision(),
+                };
+                class.is_decision() && echoes && class_ok
+            }
+        }
+    }
+
+    /// Handles a reply: finds its MO, records the latency, and checks it once the MO's
+    /// prediction is known.
+    pub fn on_reply(&mut self, reply: Reply) {
+        self.stats.replies += 1;
+        let class = reply
+            .classified
+            .as_ref()
+            .map_or(Class::Unrecognised, |c| c.key.class());
+        if class == Class::Unrecognised {
+            self.stats.unrecognised += 1;
+        }
+        // The first MO of the phone still waiting for a reply, and the first one this
+        // reply fits (usually the same).
+        let mut first_open = None;
+        let mut chosen = None;
+        if let Some(slots) = reply.phone.and_then(|p| self.by_phone.get(&p)) {
+            for &s in slots {
+                let Some(f) = self.flights[s as usize].as_ref() else {
+                    continue;
+                };
+                if f.actual.is_some() {
+                    continue;
+                }
+                first_open.get_or_insert(s);
+                if self.fits(f, class, reply.classified.as_ref()) {
+                    chosen = Some(s);
+                    break;
+                }
+            }
+        }
+        let chosen = chosen.or(first_open);
+        let Some(slot) = chosen else {
+            self.stats.duplicates += 1;
+            if self.stats.duplicate_list.len() < LISTED {
+                self.stats.duplicate_list.push(DuplicateRecord {
+                    msisdn: reply.msisdn,
+                    reply: reply.text,
+                    why: if reply.phone.is_some() {
+                        "no MO of this phone is waiting for a reply".into()
+                    } else {
+                        "not a number the simulator sends from".into()
+                    },
+                });
+            }
+            return;
+        };
+        if first_open != Some(slot) {
+            self.stats.reordered += 1;
+        }
+        let Some(f) = self.flights[slot as usize].as_mut() else {
+            return;
+        };
+        let t = Ticket {
+            slot,
+            serial: f.serial,
+        };
+        let latency = reply.arrived.saturating_duration_since(f.sent).as_micros() as u64;
+        f.actual = Some((class, reply.classified, reply.text));
+        let acked = f.acked;
+        self.stats.answered += 1;
+        self.stats.latency.saturating_record(latency.max(1));
+        let second = self.second(reply.arrived);
+        second.answered += 1;
+        second
+            .latency
+            .get_or_insert_with(|| histogram(2))
+            .saturating_record(latency.max(1));
+        if acked {
+            self.resolve(t);
+        }
+    }
+
+    /// Compares an MO's reply with its prediction and forgets the MO.
+    fn resolve(&mut self, t: Ticket) {
+        let Some(f) = self.remove(t) else {
+            return;
+        };
+        let (Some(p), Some((got, said, reply))) = (f.prediction, f.actual) else {
+            return;
+        };
+        if p.alternative.is_some() {
+            self.stats.boundary += 1;
+        }
+        *self.stats.expected.entry(p.class.name()).or_default() += 1;
+        *self.stats.got.entry(got.name()).or_default() += 1;
+        let mut why = Vec::new();
+        if !p.accepts(got) {
+            why.push(format!("expected {}, got {}", p.class.name(), got.name()));
+        }
+        if let (Expect::Request { doc, code }, Some(said)) = (f.expect, said.as_ref()) {
+            if let Some(c) = said.code
+                && c != u32::from(code)
+            {
+                why.push(format!("echoes code {c}, not {code}"));
+            }
+            if let Some(d) = &said.document {
+                let want = self.display(doc);
+                if *d != want {
+                    why.push(format!("echoes {d:?}, not {want:?}"));
+                }
+            }
+            if let (Some(w), Some((_, rule))) = (said.window_minutes, self.rules.code(code)) {
+                let v = rule.validity_secs;
+                let diff = (w + 1440 - (v / 60) % 1440) % 1440;
+                let whole = v % 60 == 0;
+                if !(diff == 0 || (!whole && (diff == 1 || diff == 1439))) {
+                    why.push(format!("window of {w} min, validity is {} min", v / 60));
+                }
+            }
+        }
+        if why.is_empty() {
+            return;
+        }
+        self.stats.mismatches += 1;
+        if self.stats.mismatch_list.len() < LISTED {
+            let expected = match f.expect {
+                Expect::Request { doc, code } => {
+                    format!("{} (code {code}, {})", p.class.name(), self.display(doc))
+                }
+                Expect::Invalid(_) => p.class.name(),
+            };
+            self.stats.mismatch_list.push(MismatchRecord {
+                msisdn: self.pop.msisdn(f.phone),
+                sent: f.text.into(),
+                origin: f.origin.name().into(),
+                expected,
+                got: got.name(),
+                reply,
+                why: why.join("; "),
+            });
+        }
+    }
+
+    fn remove(&mut self, t: Ticket) -> Option<Flight> {
+        self.flight(t)?;
+        let f = self.flights[t.slot as usize].take()?;
+        self.free.push(t.slot);
+        self.live -= 1;
+        if let Some(slots) = self.by_phone.get_mut(&f.phone) {
+            slots.retain(|&s| s != t.slot);
+            if slots.is_empty() {
+                self.by_phone.remove(&f.phone);
+            }
+        }
+        Some(f)
+    }
+
+    /// Ends the run: every MO still here is missing its acknowledgement or its reply.
+    /// Returns (missing, the first few of them).
+    pub fn close(&mut self) -> (u64, Vec<MissingRecord>) {
+        let mut list = Vec::new();
+        let mut missing = 0;
+        for f in self.flights.iter_mut().filter_map(Option::take) {
+            missing += 1;
+            if list.len() < LISTED {
+                list.push(MissingRecord {
+                    msisdn: self.pop.msisdn(f.phone),
+                    sent: f.text.into(),
+                    origin: f.origin.name().into(),
+                    expected: f
+                        .prediction
+                        .or(f.hint.map(|class| Prediction {
+                            class,
+                            alternative: None,
+                        }))
+                        .map_or_else(|| "?".into(), |p| p.class.name()),
+                    acknowledged: f.acked,
+                    replied: f.actual.is_some(),
+                    attempts: f.attempts,
+                });
+            }
+        }
+        self.by_phone.clear();
+        self.free.clear();
+        self.flights.clear();
+        self.live = 0;
+        (missing, list)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replies::Classifier;
+    use crate::traffic::Reason;
+
+    struct World {
+        ledger: Ledger,
+        pop: Arc<Population>,
+        rules: Arc<Rules>,
+        classifier: Classifier,
+    }
+
+    fn world() -> World {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/rules.toml");
+        let rules = Arc::new(Rules::load(&path).unwrap());
+        let pop = Arc::new(Population::new(&rules, 50, 3).unwrap());
+        let oracle = Oracle::new(rules.clone(), &pop);
+        World {
+            ledger: Ledger::new(oracle, pop.clone(), rules.clone(), Instant::now()),
+            classifier: Classifier::new(&rules).unwrap(),
+            pop,
+            rules,
+        }
+    }
+
+    impl World {
+        fn request(&mut self, doc: u32, code: u8) -> Ticket {
+            let phone = self.pop.owner(doc);
+            let (kind, number) = self.pop.document(doc);
+            let sms = Sms {
+                phone,
+                text: format!("{code} {} {number}", self.rules.kinds[kind].series),
+                expect: Expect::Request { doc, code },
+                origin: Origin::Clean,
+            };
+            self.ledger.register(sms, Instant::now(), 1_586_152_800)
+        }
+
+        fn reply(&mut self, doc: u32, text: &str) {
+            let phone = self.pop.owner(doc);
+            self.ledger.on_reply(Reply {
+                msisdn: self.pop.msisdn(phone),
+                phone: Some(phone),
+                text: text.into(),
+                classified: self.classifier.classify(text),
+                arrived: Instant::now(),
+            });
+        }
+
+        fn doc_text(&self, doc: u32) -> String {
+            let (kind, number) = self.pop.document(doc);
+            format!("{} {number}", self.rules.kinds[kind].series)
+        }
+    }
+
+    const NOW: i64 = 1_586_152_800;
+
+    #[test]
+    fn grant_then_active_in_order_and_out_of_order() {
+        let mut w = world();
+        let d = w.doc_text(0);
+        let a = w.request(0, 2);
+        assert!(w.ledger.busy(w.pop.owner(0), 0, 2));
+        assert_eq!(
+            w.ledger.on_ack(a, 0, Instant::now(), NOW),
+            AckOutcome::Accepted
+        );
+        w.reply(
+            0,
+            &format!("İCAZƏ VERİLDİ: kod 2 (x), {d}, 10:00–13:00. İcazə № A"),
+        );
+        assert!(!w.ledger.busy(w.pop.owner(0), 0, 2));
+        // A repeat whose reply comes before its acknowledgement.
+        let b = w.request(0, 2);
+        w.reply(
+            0,
+            &format!("İcazəniz artıq var: kod 2 (x), {d}, 10:00–13:00. İcazə № A"),
+        );
+        assert_eq!(w.ledger.outstanding(), 1);
+        w.ledger.on_ack(b, 0, Instant::now(), NOW);
+        let s = w.ledger.stats();
+        assert_eq!((s.answered, s.mismatches, s.duplicates), (2, 0, 0));
+        assert_eq!(w.ledger.outstanding(), 0);
+    }
+
+    #[test]
+    fn wrong_class_wrong_echo_duplicate_and_missing_are_caught() {
+        let mut w = world();
+        let d = w.doc_text(1);
+        let a = w.request(1, 2);
+        w.ledger.on_ack(a, 0, Instant::now(), NOW);
+        w.reply(
+            1,
+            &format!("İcazəniz artıq var: kod 2 (x), {d}, 10:00–13:00. İcazə № A"),
+        );
+        assert_eq!(w.ledger.stats().mismatches, 1);
+        w.reply(
+            1,
+            "Boş mesaj. Yazın: KOD SERİYA NÖMRƏ, məs. 1 AZE 12345678. Kodlar: 1, 2, 3.",
+        );
+        assert_eq!(w.ledger.stats().duplicates, 1);
+        // A window that is not the code's validity.
+        let b = w.request(2, 2);
+        w.ledger.on_ack(b, 0, Instant::now(), NOW);
+        let d2 = w.doc_text(2);
+        w.reply(
+            2,
+            &format!("İCAZƏ VERİLDİ: kod 2 (x), {d2}, 10:00–12:00. İcazə № A"),
+        );
+        assert_eq!(w.ledger.stats().mismatches, 2);
+        assert!(w.ledger.stats().mismatch_list[1].why.contains("window"));
+        let c = w.request(3, 1);
+        w.ledger.on_ack(c, 0, Instant::now(), NOW);
+        let (missing, list) = w.ledger.close();
+        assert_eq!(missing, 1);
+        assert!(list[0].acknowledged && !list[0].replied);
+    }
+
+    #[test]
+    fn throttled_mos_are_sent_again_and_predicted_in_gateway_order() {
+        let mut w = world();
+        let d = w.doc_text(4);
+        let a = w.request(4, 2);
+        let phone = w.pop.owner(4);
+        let invalid = w.ledger.register(
+            Sms {
+                phone,
+                text: "salam".into(),
+                expect: Expect::Invalid(Reason::NoCode),
+                origin: Origin::Invalid,
+            },
+            Instant::now(),
+            NOW,
+        );
+        assert_eq!(
+            w.ledger.on_ack(a, 0x58, Instant::now(), NOW),
+            AckOutcome::Retry
+        );
+        w.ledger.on_ack(invalid, 0, Instant::now(), NOW);
+        w.reply(
+            4,
+            "Mesaj icazə kodu ilə başlamalıdır (1, 2, 3), məs. 1 AZE 12345678.",
+        );
+        w.ledger.resent(a, Instant::now(), NOW);
+        w.ledger.on_ack(a, 0, Instant::now(), NOW);
+        w.reply(
+            4,
+            &format!("İCAZƏ VERİLDİ: kod 2 (x), {d}, 10:00–13:00. İcazə № A"),
+        );
+        let s = w.ledger.stats();
+        assert_eq!(
+            (s.answered, s.mismatches, s.throttled, s.resent),
+            (2, 0, 1, 1)
+        );
+        assert_eq!(s.errors.get("ESME_RTHROTTLED"), Some(&1));
+        assert_eq!(
+            w.ledger.on_ack(a, 0, Instant::now(), NOW),
+            AckOutcome::Unknown
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! icaze-sim: the load tester people run before a lockdown starts.
+//!
+//! `loadgen` plays an operator (or an aggregator) in front of icaze: it binds over SMPP,
+//! sends a seeded population's SMS as submit_sm at an open-loop rate or as fast as the
+//! windows allow, answers every deliver_sm, and checks every reply against an oracle that
+//! models the rules file on its own (it shares no permit code with the gateway). The report
+//! gives throughput, MO→MT latency percentiles, errors by command_status, mismatches,
+//! missing and duplicate replies, and both processes' CPU shares.
+//!
+//! # Layout
+//! - [`rng`]: SplitMix64, so a seed means the same population on every machine.
+//! - [`rules`]: the simulator's own reading of the rules file (codes, limits, documents).
+//! - [`population`]: documents of every kind and the phones (households) that ask for them.
+//! - [`traffic`]: what citizens text, spelled as people spell it, with what it must mean.
+//! - [`oracle`]: the independent model of the rules that predicts each reply's class.
+//! - [`replies`]: reads a reply: which template it came from, what it echoes.
+//! - [`ledger`]: MOs in flight, per-phone FIFOs, matching replies, counting.
+//! - [`wire`]: the few SMPP PDUs a load generator needs, by hand.
+//! - [`bind`]: one SMPP session: bind, coalesced writes, windows, throttling, unbind.
+//! - [`loadgen`]: a run: phases, pacing, drain, the report.
+//! - [`report`]: the JSON report and the summary for people.
+//! - [`svg`]: throughput and latency over time, as a hand-written SVG.
+//! - [`procstat`]: CPU shares and load from `/proc`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bind;
+pub mod ledger;
+pub mod loadgen;
+pub mod oracle;
+pub mod population;
+pub mod procstat;
+pub mod replies;
+pub mod report;
+pub mod rng;
+pub mod rules;
+pub mod svg;
+pub mod traffic;
+pub mod wire;

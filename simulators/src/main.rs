@@ -1,0 +1,240 @@
+//! `icaze-sim`: load tests for icaze. See the crate docs and `icaze-sim loadgen --help`.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use icaze_sim::loadgen::{self, BindKind, Rate, Settings};
+use icaze_sim::traffic::Mix;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "icaze-sim",
+    version,
+    about = "Load tests for the icaze SMS permit gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Play an operator: send citizens' SMS over SMPP, check every reply, report.
+    ///
+    /// Exits 0 when every MO got exactly the reply the oracle predicted, 1 when not
+    /// (mismatches, missing or duplicate replies, refused MOs), 2 when the run could not
+    /// start. The oracle assumes the gateway has not seen the population before: restart
+    /// it (or use another --seed) between runs.
+    Loadgen(LoadgenArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    /// Transceivers.
+    Trx,
+    /// Transmitter + receiver pairs (--binds counts sessions, so it must be even).
+    Pair,
+}
+
+#[derive(clap::Args)]
+struct LoadgenArgs {
+    /// The gateway's SMPP address.
+    #[arg(long, default_value = "127.0.0.1:2775")]
+    target: String,
+    /// The operator's system_id.
+    #[arg(long, default_value = "demo")]
+    system_id: String,
+    /// The operator's password.
+    #[arg(long, default_value = "demo")]
+    password: String,
+    /// SMPP sessions (a transmitter + receiver pair counts two).
+    #[arg(long, default_value_t = 8)]
+    binds: u32,
+    /// MOs per second across all binds (e.g. 50000 or 50k), or `max` to keep every window
+    /// full.
+    #[arg(long, default_value = "50000")]
+    rate: String,
+    /// Unanswered submit_sm per sending bind.
+    #[arg(long, default_value_t = 1024)]
+    window: u32,
+    /// MOs awaiting their reply across all binds: bounds memory; with --rate max, a small
+    /// value closes the loop on replies rather than on acknowledgements.
+    #[arg(long, default_value_t = 200_000)]
+    max_in_flight: u64,
+    /// How long to send, e.g. 30s, 2m.
+    #[arg(long, default_value = "30s")]
+    duration: String,
+    /// Documents in the population.
+    #[arg(long, default_value_t = 1_000_000)]
+    population: u32,
+    /// Seed of the population and the traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The gateway's rules file (the oracle reads it on its own).
+    #[arg(long, default_value = "config/rules.toml")]
+    rules: PathBuf,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Where to write an SVG of throughput and latency over time.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Transceivers or transmitter + receiver pairs.
+    #[arg(long, value_enum, default_value = "trx")]
+    bind_kind: Kind,
+    /// The short number citizens text.
+    #[arg(long, default_value = "8103")]
+    short_number: String,
+    /// How long to wait for the last replies once sending stops.
+    #[arg(long, default_value = "10s")]
+    drain: String,
+    /// Pacing tick: each bind writes the MOs that fell due once per tick.
+    #[arg(long, default_value = "1ms")]
+    tick: String,
+    /// The gateway's pid, for its CPU share (default: the process listening on the target
+    /// port, if this user can see it).
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// Share of texts that are no request.
+    #[arg(long, default_value_t = Mix::default().invalid)]
+    invalid_share: f64,
+    /// Share of requests typed in a messy but valid spelling.
+    #[arg(long, default_value_t = Mix::default().messy)]
+    messy_share: f64,
+    /// Share of texts that repeat a recent request.
+    #[arg(long, default_value_t = Mix::default().repeat)]
+    repeat_share: f64,
+    /// Worker threads of the load generator (1 leaves the most to the gateway).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `30s`, `2m`, `500ms`, `1h`, or plain seconds.
+fn duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is no duration"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("{s:?}: use ms, s, m or h"),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `max`, `50000`, `50k`, `1.5m`.
+fn rate(s: &str) -> Result<Rate> {
+    let s = s.trim().to_ascii_lowercase();
+    if s == "max" {
+        return Ok(Rate::Max);
+    }
+    let (num, mult) = match s.strip_suffix('k') {
+        Some(n) => (n, 1e3),
+        None => match s.strip_suffix('m') {
+            Some(n) => (n, 1e6),
+            None => (s.as_str(), 1.0),
+        },
+    };
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("--rate {s:?}: a number or max"))?;
+    if n * mult < 1.0 {
+        bail!("--rate must be at least 1");
+    }
+    Ok(Rate::PerSecond((n * mult) as u64))
+}
+
+fn settings(a: LoadgenArgs) -> Result<Settings> {
+    let mut s = Settings::new(a.target);
+    s.system_id = a.system_id;
+    s.password = a.password;
+    s.binds = a.binds;
+    s.bind_kind = match a.bind_kind {
+        Kind::Trx => BindKind::Transceiver,
+        Kind::Pair => BindKind::Pair,
+    };
+    s.rate = rate(&a.rate)?;
+    s.window = a.window.max(1);
+    s.max_in_flight = a.max_in_flight.max(1);
+    s.duration = duration(&a.duration)?;
+    s.population = a.population;
+    s.seed = a.seed;
+    s.rules = a.rules;
+    s.short_number = a.short_number;
+    s.drain = duration(&a.drain)?;
+    s.tick = duration(&a.tick)?.max(Duration::from_micros(100));
+    s.mix = Mix {
+        invalid: a.invalid_share,
+        messy: a.messy_share,
+        repeat: a.repeat_share,
+        ..Mix::default()
+    };
+    s.gateway_pid = a.gateway_pid;
+    s.progress = !a.quiet;
+    s.report = a.report;
+    s.svg = a.svg;
+    Ok(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Loadgen(args) = cli.command;
+    let threads = args.threads.max(1);
+    let result = settings(args).and_then(|s| {
+        let runtime = if threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+        }
+        .context("starting the runtime")?;
+        runtime.block_on(loadgen::run(s))
+    });
+    match result {
+        Ok(report) => {
+            print!("{}", report.summary());
+            if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("icaze-sim: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_rates() {
+        assert_eq!(duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(duration("3").unwrap(), Duration::from_secs(3));
+        assert!(duration("3 days").is_err());
+        assert_eq!(rate("max").unwrap(), Rate::Max);
+        assert_eq!(rate("50k").unwrap(), Rate::PerSecond(50_000));
+        assert_eq!(rate("1.5m").unwrap(), Rate::PerSecond(1_500_000));
+        assert!(rate("0").is_err());
+    }
+}
