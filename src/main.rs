@@ -298,14 +298,23 @@ fn serve(config: Config, volatile: bool) -> anyhow::Result<ExitCode> {
             );
         }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let gateway = Arc::new(
-            Gateway::open(config, clock, volatile).context("opening the store")?,
-        );
+        // Signals count from here: Ctrl-C also ends the wait for an unreachable Redis.
+        let shutdown = CancellationToken::new();
+        icaze::gateway::shutdown::on_signal(shutdown.clone());
+        let gateway = match Gateway::connect(config, clock, volatile, &shutdown).await {
+            Ok(gateway) => Arc::new(gateway),
+            Err(e) if shutdown.is_cancelled() => {
+                tracing::info!("{e}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("opening the store")),
+        };
+        if let icaze::gateway::Store::Redis(redis) = &gateway.store {
+            tracing::info!(store = ?redis, "store: redis (grants decided in Redis, shared by every node)");
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let shutdown = CancellationToken::new();
-        icaze::gateway::shutdown::on_signal(shutdown.clone());
         reload_on_sighup(gateway.clone(), shutdown.clone());
         icaze::gateway::listener::serve(gateway.clone(), listener, shutdown).await;
         if let icaze::gateway::Store::Journal(_) = &gateway.store {

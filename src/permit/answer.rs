@@ -23,6 +23,18 @@ pub enum Kind {
     Invalid,
 }
 
+impl Kind {
+    /// Its snake_case name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Granted => "granted",
+            Kind::Active => "active",
+            Kind::Denied => "denied",
+            Kind::Invalid => "invalid",
+        }
+    }
+}
+
 /// What became of one text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

@@ -467,12 +467,20 @@ impl Table {
     /// the document (see [`precheck`]); `probes` are its keys (see [`probes`]). Inlined
     /// into its callers so the outcome stays in registers (returned through memory, its
     /// store and reload cost more than the decision).
+    ///
+    /// With `COMMIT = false` nothing is written: a grant is only reported as possible (see
+    /// [`QuotaEngine::peek_at`]).
     #[inline(always)]
-    fn decide(&mut self, rule: &CodeRule, probes: Probes, m: &Moment) -> Outcome {
+    fn decide<const COMMIT: bool>(
+        &mut self,
+        rule: &CodeRule,
+        probes: Probes,
+        m: &Moment,
+    ) -> Outcome {
         let now = m.unix;
         let group_key = probes.group.key;
         if rule.shared {
-            return self.decide_shared(rule, probes, m);
+            return self.decide_shared::<COMMIT>(rule, probes, m);
         }
         let (at, group) = self.lookup(probes.group);
         if at.is_ok() {
@@ -489,6 +497,9 @@ impl Table {
             Err(denial) => return Outcome::Denied(denial),
         };
         let (validity, issued, secs) = new_grant(rule, now);
+        if !COMMIT {
+            return Outcome::Granted(validity);
+        }
         let entry = Entry {
             issued,
             span: encode_span(secs),
@@ -500,7 +511,12 @@ impl Table {
 
     /// [`Table::decide`] for a code that shares its group: the grant has its own entry.
     #[inline(always)]
-    fn decide_shared(&mut self, rule: &CodeRule, probes: Probes, m: &Moment) -> Outcome {
+    fn decide_shared<const COMMIT: bool>(
+        &mut self,
+        rule: &CodeRule,
+        probes: Probes,
+        m: &Moment,
+    ) -> Outcome {
         let now = m.unix;
         let (group_key, grant_key) = (probes.group.key, probes.grant.key);
         let (at, grant) = self.lookup(probes.grant);
@@ -519,6 +535,9 @@ impl Table {
             Err(denial) => return Outcome::Denied(denial),
         };
         let (validity, issued, secs) = new_grant(rule, now);
+        if !COMMIT {
+            return Outcome::Granted(validity);
+        }
         // The group remembers its latest grant's time: that is the day its count is for.
         let latest = if used == 0 {
             issued
@@ -936,7 +955,27 @@ impl QuotaEngine {
         let outcome = match precheck(rules, code, document) {
             Ok(rule) => {
                 let probes = probes(&self.hasher, rule, code, document);
-                self.lock(document).decide(rule, probes, m)
+                self.lock(document).decide::<true>(rule, probes, m)
+            }
+            Err(denial) => Outcome::Denied(denial),
+        };
+        Decision {
+            code,
+            document,
+            outcome,
+        }
+    }
+
+    /// What [`QuotaEngine::decide_at`] would decide, without recording anything: `Granted`
+    /// means a grant is possible here, not that one was made. The Redis store asks this
+    /// first, answers an active permit or a used-up limit on the spot, and sends only
+    /// possible grants to Redis, whose verdict is then recorded with
+    /// [`QuotaEngine::record_grant`].
+    pub fn peek_at(&self, rules: &Rules, code: u8, document: Document, m: &Moment) -> Decision {
+        let outcome = match precheck(rules, code, document) {
+            Ok(rule) => {
+                let probes = probes(&self.hasher, rule, code, document);
+                self.lock(document).decide::<false>(rule, probes, m)
             }
             Err(denial) => Outcome::Denied(denial),
         };
@@ -1080,7 +1119,7 @@ fn decide_in_shard(
     for job in jobs {
         if let Some(rule) = rules.code(job.code) {
             let probes = job.probes(&table.hasher);
-            out[job.index as usize].outcome = table.decide(rule, probes, m);
+            out[job.index as usize].outcome = table.decide::<true>(rule, probes, m);
         }
     }
 }
@@ -1173,6 +1212,42 @@ codes = [3]
             ask(&e, &r, 2, doc("1111111"), "2020-04-06T11:00:00+04:00"),
             Outcome::Granted(_)
         ));
+    }
+
+    #[test]
+    fn peek_reports_without_recording_and_agrees_with_decide() {
+        let (e, r) = (QuotaEngine::new(), rules());
+        let d = doc("44444444");
+        let m = r.calendar.moment(at("2020-04-06T10:00:00+04:00"));
+        // A possible grant, any number of times: nothing is used.
+        for code in [1, 2, 4] {
+            let peek = e.peek_at(&r, code, d, &m).outcome;
+            assert!(matches!(peek, Outcome::Granted(_)), "{peek:?}");
+            assert_eq!(peek, e.peek_at(&r, code, d, &m).outcome);
+        }
+        assert!(e.is_empty());
+        // Denials that need no state are the same as decide's.
+        assert_eq!(
+            e.peek_at(&r, 5, d, &m).outcome,
+            Outcome::Denied(Denial::CodeDisabled)
+        );
+        // Once a grant is recorded (as the Redis path does), peek sees it like decide would:
+        // the permit is active, and the shared group's limit is used for the other code.
+        let Outcome::Granted(v) = e.peek_at(&r, 1, d, &m).outcome else {
+            panic!()
+        };
+        e.record_grant(&r, 1, d, v);
+        let later = r.calendar.moment(at("2020-04-06T11:00:00+04:00"));
+        assert_eq!(e.peek_at(&r, 1, d, &later).outcome, Outcome::Active(v));
+        assert_eq!(
+            e.peek_at(&r, 2, d, &later).outcome,
+            Outcome::Denied(Denial::DailyLimit { limit: 1 })
+        );
+        assert_eq!(
+            e.peek_at(&r, 2, d, &later),
+            e.decide_at(&r, 2, d, &later),
+            "peek and decide agree where nothing is granted"
+        );
     }
 
     #[test]

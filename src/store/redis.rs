@@ -967,10 +967,13 @@ impl Backend {
         };
         match result.and_then(|v| v.extract_error()) {
             Ok(_) => Ok(()),
-            Err(error) if error.is_io_error() => Err(RedisError::Unreachable {
-                nodes: node,
-                source: Arc::new(error),
-            }),
+            // Down, or up and still loading its data after a restart: both pass.
+            Err(error) if error.is_io_error() || recoverable(&error) => {
+                Err(RedisError::Unreachable {
+                    nodes: node,
+                    source: Arc::new(error),
+                })
+            }
             Err(error) => Err(RedisError::Command {
                 action: "loading the icaze function library (FUNCTION LOAD)",
                 node,

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+pub mod redis;
 pub mod smpp;
 
 use icaze::config::Config;

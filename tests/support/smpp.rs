@@ -405,4 +405,71 @@ impl Client {
             self.stashed.push(p);
         }
     }
+
+    /// Sends every `(source, text)` to 8103 in one write, then reads until each has its
+    /// response and every accepted one its reply. Returns, per MO in order, the response
+    /// status and the texts of the replies sent to its source (whole, reassembled).
+    pub async fn converse(&mut self, mos: &[(String, String)]) -> Vec<(u32, Vec<String>)> {
+        self.converse_chunked(mos, mos.len().max(1), Duration::ZERO)
+            .await
+    }
+
+    /// [`Client::converse`], writing `chunk` MOs at a time with `pause` between writes.
+    pub async fn converse_chunked(
+        &mut self,
+        mos: &[(String, String)],
+        chunk: usize,
+        pause: Duration,
+    ) -> Vec<(u32, Vec<String>)> {
+        let mut seqs = std::collections::HashMap::new();
+        for (n, part) in mos.chunks(chunk).enumerate() {
+            let mut batch = Vec::new();
+            for (k, (source, text)) in part.iter().enumerate() {
+                let seq = self.next_seq();
+                seqs.insert(seq, n * chunk + k);
+                batch.extend(pdu(
+                    SUBMIT_SM,
+                    0,
+                    seq,
+                    &sm_body(source, "8103", 0, 0, text.as_bytes(), &[]),
+                ));
+            }
+            self.send_raw(&batch).await;
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        let mut status = vec![None; mos.len()];
+        let mut replies: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let (mut answered, mut accepted, mut delivered) = (0, 0, 0);
+        while answered < mos.len() || delivered < accepted {
+            let Some(p) = self.read_skipping_enquire().await else {
+                panic!(
+                    "the gateway went quiet with {answered}/{} responses and {delivered}/{accepted} replies",
+                    mos.len()
+                );
+            };
+            if p.command_id == DELIVER_SM {
+                self.send_raw(&pdu(DELIVER_SM | RESP, 0, p.seq, &[0])).await;
+                if let Some(sm) = self.assemble(&p.body) {
+                    replies
+                        .entry(sm.dest.clone())
+                        .or_default()
+                        .push(sm_text(&sm));
+                    delivered += 1;
+                }
+            } else if p.command_id == SUBMIT_SM | RESP
+                && let Some(&i) = seqs.get(&p.seq)
+                && status[i].is_none()
+            {
+                status[i] = Some(p.status);
+                answered += 1;
+                accepted += usize::from(p.status == ESME_ROK);
+            }
+        }
+        mos.iter()
+            .zip(status)
+            .map(|((source, _), s)| (s.unwrap(), replies.get(source).cloned().unwrap_or_default()))
+            .collect()
+    }
 }

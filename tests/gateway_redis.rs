@@ -1,0 +1,276 @@
+//! The gateway on the Redis store, end to end: real `icaze serve` processes, a real
+//! `redis-server` (and a three-primary Redis Cluster), SMPP over TCP.
+//!
+//! - two gateway nodes on one Redis (and on a cluster) taking conflicting requests for the
+//!   same documents at once never grant more than the daily limit;
+//! - an operator re-sending an MO gets the same permit back, on either node;
+//! - Redis killed and restarted in the middle of traffic: no acknowledged permit is lost,
+//!   the gateway reconnects by itself, and the MOs that arrive while Redis is away get the
+//!   "try again in a few minutes" reply after `[redis] retry_for`;
+//! - a gateway started while Redis is down says so, keeps trying, and serves once it is up.
+//!
+//! Without `redis-server` these tests say they are SKIPPED (and fail under `CI=true`).
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+use support::process::Icaze;
+use support::redis::{RedisCluster, RedisServer};
+use support::smpp::*;
+
+const GRANTED: &str = "PERMIT GRANTED";
+const ACTIVE: &str = "You already have a permit";
+const TRY_LATER: &str = "send it again in a few minutes";
+
+/// The permit number in a reply, if it carries one.
+fn permit_no(reply: &str) -> Option<&str> {
+    reply.split("Permit no. ").nth(1).map(str::trim)
+}
+
+/// The one reply to an MO, checked to be accepted with exactly one reply.
+fn only_reply((status, replies): &(u32, Vec<String>)) -> &str {
+    assert_eq!(*status, ESME_ROK, "MO refused; replies {replies:?}");
+    assert_eq!(replies.len(), 1, "expected exactly one reply: {replies:?}");
+    &replies[0]
+}
+
+async fn bound(node: &mut Icaze) -> Client {
+    let mut c = Client::connect(node.addr()).await;
+    assert_eq!(c.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
+    c
+}
+
+/// `count` code-`code` requests for documents `AZE 7000000N`, each from its own phone (the
+/// prefix tells the nodes' senders apart).
+fn requests(prefix: &str, code: u8, docs: std::ops::Range<u32>) -> Vec<(String, String)> {
+    docs.map(|i| {
+        (
+            format!("{prefix}{i:06}"),
+            format!("{code} AZE {:08}", 70_000_000 + i),
+        )
+    })
+    .collect()
+}
+
+/// Two nodes on one store take, at the same moment, the same code-2 requests for `N`
+/// documents, and node B also code 1 for them (a quota group of its own). Per document
+/// exactly one code-2 permit exists: one node grants it, the other re-sends it. Then an
+/// operator re-sends an MO to the other node after a "lost" acknowledgement: the same
+/// permit comes back.
+async fn two_nodes_never_exceed_the_limit(store: &str, redis_keys: impl Fn(&str) -> String) {
+    const N: u32 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Icaze::spawn(dir.path(), "a", store, "");
+    let mut b = Icaze::spawn(dir.path(), "b", store, "");
+    let (mut ca, mut cb) = (bound(&mut a).await, bound(&mut b).await);
+    // A walks the documents up, B down, ten MOs per write, so the two meet in the middle
+    // and both decide some first.
+    let via_a = requests("99450", 2, 0..N);
+    let mut via_b = requests("99451", 2, 0..N);
+    via_b.reverse();
+    via_b.extend(requests("99452", 1, 0..N));
+    let pace = Duration::from_millis(1);
+    let (ra, mut rb) = tokio::join!(
+        ca.converse_chunked(&via_a, 10, pace),
+        cb.converse_chunked(&via_b, 10, pace)
+    );
+    rb[..N as usize].reverse();
+
+    let mut granted_by = HashMap::new();
+    for i in 0..N as usize {
+        let (x, y) = (only_reply(&ra[i]), only_reply(&rb[i]));
+        let grants = [x, y].iter().filter(|r| r.starts_with(GRANTED)).count();
+        let actives = [x, y].iter().filter(|r| r.starts_with(ACTIVE)).count();
+        assert_eq!(
+            (grants, actives),
+            (1, 1),
+            "document {i}: one node grants, the other re-sends; got {x:?} / {y:?}"
+        );
+        assert_eq!(permit_no(x), permit_no(y), "document {i}: one permit");
+        *granted_by
+            .entry(if x.starts_with(GRANTED) { 'a' } else { 'b' })
+            .or_insert(0) += 1;
+        let code1 = only_reply(&rb[N as usize + i]);
+        assert!(
+            code1.starts_with(GRANTED),
+            "code 1 is its own group: {code1:?}"
+        );
+        assert_ne!(permit_no(code1), permit_no(x));
+        // Redis counted one code-2 grant for the day.
+        let value = redis_keys(&format!("icaze:{{AZE{:08}}}:g:2", 70_000_000 + i));
+        // A bulk string: `$LEN`, then `day count from until ask`.
+        let count = value.lines().nth(1).and_then(|v| v.split(' ').nth(1));
+        assert_eq!(count, Some("1"), "document {i}: Redis holds {value:?}");
+    }
+    // Both nodes really decided some: the race was real.
+    assert!(
+        granted_by.len() == 2,
+        "one node granted everything ({granted_by:?}): the nodes did not race"
+    );
+
+    // A lost acknowledgement: the operator sends the MO again, this time through the node
+    // that did not take it first. Same permit, no second one.
+    let resend: Vec<(String, String)> = via_a[..50].to_vec();
+    let again = cb.converse(&resend).await;
+    for (i, r) in again.iter().enumerate() {
+        let r = only_reply(r);
+        assert!(r.starts_with(ACTIVE), "re-sent MO {i}: {r:?}");
+        assert_eq!(permit_no(r), permit_no(only_reply(&ra[i])));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_one_redis_never_exceed_the_limit() {
+    let Some(redis) = RedisServer::start("two_gateways_on_one_redis_never_exceed_the_limit") else {
+        return;
+    };
+    let store = format!("store = {:?}", redis.url());
+    two_nodes_never_exceed_the_limit(&store, |key| redis.command(&["GET", key]).expect("GET"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_a_redis_cluster_never_exceed_the_limit() {
+    let Some(cluster) =
+        RedisCluster::start("two_gateways_on_a_redis_cluster_never_exceed_the_limit")
+    else {
+        return;
+    };
+    let store = format!("store = {:?}", cluster.urls());
+    // The key lives on one of the three primaries; the others answer MOVED.
+    two_nodes_never_exceed_the_limit(&store, |key| {
+        cluster
+            .nodes
+            .iter()
+            .map(|n| n.command(&["GET", key]).expect("GET"))
+            .find(|v| !v.starts_with("-MOVED"))
+            .expect("one primary owns the key")
+    })
+    .await;
+    // The documents really are spread over the three primaries.
+    for node in &cluster.nodes {
+        let keys = node.command(&["DBSIZE"]).expect("DBSIZE");
+        assert_ne!(keys.trim(), ":0", "a primary holds no key");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_in_mid_traffic_loses_no_permit() {
+    let Some(mut redis) = RedisServer::start("redis_restart_in_mid_traffic_loses_no_permit") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("store = {:?}", redis.url());
+    let mut a = Icaze::spawn(dir.path(), "a", &store, "[redis]\nretry_for = \"1s\"\n");
+    let addr = a.addr();
+
+    // A steady stream of new citizens, one MO every 4 ms, each acknowledged and answered.
+    const N: u32 = 1_000;
+    let sender = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        assert_eq!(c.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
+        let mut out = Vec::new();
+        for i in 0..N {
+            let mo = requests("99453", 2, i..i + 1);
+            let r = c.converse(&mo).await;
+            out.push((mo[0].clone(), r.into_iter().next().unwrap()));
+            tokio::time::sleep(Duration::from_millis(4)).await;
+        }
+        out
+    });
+    // Redis dies (SIGKILL) in the middle of it, stays away for 2.5 s, comes back with its
+    // AOF.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    redis.start_again();
+    let answered = sender.await.unwrap();
+
+    let mut kinds = HashMap::new();
+    let mut permits = Vec::new();
+    for (mo, r) in &answered {
+        let reply = only_reply(r);
+        let kind = if reply.starts_with(GRANTED) {
+            permits.push((mo.clone(), permit_no(reply).unwrap().to_string()));
+            "granted"
+        } else if reply.contains(TRY_LATER) {
+            "try_later"
+        } else {
+            panic!("{mo:?}: a new citizen gets a permit or try-later, not {reply:?}")
+        };
+        *kinds.entry(kind).or_insert(0) += 1;
+    }
+    assert!(kinds.get("try_later").is_some_and(|&n| n > 0), "{kinds:?}");
+    // Granted after the restart too: the gateway reconnected by itself.
+    let last = only_reply(&answered.last().unwrap().1);
+    assert!(last.starts_with(GRANTED), "after the restart: {last:?}");
+
+    // A new node that has seen nothing asks Redis: every permit acknowledged before, during
+    // or after the restart is there, the same one.
+    let mut b = Icaze::spawn(dir.path(), "b", &store, "");
+    let mut cb = bound(&mut b).await;
+    let asked: Vec<(String, String)> = permits.iter().map(|(mo, _)| mo.clone()).collect();
+    let again = cb.converse(&asked).await;
+    for ((mo, permit), r) in permits.iter().zip(&again) {
+        let r = only_reply(r);
+        assert!(
+            r.starts_with(ACTIVE),
+            "{mo:?}: permit {permit} was lost: {r:?}"
+        );
+        assert_eq!(permit_no(r), Some(permit.as_str()), "{mo:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_started_while_redis_is_down_says_so_and_keeps_trying() {
+    let Some(mut redis) =
+        RedisServer::start("a_gateway_started_while_redis_is_down_says_so_and_keeps_trying")
+    else {
+        return;
+    };
+    redis.kill();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Icaze::spawn(dir.path(), "a", &format!("store = {:?}", redis.url()), "");
+    let warning = a
+        .wait_for_log("redis store unreachable", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no warning about Redis; log:\n{}", a.log_text()));
+    assert!(
+        warning.contains(&format!("127.0.0.1:{}", redis.port)),
+        "the warning names the server: {warning}"
+    );
+    // It keeps trying, and does not take MOs it could not decide.
+    assert!(
+        a.wait_for_log("attempts=2", Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        a.log_text()
+    );
+    assert!(a.log_line("SMPP listening").is_none(), "{}", a.log_text());
+
+    redis.start_again();
+    let mut c = Client::connect(a.addr()).await;
+    assert_eq!(c.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
+    let r = c.converse(&requests("99454", 2, 0..1)).await;
+    assert!(only_reply(&r[0]).starts_with(GRANTED), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_mo_gets_the_same_permit_on_the_journal_store() {
+    // The default store, with a restart between the MO and its re-send.
+    let dir = tempfile::tempdir().unwrap();
+    let mo = requests("99455", 1, 0..1);
+    let first = {
+        let mut a = Icaze::spawn(dir.path(), "a", "", "");
+        let mut c = bound(&mut a).await;
+        c.converse(&mo).await
+    };
+    let first = only_reply(&first[0]).to_string();
+    assert!(first.starts_with(GRANTED), "{first}");
+    let mut a = Icaze::spawn(dir.path(), "a", "", "");
+    let mut c = bound(&mut a).await;
+    let again = c.converse(&mo).await;
+    let again = only_reply(&again[0]);
+    assert!(again.starts_with(ACTIVE), "{again}");
+    assert_eq!(permit_no(again), permit_no(&first));
+}
