@@ -189,8 +189,31 @@ impl Calendar {
 
     /// Local `HH:MM` of a Unix time, for replies.
     pub fn hh_mm(&self, unix: i64) -> String {
-        let at = DateTime::from_timestamp(unix, 0).unwrap_or_default();
-        at.with_timezone(&self.tz).format("%H:%M").to_string()
+        let mut out = String::with_capacity(5);
+        self.push_hh_mm(unix, &mut out);
+        out
+    }
+
+    /// Appends the local `HH:MM` of a Unix time to `out`: every reply with a permit prints
+    /// two, so no formatter and no allocation, and the zone is looked up only outside the
+    /// cached day (whose offset is constant).
+    pub fn push_hh_mm(&self, unix: i64, out: &mut String) {
+        let cached = self.cache.load(Ordering::Relaxed);
+        let start = i64::from((cached >> 32) as u32);
+        let offset = if cached != 0 && unix >= start && unix < start + DAY {
+            i64::from(cached as u32) - OFFSET_BIAS
+        } else {
+            self.offset_at(unix)
+        };
+        let second = (unix + offset).rem_euclid(DAY);
+        let (h, m) = (second / 3600, second % 3600 / 60);
+        for n in [h / 10, h % 10] {
+            out.push(char::from(b'0' + n as u8));
+        }
+        out.push(':');
+        for n in [m / 10, m % 10] {
+            out.push(char::from(b'0' + n as u8));
+        }
     }
 
     /// Local date `YYYY-MM-DD` of a Unix time.
@@ -230,6 +253,32 @@ mod tests {
         assert_eq!(before.day_start, unix("2020-04-06T00:00:00+04:00"));
         assert_eq!(after.day_start, unix("2020-04-07T00:00:00+04:00"));
         assert_eq!(cal.hh_mm(unix("2020-04-06T22:30:00+04:00")), "22:30");
+    }
+
+    #[test]
+    fn hh_mm_agrees_with_chrono_across_days_and_clock_changes() {
+        for tz in [
+            chrono_tz::Asia::Baku,
+            chrono_tz::Europe::Berlin,
+            chrono_tz::America::Santiago,
+        ] {
+            let cal = Calendar::new(tz);
+            // Every 7 minutes over three days around Berlin's spring change, with the cache
+            // warmed by moment() at different points, as the gateway does.
+            let from = unix("2020-03-28T00:00:00Z");
+            for k in 0..(3 * 24 * 60 / 7) {
+                let t = from + k * 7 * 60 + 13;
+                if k % 50 == 0 {
+                    cal.moment(t);
+                }
+                let want = DateTime::from_timestamp(t, 0)
+                    .unwrap()
+                    .with_timezone(&tz)
+                    .format("%H:%M")
+                    .to_string();
+                assert_eq!(cal.hh_mm(t), want, "{tz} at {t}");
+            }
+        }
     }
 
     #[test]

@@ -584,19 +584,19 @@ impl<'a> Replier<'a> {
             Var::Document => out.push_str(&rules.document_display(decision.document)),
             Var::Window => {
                 if let Some(v) = validity {
-                    out.push_str(&rules.calendar.hh_mm(v.from));
+                    rules.calendar.push_hh_mm(v.from, out);
                     out.push('\u{2013}');
-                    out.push_str(&rules.calendar.hh_mm(v.until));
+                    rules.calendar.push_hh_mm(v.until, out);
                 }
             }
             Var::From => {
                 if let Some(v) = validity {
-                    out.push_str(&rules.calendar.hh_mm(v.from));
+                    rules.calendar.push_hh_mm(v.from, out);
                 }
             }
             Var::Until => {
                 if let Some(v) = validity {
-                    out.push_str(&rules.calendar.hh_mm(v.until));
+                    rules.calendar.push_hh_mm(v.until, out);
                 }
             }
             Var::Date => {
