@@ -5,6 +5,12 @@
 //! journal commit), and writes every response and reply of the turn in one write. Replies
 //! are pulled from the operator's queue only while the bind's window has room, so a slow
 //! peer holds them in the queue, where another bind (or a later one) can take them.
+//!
+//! A batch handed to the gateway is not awaited in place: while its grants are being made
+//! durable (a journal fsync, a Redis round trip) the connection goes on reading, delivering
+//! replies and answering enquire_link. Up to [`MAX_BATCHES`] batches are under way at once,
+//! started in the order they were read and answered in that order; past that, the
+//! connection stops reading until the oldest is done (backpressure on the peer).
 
 use crate::gateway::outbound::Mt;
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
@@ -15,9 +21,12 @@ use crate::smpp::session::{BindKind, BindState, Role};
 use crate::smpp::text::{self, DefaultAlphabet};
 use crate::telemetry::mask_msisdn;
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use rusmpp::{CommandId, Pdu};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -37,6 +46,13 @@ const BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long to wait for the peer's unbind_resp before closing anyway.
 const UNBIND_WAIT: Duration = Duration::from_secs(2);
+/// MO batches of one connection under way in the gateway at once.
+const MAX_BATCHES: usize = 4;
+
+/// Where a batch's answers go: each MO's command and sequence number, in batch order.
+type Owed = Vec<(CommandId, u32)>;
+/// A batch under way in the gateway; yields its MOs' answers and their results.
+type Batch = Pin<Box<dyn Future<Output = (Owed, Vec<MoResult>)> + Send>>;
 
 /// What a deferred concatenated part needs to be answered or replied to later.
 #[derive(Debug, Clone)]
@@ -103,6 +119,8 @@ struct Connection {
     close: bool,
     /// Whether this bind counts among the operator's receivers.
     receiver: bool,
+    /// MO batches being decided and made durable, oldest first.
+    batches: FuturesOrdered<Batch>,
 }
 
 impl Connection {
@@ -130,6 +148,7 @@ impl Connection {
             unbind_sent: None,
             close: false,
             receiver: false,
+            batches: FuturesOrdered::new(),
         }
     }
 
@@ -169,12 +188,18 @@ impl Connection {
                 _ = shutdown.cancelled(), if self.draining.is_none() => {
                     self.draining = Some(now + self.gw.config.smpp.shutdown_grace);
                 }
-                read = stream.read_buf(&mut inbuf) => {
+                Some((owed, results)) = self.batches.next(), if !self.batches.is_empty() => {
+                    self.answer_batch(owed, results);
+                }
+                read = stream.read_buf(&mut inbuf), if self.batches.len() < MAX_BATCHES => {
                     if read? == 0 {
+                        // The MOs under way were handed over: let them finish (their
+                        // replies are queued) though nobody is left to acknowledge them.
+                        while self.batches.next().await.is_some() {}
                         return Ok(());
                     }
                     self.last_heard = Instant::now();
-                    self.on_read(&mut inbuf, max_pdu).await;
+                    self.on_read(&mut inbuf, max_pdu);
                 }
                 mt = pop(&operator), if pull => {
                     self.start_mt(mt);
@@ -188,6 +213,13 @@ impl Connection {
                 self.out.clear();
             }
             if self.close {
+                // Acknowledge what was handed to the gateway before leaving.
+                while let Some((owed, results)) = self.batches.next().await {
+                    self.answer_batch(owed, results);
+                }
+                if !self.out.is_empty() {
+                    stream.write_all(&self.out).await?;
+                }
                 let _ = stream.shutdown().await;
                 return Ok(());
             }
@@ -195,7 +227,7 @@ impl Connection {
     }
 
     /// Handles every complete PDU in `inbuf`, then the read's MOs as one batch.
-    async fn on_read(&mut self, inbuf: &mut BytesMut, max_pdu: usize) {
+    fn on_read(&mut self, inbuf: &mut BytesMut, max_pdu: usize) {
         let mut intake: Vec<Intake> = Vec::new();
         loop {
             match codec::decode(inbuf, max_pdu) {
@@ -216,7 +248,7 @@ impl Connection {
             }
         }
         if !intake.is_empty() {
-            self.take(intake).await;
+            self.take(intake);
         }
         self.fill_window();
     }
@@ -446,23 +478,34 @@ impl Connection {
         });
     }
 
-    async fn take(&mut self, intake: Vec<Intake>) {
+    /// Hands the MOs of one read to the gateway as one batch, answered when it is done.
+    fn take(&mut self, intake: Vec<Intake>) {
         let Some(op) = self.operator.clone() else {
             return;
         };
-        let mos: Vec<Mo> = intake.iter().map(|i| i.mo.clone()).collect();
-        let mut results = Vec::with_capacity(mos.len());
-        self.gw.take_mos(&op, &mos, &mut results).await;
-        for (i, result) in intake.iter().zip(results) {
+        let mut owed = Vec::with_capacity(intake.len());
+        let mut mos = Vec::with_capacity(intake.len());
+        for i in intake {
+            owed.push((i.command_id, i.sequence_number));
+            mos.push(i.mo);
+        }
+        let gw = self.gw.clone();
+        self.batches.push_back(Box::pin(async move {
+            let mut results = Vec::with_capacity(mos.len());
+            gw.take_mos(&op, &mos, &mut results).await;
+            (owed, results)
+        }));
+    }
+
+    /// Acknowledges (or refuses) the MOs of a finished batch.
+    fn answer_batch(&mut self, owed: Owed, results: Vec<MoResult>) {
+        for ((command_id, seq), result) in owed.into_iter().zip(results) {
             match result {
-                MoResult::Accepted(id) => {
-                    self.answer(i.command_id, i.sequence_number, Status::ESME_ROK, &id)
-                }
-                MoResult::Refused(status) => {
-                    self.answer(i.command_id, i.sequence_number, status, "")
-                }
+                MoResult::Accepted(id) => self.answer(command_id, seq, Status::ESME_ROK, &id),
+                MoResult::Refused(status) => self.answer(command_id, seq, status, ""),
             }
         }
+        self.fill_window();
     }
 
     /// Encodes a reply into parts and sends as many as the window allows.
@@ -648,7 +691,10 @@ impl Connection {
                 .operator
                 .as_ref()
                 .is_some_and(|o| self.state.can_receive_mt() && !o.queue.is_empty());
-            let idle = self.inflight.is_empty() && self.retries.is_empty() && !owed;
+            let idle = self.inflight.is_empty()
+                && self.retries.is_empty()
+                && self.batches.is_empty()
+                && !owed;
             if idle || now >= grace {
                 self.send_unbind(now);
             }
