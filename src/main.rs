@@ -157,6 +157,16 @@ fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
         config.smpp.short_numbers.join(", "),
         config.operators.len()
     );
+    for c in &config.connectors {
+        let kind = match c.bind {
+            icaze::config::ConnectorBind::Transceiver => "transceiver",
+            icaze::config::ConnectorBind::Pair => "transmitter + receiver pair",
+        };
+        println!(
+            "  connector {}: binds to {} as {} ({} x {kind})",
+            c.name, c.address, c.system_id, c.binds
+        );
+    }
     if config.demo_key {
         println!(
             "warning: [permit] key is the demo key; set {} in production",

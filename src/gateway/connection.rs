@@ -1,4 +1,10 @@
-//! One SMPP connection from an operator: bind, MO intake, MT delivery, keep-alive, drain.
+//! One SMPP connection: bind, MO intake, MT delivery, keep-alive, drain.
+//!
+//! The same connection plays both sides. As the listener's (we are the MC), an operator's
+//! client binds to us, sends MOs as submit_sm / data_sm (or deliver_sm) and takes replies as
+//! deliver_sm. As a connector's (we are the ESME, see [`super::connector`]), we bind to an
+//! operator's SMSC, MOs arrive as deliver_sm / data_sm and replies leave as submit_sm. The
+//! role decides only which commands are admitted and which PDU carries a reply.
 //!
 //! One task owns the socket. Each turn it reads whatever is buffered, handles every complete
 //! PDU in it (MOs of one read go to the gateway as one batch, so their grants share one
@@ -93,16 +99,65 @@ pub async fn run(
 ) {
     let _permit = permit;
     let _ = stream.set_nodelay(true);
-    let mut conn = Connection::new(gateway, peer);
+    let mut conn = Connection::new(gateway, peer, Role::Mc, None);
     if let Err(e) = conn.serve(stream, &shutdown).await {
         tracing::debug!(%peer, error = %e, "connection ended with an I/O error");
     }
     conn.release();
 }
 
+/// What a connector's connection binds with.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    /// The connector's name, for logs.
+    pub name: String,
+    /// The kind of bind to ask for.
+    pub kind: BindKind,
+    /// The bind request, encoded once.
+    pub request: Pdu,
+    /// The state its MOs and replies share with the connector's other binds.
+    pub operator: Arc<OperatorState>,
+}
+
+/// How a connector's connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialEnd {
+    /// It never got a bind_resp (the peer closed, timed out, or we were shut down).
+    NotBound,
+    /// The SMSC refused the bind with this status.
+    Refused(Status),
+    /// It was bound, and has now ended.
+    WasBound,
+}
+
+/// Runs a connector's connection (we are the ESME): binds with `dial`, then carries MOs in
+/// and replies out until the SMSC leaves, the link dies, or shutdown drains it.
+pub async fn run_dialled(
+    gateway: Arc<Gateway>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    dial: Dial,
+    shutdown: &CancellationToken,
+) -> DialEnd {
+    let _ = stream.set_nodelay(true);
+    let name = dial.name.clone();
+    let mut conn = Connection::new(gateway, peer, Role::Esme, Some(dial));
+    if let Err(e) = conn.serve(stream, shutdown).await {
+        tracing::info!(connector = %name, %peer, error = %e, "connection to SMSC lost");
+    }
+    conn.release();
+    conn.dial_end
+}
+
 struct Connection {
     gw: Arc<Gateway>,
     peer: SocketAddr,
+    /// Which side we play: MC for the listener's connections, ESME for a connector's.
+    role: Role,
+    /// A connector's bind: what to send, and when it went.
+    dial: Option<Dial>,
+    bind_sent: Option<(u32, Instant)>,
+    dial_end: DialEnd,
     state: BindState,
     operator: Option<Arc<OperatorState>>,
     out: BytesMut,
@@ -117,14 +172,15 @@ struct Connection {
     draining: Option<Instant>,
     unbind_sent: Option<Instant>,
     close: bool,
-    /// Whether this bind counts among the operator's receivers.
+    /// Whether this bind counts among the operator's receivers (binds that carry replies:
+    /// receiver-capable as listener, transmitter-capable as connector).
     receiver: bool,
     /// MO batches being decided and made durable, oldest first.
     batches: FuturesOrdered<Batch>,
 }
 
 impl Connection {
-    fn new(gw: Arc<Gateway>, peer: SocketAddr) -> Self {
+    fn new(gw: Arc<Gateway>, peer: SocketAddr, role: Role, dial: Option<Dial>) -> Self {
         let concat = Reassembler::new(ReassemblyConfig {
             timeout: gw.config.smpp.concat_timeout,
             max_pending: 1_000,
@@ -133,6 +189,10 @@ impl Connection {
         Connection {
             gw,
             peer,
+            role,
+            dial,
+            bind_sent: None,
+            dial_end: DialEnd::NotBound,
             state: BindState::Open,
             operator: None,
             out: BytesMut::with_capacity(16 * 1024),
@@ -163,9 +223,19 @@ impl Connection {
             .map_or(0, |o| o.config.window as usize)
     }
 
+    /// Whether replies may go out on this bind: deliver_sm to an operator's receiver or
+    /// transceiver (listener), submit_sm on our transmitter or transceiver (connector).
+    fn carries_mt(&self) -> bool {
+        match (self.role, self.state) {
+            (Role::Mc, state) => state.can_receive_mt(),
+            (Role::Esme, BindState::Bound(kind)) => kind.esme_transmits(),
+            (Role::Esme, _) => false,
+        }
+    }
+
     /// Whether this bind should take another reply from the operator's queue now.
     fn can_pull(&self, now: Instant) -> bool {
-        self.state.can_receive_mt()
+        self.carries_mt()
             && self.unbind_sent.is_none()
             && self.inflight.len() + self.retries.len() < self.window()
             && self.paused_until.is_none_or(|t| t <= now)
@@ -178,6 +248,13 @@ impl Connection {
     ) -> std::io::Result<()> {
         let max_pdu = self.gw.config.smpp.max_pdu_bytes as usize;
         let mut inbuf = BytesMut::with_capacity(16 * 1024);
+        if let Some(request) = self.dial.as_ref().map(|d| d.request.clone()) {
+            let seq = self.seq();
+            codec::encode(&mut self.out, seq, Status::ESME_ROK, &request);
+            stream.write_all(&self.out).await?;
+            self.out.clear();
+            self.bind_sent = Some((seq, Instant::now()));
+        }
         loop {
             let now = Instant::now();
             let deadline = self.next_deadline(now);
@@ -255,7 +332,7 @@ impl Connection {
 
     fn on_frame(&mut self, frame: codec::Frame, intake: &mut Vec<Intake>) {
         let (command_id, seq) = (frame.command_id, frame.sequence_number);
-        if let Err(status) = self.state.admit(Role::Mc, command_id) {
+        if let Err(status) = self.state.admit(self.role, command_id) {
             if let Some(r) = Response::error_for(command_id, seq, status) {
                 r.encode(&mut self.out);
             }
@@ -268,10 +345,15 @@ impl Connection {
             Pdu::SubmitSm(_) | Pdu::DataSm(_) | Pdu::DeliverSm(_) => {
                 self.on_mo(command_id, seq, frame.pdu, intake)
             }
-            Pdu::DeliverSmResp(_) => self.on_mt_resp(seq, frame.status),
+            Pdu::BindTransmitterResp(_)
+            | Pdu::BindReceiverResp(_)
+            | Pdu::BindTransceiverResp(_) => self.on_bind_resp(seq, frame.status),
+            Pdu::DeliverSmResp(_) | Pdu::SubmitSmResp(_) => self.on_mt_resp(seq, frame.status),
             Pdu::GenericNack => {
                 if self.inflight.contains_key(&seq) {
                     self.on_mt_resp(seq, frame.status);
+                } else if self.bind_sent.is_some_and(|(s, _)| s == seq) {
+                    self.on_bind_resp(seq, frame.status);
                 }
             }
             Pdu::EnquireLink => {
@@ -363,7 +445,40 @@ impl Connection {
         }
     }
 
+    /// The SMSC's answer to our bind (connector mode).
+    fn on_bind_resp(&mut self, seq: u32, status: Status) {
+        if self.bind_sent.is_none_or(|(s, _)| s != seq) {
+            return;
+        }
+        self.bind_sent = None;
+        let Some(dial) = self.dial.as_ref() else {
+            return;
+        };
+        if !status.is_ok() {
+            tracing::error!(connector = %dial.name, peer = %self.peer, %status, "bind refused by the SMSC");
+            self.dial_end = DialEnd::Refused(status);
+            self.close = true;
+            return;
+        }
+        let (kind, op) = (dial.kind, dial.operator.clone());
+        self.state = BindState::Bound(kind);
+        self.dial_end = DialEnd::WasBound;
+        op.binds.fetch_add(1, Ordering::AcqRel);
+        if kind.esme_transmits() {
+            op.receivers.fetch_add(1, Ordering::AcqRel);
+            self.receiver = true;
+        }
+        tracing::info!(connector = %dial.name, peer = %self.peer, ?kind, "bound to the SMSC");
+        self.operator = Some(op);
+    }
+
     fn answer(&mut self, command_id: CommandId, seq: u32, status: Status, message_id: &str) {
+        // deliver_sm_resp's message_id is unused (NULL) in SMPP 3.4; an SMSC gets none.
+        let message_id = if self.role == Role::Esme {
+            ""
+        } else {
+            message_id
+        };
         let resp = match command_id {
             CommandId::DataSm => CommandId::DataSmResp,
             CommandId::DeliverSm => CommandId::DeliverSmResp,
@@ -548,7 +663,11 @@ impl Connection {
                 break;
             }
             self.retries.pop_front();
-            let Some(pdu) = self.outgoing.get(&id).map(|o| o.parts[part].deliver_sm()) else {
+            let role = self.role;
+            let Some(pdu) = self.outgoing.get(&id).map(|o| match role {
+                Role::Mc => o.parts[part].deliver_sm(),
+                Role::Esme => o.parts[part].submit_sm(),
+            }) else {
                 continue;
             };
             let seq = self.seq();
@@ -647,11 +766,22 @@ impl Connection {
         if let Some(sent) = self.unbind_sent {
             at(sent + UNBIND_WAIT);
         }
+        if let Some((_, sent)) = self.bind_sent {
+            at(sent + smpp.response_timeout);
+        }
         next.max(now)
     }
 
     fn on_timers(&mut self, now: Instant) {
         let smpp = self.gw.config.smpp.clone();
+        if self
+            .bind_sent
+            .is_some_and(|(_, sent)| now >= sent + smpp.response_timeout)
+        {
+            tracing::warn!(peer = %self.peer, "the SMSC did not answer our bind in time: closing");
+            self.bind_sent = None;
+            self.close = true;
+        }
         if now >= self.last_heard + smpp.inactivity_timeout {
             tracing::info!(peer = %self.peer, "inactive: unbinding");
             self.send_unbind(now);
@@ -690,7 +820,7 @@ impl Connection {
             let owed = self
                 .operator
                 .as_ref()
-                .is_some_and(|o| self.state.can_receive_mt() && !o.queue.is_empty());
+                .is_some_and(|o| self.carries_mt() && !o.queue.is_empty());
             let idle = self.inflight.is_empty()
                 && self.retries.is_empty()
                 && self.batches.is_empty()

@@ -19,6 +19,9 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Cance
     let limit = Arc::new(Semaphore::new(gateway.config.smpp.max_connections as usize));
     let tracker = TaskTracker::new();
     tracker.spawn(housekeeping(gateway.clone(), shutdown.clone()));
+    // Connector sessions (icaze binding out to operators' SMSCs) live and drain with the
+    // listener's connections.
+    crate::gateway::connector::spawn_all(&gateway, &tracker, &shutdown);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "SMPP listening");
     }
@@ -59,7 +62,12 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Cance
     {
         tracing::warn!("shutdown grace period over with connections still open");
     }
-    let owed: usize = gateway.operators.values().map(|o| o.queue.len()).sum();
+    let owed: usize = gateway
+        .operators
+        .values()
+        .chain(gateway.connectors.iter().map(|(_, o)| o))
+        .map(|o| o.queue.len())
+        .sum();
     if owed > 0 {
         tracing::warn!(replies = owed, "replies still queued at exit");
     }

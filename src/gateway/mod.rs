@@ -24,7 +24,7 @@ pub mod outbound;
 pub mod shutdown;
 pub mod throttle;
 
-use crate::config::{Config, Operator, RedisConfig, StoreConfig};
+use crate::config::{Config, Connector, Operator, RedisConfig, StoreConfig};
 use crate::permit::answer::{Verdict, reply_text};
 use crate::permit::clock::Clock;
 use crate::permit::engine::{Decision, Denial, Outcome, QuotaEngine};
@@ -116,6 +116,19 @@ pub struct OperatorState {
     pub throttle: Throttle,
 }
 
+impl OperatorState {
+    /// Fresh state for `config`: no binds, an empty queue.
+    pub fn new(config: Operator) -> Self {
+        OperatorState {
+            binds: AtomicU32::new(0),
+            receivers: AtomicU32::new(0),
+            queue: ReplyQueue::new(config.queue),
+            throttle: Throttle::new(config.tps),
+            config,
+        }
+    }
+}
+
 /// The shared state of a running gateway.
 pub struct Gateway {
     /// The config it started with.
@@ -129,6 +142,9 @@ pub struct Gateway {
     pub store: Store,
     /// Operators by system_id.
     pub operators: HashMap<String, Arc<OperatorState>>,
+    /// Operators' SMSCs we bind to, each with the state its MOs and replies share across
+    /// its binds (kept apart from `operators`: nobody can bind to us as a connector).
+    pub connectors: Vec<(Connector, Arc<OperatorState>)>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
     message_ids: AtomicU64,
@@ -149,18 +165,12 @@ impl Gateway {
         let operators = config
             .operators
             .iter()
-            .map(|o| {
-                (
-                    o.system_id.clone(),
-                    Arc::new(OperatorState {
-                        config: o.clone(),
-                        binds: AtomicU32::new(0),
-                        receivers: AtomicU32::new(0),
-                        queue: ReplyQueue::new(o.queue),
-                        throttle: Throttle::new(o.tps),
-                    }),
-                )
-            })
+            .map(|o| (o.system_id.clone(), Arc::new(OperatorState::new(o.clone()))))
+            .collect();
+        let connectors = config
+            .connectors
+            .iter()
+            .map(|c| (c.clone(), Arc::new(OperatorState::new(c.as_operator()))))
             .collect();
         let id_prefix = (clock.now().timestamp() as u32) & 0x0fff_ffff;
         Gateway {
@@ -170,6 +180,7 @@ impl Gateway {
             engine,
             store,
             operators,
+            connectors,
             clock,
             message_ids: AtomicU64::new(1),
             id_prefix,

@@ -797,6 +797,59 @@ impl Response {
     }
 }
 
+/// The bind request we send in connector mode: `kind`'s bind_* PDU with our credentials.
+/// `None` when a field does not fit SMPP (system_id up to 15 ASCII characters, password up
+/// to 8, system_type up to 12); config validation keeps them within those bounds.
+pub fn bind_request(
+    kind: super::session::BindKind,
+    system_id: &str,
+    password: &str,
+    system_type: &str,
+    interface_version: u8,
+) -> Option<Pdu> {
+    use super::session::BindKind;
+    use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter};
+    use rusmpp::values::InterfaceVersion;
+    let system_id: COctetString<1, 16> = system_id.parse().ok()?;
+    let password: COctetString<1, 9> = password.parse().ok()?;
+    let system_type: COctetString<1, 13> = system_type.parse().ok()?;
+    let version = if interface_version >= 0x50 {
+        InterfaceVersion::Smpp5_0
+    } else {
+        InterfaceVersion::Smpp3_4
+    };
+    let (ton, npi, range) = (Ton::Unknown, Npi::Unknown, COctetString::default());
+    Some(match kind {
+        BindKind::Transmitter => Pdu::BindTransmitter(BindTransmitter::new(
+            system_id,
+            password,
+            system_type,
+            version,
+            ton,
+            npi,
+            range,
+        )),
+        BindKind::Receiver => Pdu::BindReceiver(BindReceiver::new(
+            system_id,
+            password,
+            system_type,
+            version,
+            ton,
+            npi,
+            range,
+        )),
+        BindKind::Transceiver => Pdu::BindTransceiver(BindTransceiver::new(
+            system_id,
+            password,
+            system_type,
+            version,
+            ton,
+            npi,
+            range,
+        )),
+    })
+}
+
 /// Why an [`Address`] could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("address {addr:?} is not 0-20 ASCII characters without NUL")]

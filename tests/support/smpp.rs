@@ -257,6 +257,18 @@ impl Client {
         }
     }
 
+    /// Wraps a connection the test accepted (playing an SMSC that icaze binds to).
+    pub fn from_stream(stream: TcpStream) -> Client {
+        stream.set_nodelay(true).ok();
+        Client {
+            stream,
+            seq: 0,
+            buf: Vec::new(),
+            partial: Default::default(),
+            stashed: Vec::new(),
+        }
+    }
+
     pub fn next_seq(&mut self) -> u32 {
         self.seq += 1;
         self.seq

@@ -1,0 +1,262 @@
+//! Connector mode against an SMSC played by the test: icaze binds out as an ESME, MOs go in
+//! as deliver_sm, replies come back as submit_sm. The test's SMSC is the byte-level client
+//! of tests/support/smpp.rs on an accepted socket, sharing no code with icaze's codec.
+
+mod support;
+
+use std::time::Duration;
+use support::smpp::{self, Client, RawPdu};
+use support::{TestGateway, config};
+use tokio::net::TcpListener;
+
+const SUBMIT_SM_RESP: u32 = smpp::SUBMIT_SM | smpp::RESP;
+const DELIVER_SM_RESP: u32 = smpp::DELIVER_SM | smpp::RESP;
+
+/// A gateway whose only peer is one connector to `smsc`, with `extra` keys in its table.
+async fn gateway_to(smsc: &TcpListener, extra: &str) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    let port = smsc.local_addr().unwrap().port();
+    let tables = format!(
+        "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\n\
+         [[connectors]]\nname = \"smsc1\"\naddress = \"127.0.0.1:{port}\"\nsystem_id = \"icaze\"\n\
+         password = \"s3cret\"\nlanguage = \"en\"\nreconnect = \"100ms\"\n{extra}"
+    );
+    let config = config(dir.path(), "response_timeout = \"1s\"", &tables);
+    TestGateway::start_with(config, dir).await
+}
+
+/// Accepts icaze's next connection and reads its bind request.
+async fn accept_bind(smsc: &TcpListener) -> (Client, RawPdu) {
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())
+        .await
+        .expect("icaze connects to the SMSC")
+        .unwrap();
+    let mut c = Client::from_stream(stream);
+    let bind = c.read().await.expect("a bind request");
+    (c, bind)
+}
+
+/// Answers `bind` with `status`.
+async fn answer_bind(c: &mut Client, bind: &RawPdu, status: u32) {
+    let mut body = b"SMSC\0".to_vec();
+    body.extend_from_slice(&[0x02, 0x10, 0x00, 0x01, 0x34]);
+    c.send_raw(&smpp::pdu(
+        bind.command_id | smpp::RESP,
+        status,
+        bind.seq,
+        &body,
+    ))
+    .await;
+}
+
+/// A bound transceiver session with icaze.
+async fn bound(smsc: &TcpListener) -> Client {
+    let (mut c, bind) = accept_bind(smsc).await;
+    assert_eq!(bind.command_id, smpp::BIND_TRANSCEIVER);
+    answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
+    c
+}
+
+/// Injects an MO as deliver_sm; returns its sequence number.
+async fn inject(c: &mut Client, from: &str, to: &str, text: &str) -> u32 {
+    c.send(
+        smpp::DELIVER_SM,
+        &smpp::sm_body(from, to, 0, 0, text.as_bytes(), &[]),
+    )
+    .await
+}
+
+/// Reads until the response to `seq` and one reply (submit_sm, acknowledged with a
+/// message_id) have both arrived; returns the response status and the reply.
+async fn exchange(c: &mut Client, seq: u32) -> (u32, smpp::Sm) {
+    let (mut status, mut reply) = (None, None);
+    while status.is_none() || reply.is_none() {
+        let p = c.read_skipping_enquire().await.expect("icaze answers");
+        match p.command_id {
+            DELIVER_SM_RESP if p.seq == seq => status = Some(p.status),
+            smpp::SUBMIT_SM => {
+                c.send_raw(&smpp::pdu(SUBMIT_SM_RESP, 0, p.seq, b"mt-1\0"))
+                    .await;
+                // A long reply comes in parts (UDH); the whole of it counts.
+                if let Some(whole) = c.assemble(&p.body) {
+                    reply = Some(whole);
+                }
+            }
+            other => panic!("unexpected {other:#x}: {p:?}"),
+        }
+    }
+    (status.unwrap(), reply.unwrap())
+}
+
+fn bind_fields(body: &[u8]) -> (String, String, u8) {
+    let mut parts = body.split(|&b| b == 0);
+    let system_id = String::from_utf8(parts.next().unwrap().to_vec()).unwrap();
+    let password = String::from_utf8(parts.next().unwrap().to_vec()).unwrap();
+    let system_type_len = parts.next().unwrap().len();
+    let version = body[system_id.len() + password.len() + system_type_len + 3];
+    (system_id, password, version)
+}
+
+#[tokio::test]
+async fn mo_as_deliver_sm_gets_its_permit_as_submit_sm() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = gateway_to(&smsc, "").await;
+    let (mut c, bind) = accept_bind(&smsc).await;
+    assert_eq!(bind.command_id, smpp::BIND_TRANSCEIVER);
+    assert_eq!(
+        bind_fields(&bind.body),
+        ("icaze".into(), "s3cret".into(), 0x34)
+    );
+    answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
+
+    let seq = inject(&mut c, "994501234567", "8103", "2 AZE 11111111").await;
+    let (status, reply) = exchange(&mut c, seq).await;
+    assert_eq!(status, smpp::ESME_ROK);
+    assert_eq!(
+        (reply.source.as_str(), reply.dest.as_str(), reply.esm_class),
+        ("8103", "994501234567", 0)
+    );
+    let text = smpp::sm_text(&reply);
+    assert!(text.starts_with("PERMIT GRANTED: code 2"), "{text}");
+    assert!(text.contains("AZE 11111111"), "{text}");
+    let permit = text
+        .rsplit("Permit no. ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(permit.len() >= 8, "{text}");
+
+    // The same request again: the same permit, no second grant.
+    let seq = inject(&mut c, "994501234567", "8103", "2 aze 1111 1111").await;
+    let (status, again) = exchange(&mut c, seq).await;
+    assert_eq!(status, smpp::ESME_ROK);
+    let again = smpp::sm_text(&again);
+    assert!(again.starts_with("You already have a permit"), "{again}");
+    assert!(again.ends_with(&permit), "{again} should repeat {permit}");
+
+    // An MO for another number is refused in its deliver_sm_resp, with no reply.
+    let seq = inject(&mut c, "994501234567", "9999", "2 AZE 22222222").await;
+    let p = c.read_skipping_enquire().await.unwrap();
+    assert_eq!(
+        (p.command_id, p.seq, p.status),
+        (DELIVER_SM_RESP, seq, smpp::ESME_RINVDSTADR)
+    );
+
+    // The SMSC's enquire_link is answered.
+    let seq = c.send(smpp::ENQUIRE_LINK, &[]).await;
+    let p = c.read().await.unwrap();
+    assert_eq!(
+        (p.command_id, p.seq),
+        (smpp::ENQUIRE_LINK | smpp::RESP, seq)
+    );
+    gw.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_refused_bind_is_retried_until_the_smsc_accepts() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = gateway_to(&smsc, "").await;
+    let (mut c, bind) = accept_bind(&smsc).await;
+    answer_bind(&mut c, &bind, smpp::ESME_RINVPASWD).await;
+    // icaze closes that connection and comes back after its back-off.
+    assert!(c.read().await.is_none(), "icaze closes a refused bind");
+    let mut c = bound(&smsc).await;
+    let seq = inject(&mut c, "994507654321", "8103", "1 AA 1234567").await;
+    let (status, reply) = exchange(&mut c, seq).await;
+    assert_eq!(status, smpp::ESME_ROK);
+    assert_eq!(reply.dest, "994507654321");
+    gw.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn pairs_take_mo_on_the_receiver_and_send_replies_on_the_transmitter() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = gateway_to(&smsc, "bind = \"pair\"\n").await;
+    let (a, bind_a) = accept_bind(&smsc).await;
+    let (b, bind_b) = accept_bind(&smsc).await;
+    let ((mut rx, bind_rx), (mut tx, bind_tx)) = if bind_a.command_id == smpp::BIND_RECEIVER {
+        ((a, bind_a), (b, bind_b))
+    } else {
+        ((b, bind_b), (a, bind_a))
+    };
+    assert_eq!(
+        (bind_rx.command_id, bind_tx.command_id),
+        (smpp::BIND_RECEIVER, smpp::BIND_TRANSMITTER)
+    );
+    // Only the receiver is bound: the MO is decided and acknowledged, its reply waits.
+    answer_bind(&mut rx, &bind_rx, smpp::ESME_ROK).await;
+    let seq = inject(&mut rx, "994551112233", "8103", "3 MYİ 7654321").await;
+    let p = rx.read_skipping_enquire().await.unwrap();
+    assert_eq!(
+        (p.command_id, p.seq, p.status),
+        (DELIVER_SM_RESP, seq, smpp::ESME_ROK)
+    );
+    assert!(
+        rx.read_within(Duration::from_millis(300)).await.is_none(),
+        "no reply on a receiver bind"
+    );
+    // The transmitter binds: the reply goes out on it.
+    answer_bind(&mut tx, &bind_tx, smpp::ESME_ROK).await;
+    let p = tx.read_skipping_enquire().await.expect("the reply");
+    assert_eq!(p.command_id, smpp::SUBMIT_SM);
+    let reply = smpp::parse_sm(&p.body);
+    assert_eq!(reply.dest, "994551112233");
+    assert!(smpp::sm_text(&reply).contains("7654321"));
+    tx.send_raw(&smpp::pdu(SUBMIT_SM_RESP, 0, p.seq, b"x\0"))
+        .await;
+    gw.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_reply_unanswered_when_the_link_drops_goes_out_again_after_reconnect() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = gateway_to(&smsc, "").await;
+    let mut c = bound(&smsc).await;
+    inject(&mut c, "994709998877", "8103", "2 DYI 1112223").await;
+    let first = loop {
+        let p = c.read_skipping_enquire().await.expect("reply");
+        if p.command_id == smpp::SUBMIT_SM {
+            break smpp::parse_sm(&p.body);
+        }
+    };
+    // The link dies before the SMSC answers the submit_sm.
+    drop(c);
+    let mut c = bound(&smsc).await;
+    let p = c.read_skipping_enquire().await.expect("the reply again");
+    assert_eq!(p.command_id, smpp::SUBMIT_SM);
+    let again = smpp::parse_sm(&p.body);
+    assert_eq!(
+        (again.dest.as_str(), smpp::sm_text(&again)),
+        (first.dest.as_str(), smpp::sm_text(&first))
+    );
+    c.send_raw(&smpp::pdu(SUBMIT_SM_RESP, 0, p.seq, b"x\0"))
+        .await;
+    gw.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn shutdown_unbinds_from_the_smsc_and_does_not_reconnect() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = gateway_to(&smsc, "").await;
+    let mut c = bound(&smsc).await;
+    // Once icaze has taken the bind (it answers our enquire_link after it), stop it.
+    let seq = c.send(smpp::ENQUIRE_LINK, &[]).await;
+    assert_eq!(c.read().await.unwrap().seq, seq);
+    gw.shutdown.cancel();
+    let p = c.read_skipping_enquire().await.expect("an unbind");
+    assert_eq!(p.command_id, smpp::UNBIND);
+    c.send_raw(&smpp::pdu(smpp::UNBIND | smpp::RESP, 0, p.seq, &[]))
+        .await;
+    assert!(c.read().await.is_none(), "icaze closes after unbind_resp");
+    tokio::time::timeout(Duration::from_secs(5), gw.done)
+        .await
+        .expect("the gateway stops within its grace period")
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), smsc.accept())
+            .await
+            .is_err(),
+        "no reconnection after shutdown"
+    );
+}
