@@ -1,48 +1,120 @@
-//! One SMPP session of the simulated operator: bind, send citizens' MOs, answer the
-//! gateway's deliver_sm, unbind.
+//! One SMPP session of the simulated operator, on either side of SMPP: loadgen's ESME binds
+//! to the gateway, sends citizens' MOs as submit_sm and answers the replies' deliver_sm;
+//! smsc's sessions are the gateway's binds to it, carry MOs as deliver_sm and answer the
+//! replies' submit_sm with a message_id. The [`Side`] says which; the loop is the same.
 //!
 //! A session is one task with one loop. Each turn it takes everything the socket has
-//! buffered, handles every complete PDU (submit_sm_resp, deliver_sm, enquire_link, unbind),
-//! takes the ledger's lock once to book the turn's acknowledgements and replies and to
-//! generate the turn's new MOs, and writes everything it owes (deliver_sm_resp,
-//! enquire_link_resp, submit_sm) in one write. So system calls grow with turns (at most one
+//! buffered, handles every complete PDU (the MOs' acknowledgements, replies, enquire_link,
+//! unbind), takes the ledger's lock once to book the turn's acknowledgements and replies and
+//! to generate the turn's new MOs, and writes everything it owes (reply responses,
+//! enquire_link_resp, MOs) in one write. So system calls grow with turns (at most one
 //! per pacing tick or per read), not with messages, and the gateway keeps most of the
 //! machine.
 //!
 //! While a write waits for room, the session keeps reading (into its buffer, without
 //! handling): a gateway that blocks on writing to us while we block on writing to it would
 //! otherwise deadlock once both socket buffers are full.
+//!
+//! The phones and their traffic belong to a [`Slot`], not to a session: a session that can
+//! carry MOs takes a free slot when sending starts and gives it back when it ends, with the
+//! MOs the gateway had not acknowledged. So when the gateway binds again after losing a
+//! session (smsc), the new session carries on with the same citizens and sends those MOs
+//! again, as an SMSC redelivers after a lost connection.
 
 use crate::ledger::{AckOutcome, Reply, Ticket};
-use crate::loadgen::{Phase, Shared};
 use crate::rng::IntMap;
+use crate::run::{Phase, Settings, Shared};
 use crate::traffic::Citizens;
 use crate::wire::{self, Header};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
 
-/// What a session is bound as.
+/// Which side of SMPP the simulator plays, and so which commands carry what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// An operator's ESME bound to the gateway (loadgen): MOs go out as submit_sm, replies
+    /// come in as deliver_sm and are answered with an empty message_id.
+    Esme,
+    /// An operator's SMSC the gateway binds to (smsc): MOs go out as deliver_sm, replies come
+    /// in as submit_sm and are answered with a message_id, as an SMSC accepts a message.
+    Smsc,
+}
+
+impl Side {
+    /// The command that carries a citizen's MO to the gateway.
+    pub fn mo_command(self) -> u32 {
+        match self {
+            Side::Esme => wire::SUBMIT_SM,
+            Side::Smsc => wire::DELIVER_SM,
+        }
+    }
+
+    /// The command that carries the gateway's reply to the citizen.
+    pub fn reply_command(self) -> u32 {
+        match self {
+            Side::Esme => wire::DELIVER_SM,
+            Side::Smsc => wire::SUBMIT_SM,
+        }
+    }
+
+    /// `loadgen` or `smsc`: the subcommand that plays this side, for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Esme => "loadgen",
+            Side::Smsc => "smsc",
+        }
+    }
+}
+
+/// How the ESME of a session bound: loadgen's own bind, or the gateway's bind to smsc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Sends MOs and receives replies.
+    /// Sends and receives.
     Transceiver,
-    /// Sends MOs only (one half of a pair).
+    /// The ESME only sends (one half of a pair).
     Transmitter,
-    /// Receives replies only (the other half).
+    /// The ESME only receives (the other half).
     Receiver,
 }
 
 impl Role {
-    fn bind_command(self) -> u32 {
+    /// The bind command that asks for this role.
+    pub fn bind_command(self) -> u32 {
         match self {
             Role::Transceiver => wire::BIND_TRANSCEIVER,
             Role::Transmitter => wire::BIND_TRANSMITTER,
             Role::Receiver => wire::BIND_RECEIVER,
         }
+    }
+
+    /// The role a bind command asks for; `None` if it is no bind.
+    pub fn of_bind(command_id: u32) -> Option<Role> {
+        match command_id {
+            wire::BIND_TRANSCEIVER => Some(Role::Transceiver),
+            wire::BIND_TRANSMITTER => Some(Role::Transmitter),
+            wire::BIND_RECEIVER => Some(Role::Receiver),
+            _ => None,
+        }
+    }
+
+    /// Whether a session bound so can carry citizens' MOs from the simulator: what the ESME
+    /// sends when it is the ESME (loadgen), what it receives when the gateway is (smsc).
+    pub fn carries_mo(self, side: Side) -> bool {
+        match self {
+            Role::Transceiver => true,
+            Role::Transmitter => side == Side::Esme,
+            Role::Receiver => side == Side::Smsc,
+        }
+    }
+
+    /// Whether a session bound so can carry the gateway's replies.
+    pub fn carries_replies(self, side: Side) -> bool {
+        self == Role::Transceiver || !self.carries_mo(side)
     }
 }
 
@@ -51,11 +123,91 @@ impl Role {
 pub struct Plan {
     /// Index among the run's sessions, for messages.
     pub id: usize,
-    /// How it binds.
+    /// How its ESME bound.
     pub role: Role,
-    /// Its index among the sessions that send MOs (its phones are those with
-    /// `phone % senders == index`); `None` for a receiver.
-    pub sender: Option<u32>,
+}
+
+/// A share of the population's phones (`phone % slots == index`) with its traffic state and
+/// the MOs waiting to be sent again. Held by one MO-carrying session at a time, so every
+/// request of a document reaches the gateway through one session, in order.
+#[derive(Debug)]
+pub struct Slot {
+    citizens: Citizens,
+    /// MOs the rate schedule has asked of this slot so far.
+    scheduled: u64,
+    /// MOs due but not yet sent (the window was full).
+    owed: u64,
+    /// MOs refused for now (or unacknowledged when their session ended), with when to send
+    /// them again.
+    retries: VecDeque<(Instant, Ticket)>,
+}
+
+impl Slot {
+    /// A slot for these citizens.
+    pub fn new(citizens: Citizens) -> Slot {
+        Slot {
+            citizens,
+            scheduled: 0,
+            owed: 0,
+            retries: VecDeque::new(),
+        }
+    }
+}
+
+/// The run's slots not held by a session.
+#[derive(Debug, Default)]
+pub struct Slots {
+    free: Mutex<Vec<Slot>>,
+    /// How many are free: sessions without a slot look here, not at the lock, every turn.
+    available: AtomicUsize,
+    count: AtomicU32,
+}
+
+impl Slots {
+    /// Sets the run's slots, once, before sending starts.
+    pub fn fill(&self, slots: Vec<Slot>) {
+        let mut free = self.lock();
+        self.count.store(slots.len() as u32, Ordering::Release);
+        self.available.store(slots.len(), Ordering::Release);
+        // Reversed, so that sessions claim slot 0 first.
+        *free = slots.into_iter().rev().collect();
+    }
+
+    /// Slots in the run: the MO-carrying sessions when sending started.
+    pub fn count(&self) -> u32 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn claim(&self) -> Option<Slot> {
+        if self.available.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut free = self.lock();
+        let slot = free.pop();
+        self.available.store(free.len(), Ordering::Release);
+        slot
+    }
+
+    fn release(&self, slot: Slot) {
+        let mut free = self.lock();
+        free.push(slot);
+        self.available.store(free.len(), Ordering::Release);
+    }
+
+    /// MOs still owed by free slots: the schedule asked for them and no session sent them.
+    /// Taken once, at the end of the run, when every session has given its slot back.
+    pub fn take_owed(&self) -> u64 {
+        self.lock()
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.owed))
+            .sum()
+    }
 }
 
 /// Most MOs generated in one turn, so one turn never holds the ledger for long.
@@ -68,8 +220,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const ENQUIRE_AFTER: Duration = Duration::from_secs(30);
 /// How long to wait for unbind_resp.
 const UNBIND_WAIT: Duration = Duration::from_secs(2);
-/// How long connecting and binding may take.
-const BIND_WAIT: Duration = Duration::from_secs(10);
 /// Read buffer beyond which a blocked writer stops reading ahead.
 const MAX_INBUF: usize = 8 << 20;
 /// A concatenated reply whose parts stop coming is forgotten after this.
@@ -81,10 +231,11 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Connects and binds; what the socket already holds after the bind_resp is returned too.
-pub async fn connect(shared: &Shared, plan: &Plan) -> anyhow::Result<(TcpStream, BytesMut)> {
-    let s = &shared.settings;
-    let stream = tokio::time::timeout(BIND_WAIT, TcpStream::connect(&s.target))
+/// Connects to the gateway and binds as `plan` says (loadgen); what the socket already holds
+/// after the bind_resp is returned too. Each step may take `settings.bind_timeout`.
+pub async fn connect(s: &Settings, plan: &Plan) -> anyhow::Result<(TcpStream, BytesMut)> {
+    let wait_for = s.bind_timeout;
+    let stream = tokio::time::timeout(wait_for, TcpStream::connect(&s.target))
         .await
         .map_err(|_| anyhow::anyhow!("connecting to {} timed out", s.target))?
         .map_err(|e| anyhow::anyhow!("connecting to {}: {e}", s.target))?;
@@ -117,14 +268,18 @@ pub async fn connect(shared: &Shared, plan: &Plan) -> anyhow::Result<(TcpStream,
             }
         }
     };
-    tokio::time::timeout(BIND_WAIT, wait)
+    tokio::time::timeout(wait_for, wait)
         .await
         .map_err(|_| anyhow::anyhow!("bind {} got no answer in time", plan.id))??;
     Ok((stream, inbuf))
 }
 
 /// Writes all of `out`, reading ahead into `inbuf` while the socket is full.
-async fn write_all(stream: &TcpStream, out: &[u8], inbuf: &mut BytesMut) -> std::io::Result<()> {
+pub async fn write_all(
+    stream: &TcpStream,
+    out: &[u8],
+    inbuf: &mut BytesMut,
+) -> std::io::Result<()> {
     let mut written = 0;
     while written < out.len() {
         match stream.try_write(&out[written..]) {
@@ -164,17 +319,15 @@ struct Partial {
 struct Session {
     shared: Arc<Shared>,
     plan: Plan,
-    citizens: Option<Citizens>,
+    side: Side,
+    /// Whether this session can carry MOs (it then takes a slot when one is free).
+    carries_mo: bool,
+    /// The phones it sends for, while it holds them.
+    slot: Option<Slot>,
     seq: u32,
-    /// submit_sm awaiting their response, by sequence number: the window.
+    /// MOs awaiting their acknowledgement, by sequence number: the window.
     pending: IntMap<u32, Ticket>,
-    /// MOs refused for now, with when to send them again.
-    retries: VecDeque<(Instant, Ticket)>,
     parts: HashMap<(Vec<u8>, u16, u8), Partial>,
-    /// MOs the rate schedule has asked for so far.
-    scheduled: u64,
-    /// MOs due but not yet sent (the window was full).
-    owed: u64,
     paused_until: Option<Instant>,
     backoff: Duration,
     /// The send window in force: the configured window, halved on each transient refusal
@@ -189,34 +342,24 @@ struct Session {
     peer_unbound: bool,
 }
 
-/// Runs a bound session until the run stops it (or the gateway closes it).
+/// Runs a bound session until the run stops it (or the gateway closes or unbinds it).
 pub async fn serve(
     shared: Arc<Shared>,
     plan: Plan,
     stream: TcpStream,
     inbuf: BytesMut,
 ) -> anyhow::Result<()> {
-    let citizens = plan.sender.map(|i| {
-        Citizens::new(
-            &shared.pop,
-            &shared.rules,
-            shared.settings.seed,
-            i,
-            shared.senders,
-            shared.settings.mix,
-        )
-    });
     let cwnd = f64::from(shared.settings.window.max(1));
+    let side = shared.side;
     let mut session = Session {
         shared,
         plan,
-        citizens,
+        side,
+        carries_mo: plan.role.carries_mo(side),
+        slot: None,
         seq: 1,
         pending: IntMap::default(),
-        retries: VecDeque::new(),
         parts: HashMap::new(),
-        scheduled: 0,
-        owed: 0,
         paused_until: None,
         backoff: MIN_BACKOFF,
         cwnd,
@@ -231,14 +374,32 @@ pub async fn serve(
     session.run(stream, inbuf).await
 }
 
-impl Session {
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq % 0x7FFF_FFFF + 1;
-        self.seq
-    }
+/// The next sequence number (1 to 0x7FFFFFFF, then around again).
+fn next_seq(seq: &mut u32) -> u32 {
+    *seq = *seq % 0x7FFF_FFFF + 1;
+    *seq
+}
 
+impl Drop for Session {
+    /// However the session ends (unbind, a closed socket, an error, the run aborting it),
+    /// its slot goes back to the run with the MOs the gateway never acknowledged: their fate
+    /// is unknown, so the next session to take the slot sends them again.
+    fn drop(&mut self) {
+        let Some(mut slot) = self.slot.take() else {
+            return;
+        };
+        let mut unacked: Vec<(u32, Ticket)> = self.pending.drain().collect();
+        unacked.sort_unstable_by_key(|&(seq, _)| seq);
+        let now = Instant::now();
+        slot.retries
+            .extend(unacked.into_iter().map(|(_, t)| (now, t)));
+        self.shared.slots.release(slot);
+    }
+}
+
+impl Session {
     async fn run(&mut self, stream: TcpStream, mut inbuf: BytesMut) -> anyhow::Result<()> {
-        let tick_every = if self.plan.sender.is_some() {
+        let tick_every = if self.carries_mo {
             self.shared.settings.tick
         } else {
             Duration::from_millis(20)
@@ -273,15 +434,15 @@ impl Session {
             self.turn(&mut inbuf, now)?;
             let phase = self.shared.phase();
             if phase == Phase::Stopping && self.unbind_sent.is_none() && !self.peer_unbound {
-                let seq = self.next_seq();
+                let seq = next_seq(&mut self.seq);
                 wire::put_plain(&mut self.out, wire::UNBIND, seq);
                 self.unbind_sent = Some(now);
             }
-            if self.plan.sender.is_none()
+            if self.slot.is_none()
                 && self.enquire_sent.is_none()
                 && now.duration_since(self.last_write) > ENQUIRE_AFTER
             {
-                let seq = self.next_seq();
+                let seq = next_seq(&mut self.seq);
                 wire::put_plain(&mut self.out, wire::ENQUIRE_LINK, seq);
                 self.enquire_sent = Some(now);
             }
@@ -322,14 +483,18 @@ impl Session {
         }
         let shared = self.shared.clone();
         let phase = shared.phase();
-        if phase != Phase::Sending && self.owed > 0 {
-            shared
-                .behind
-                .fetch_add(self.owed, std::sync::atomic::Ordering::Relaxed);
-            self.owed = 0;
+        let sending = self.carries_mo && matches!(phase, Phase::Sending | Phase::Draining);
+        if sending && self.slot.is_none() {
+            self.slot = shared.slots.claim();
         }
-        let sending =
-            self.plan.sender.is_some() && matches!(phase, Phase::Sending | Phase::Draining);
+        if let Some(slot) = self.slot.as_mut()
+            && phase != Phase::Sending
+            && slot.owed > 0
+        {
+            shared.behind.fetch_add(slot.owed, Ordering::Relaxed);
+            slot.owed = 0;
+        }
+        let sending = sending && self.slot.is_some();
         if acks.is_empty() && replies.is_empty() && !sending {
             return Ok(());
         }
@@ -349,7 +514,10 @@ impl Session {
                         self.cwnd = (self.cwnd / 2.0).max(1.0);
                     }
                     let due = self.paused_until.unwrap_or(now).max(now + MIN_BACKOFF);
-                    self.retries.push_back((due, t));
+                    // Only a slot's holder has MOs to be acknowledged, so the slot is here.
+                    if let Some(slot) = self.slot.as_mut() {
+                        slot.retries.push_back((due, t));
+                    }
                     refused = true;
                 }
                 AckOutcome::Accepted => {
@@ -369,23 +537,28 @@ impl Session {
         if !sending || self.paused_until.is_some_and(|t| t > now) {
             return Ok(());
         }
+        let Some(slot) = self.slot.as_mut() else {
+            return Ok(());
+        };
+        let mo_command = self.side.mo_command();
         let mut room = (self.cwnd as u64).saturating_sub(self.pending.len() as u64);
         while room > 0 {
-            let Some(&(due, t)) = self.retries.front() else {
+            let Some(&(due, t)) = slot.retries.front() else {
                 break;
             };
             if due > now {
                 break;
             }
-            self.retries.pop_front();
+            slot.retries.pop_front();
             let Some((text, phone)) = ledger.text_of(t) else {
                 continue;
             };
             let msisdn = shared.pop.msisdn(phone);
             let dc = wire::encode_text(text, &mut self.text);
-            let seq = self.next_seq();
-            wire::put_submit_sm(
+            let seq = next_seq(&mut self.seq);
+            wire::put_mo(
                 &mut self.out,
+                mo_command,
                 seq,
                 &msisdn,
                 &settings.short_number,
@@ -401,35 +574,34 @@ impl Session {
         }
         let awaiting = ledger.outstanding() as u64;
         let room = room.min(settings.max_in_flight.saturating_sub(awaiting));
-        let new = match settings.rate_per_sender(shared.senders) {
+        let rate = settings.rate_per_sender(shared.slots.count());
+        let new = match rate {
             Some(rate) => {
                 let start = shared.start().unwrap_or(now);
                 let due = (now.duration_since(start).as_secs_f64() * rate) as u64;
-                if due > self.scheduled {
-                    self.owed += due - self.scheduled;
-                    self.scheduled = due;
+                if due > slot.scheduled {
+                    slot.owed += due - slot.scheduled;
+                    slot.scheduled = due;
                 }
-                self.owed.min(room).min(MAX_BATCH)
+                slot.owed.min(room).min(MAX_BATCH)
             }
             None => room.min(MAX_BATCH),
         };
-        let Some(citizens) = self.citizens.as_mut() else {
-            return Ok(());
-        };
-        if !citizens.has_phones() {
+        if !slot.citizens.has_phones() {
             return Ok(());
         }
         for _ in 0..new {
             let sms = {
                 let l = &*ledger;
-                citizens.next(&shared.pop, &shared.rules, &|p, d, c| l.busy(p, d, c))
+                slot.citizens
+                    .next(&shared.pop, &shared.rules, &|p, d, c| l.busy(p, d, c))
             };
             let msisdn = shared.pop.msisdn(sms.phone);
             let dc = wire::encode_text(&sms.text, &mut self.text);
-            self.seq = self.seq % 0x7FFF_FFFF + 1;
-            let seq = self.seq;
-            wire::put_submit_sm(
+            let seq = next_seq(&mut self.seq);
+            wire::put_mo(
                 &mut self.out,
+                mo_command,
                 seq,
                 &msisdn,
                 &settings.short_number,
@@ -439,8 +611,8 @@ impl Session {
             let t = ledger.register(sms, now, unix);
             self.pending.insert(seq, t);
         }
-        if settings.rate_per_sender(shared.senders).is_some() {
-            self.owed -= new;
+        if rate.is_some() {
+            slot.owed -= new;
         }
         Ok(())
     }
@@ -453,15 +625,22 @@ impl Session {
         acks: &mut Vec<(Ticket, u32)>,
         replies: &mut Vec<Reply>,
     ) {
+        let (mo, reply) = (self.side.mo_command(), self.side.reply_command());
         match h.command_id {
-            id if id == wire::SUBMIT_SM | wire::RESP || id == wire::GENERIC_NACK => {
+            id if id == mo | wire::RESP || id == wire::GENERIC_NACK => {
                 if let Some(t) = self.pending.remove(&h.sequence) {
                     acks.push((t, h.status));
                 }
             }
-            wire::DELIVER_SM => {
-                wire::put_resp(&mut self.out, wire::DELIVER_SM, h.sequence, true);
-                if let Some(reply) = self.on_deliver_sm(body, now) {
+            id if id == reply => {
+                match self.side {
+                    Side::Esme => wire::put_resp(&mut self.out, reply, h.sequence, true),
+                    Side::Smsc => {
+                        let id = self.shared.message_ids.fetch_add(1, Ordering::Relaxed);
+                        wire::put_resp_with_id(&mut self.out, reply, h.sequence, id);
+                    }
+                }
+                if let Some(reply) = self.on_reply_sm(body, now) {
                     replies.push(reply);
                 }
             }
@@ -475,20 +654,22 @@ impl Session {
             }
             id if id == wire::UNBIND | wire::RESP => self.unbound = true,
             id if id & wire::RESP != 0 => {}
-            _ => {
-                // A request we do not serve: generic_nack with ESME_RINVCMDID.
-                let mut nack = BytesMut::new();
-                wire::put_plain(&mut nack, wire::GENERIC_NACK, h.sequence);
-                nack[11] = 0x03;
-                self.out.extend_from_slice(&nack);
+            id if Role::of_bind(id).is_some() => {
+                wire::put_nack(&mut self.out, h.sequence, wire::ESME_RINVBNDSTS)
             }
+            _ => wire::put_nack(&mut self.out, h.sequence, wire::ESME_RINVCMDID),
         }
     }
 
-    /// A deliver_sm's text, once all its parts are here.
-    fn on_deliver_sm(&mut self, body: &[u8], now: Instant) -> Option<Reply> {
+    /// A reply's text (from a deliver_sm, or a submit_sm on the SMSC side), once all its
+    /// parts are here.
+    fn on_reply_sm(&mut self, body: &[u8], now: Instant) -> Option<Reply> {
         let Some(d) = wire::read_deliver_sm(body) else {
-            return Some(self.reply(b"?", "<malformed deliver_sm>".into(), now));
+            let what = match self.side {
+                Side::Esme => "<malformed deliver_sm>",
+                Side::Smsc => "<malformed submit_sm>",
+            };
+            return Some(self.reply(b"?", what.into(), now));
         };
         let (concat, user_data) = if d.esm_class & wire::UDHI != 0 {
             match icaze::smpp::text::parse_udh(d.message) {

@@ -16,8 +16,10 @@
 //! - [`replies`]: reads a reply: which template it came from, what it echoes.
 //! - [`ledger`]: MOs in flight, per-phone FIFOs, matching replies, counting.
 //! - [`wire`]: the few SMPP PDUs a load generator needs, by hand.
-//! - [`bind`]: one SMPP session: bind, coalesced writes, windows, throttling, unbind.
-//! - [`loadgen`]: a run: phases, pacing, drain, the report.
+//! - [`bind`]: one SMPP session, ESME or SMSC side: coalesced writes, windows, throttling,
+//!   unbind; the sender slots that outlive a session.
+//! - [`run`]: a run on either side: phases, pacing, drain, late sessions, the report.
+//! - [`loadgen`]: the simulator as the operator's ESME: connects and binds its sessions.
 //! - [`report`]: the JSON report and the summary for people.
 //! - [`svg`]: throughput and latency over time, as a hand-written SVG.
 //! - [`procstat`]: CPU shares and load from `/proc`.
@@ -34,6 +36,7 @@ pub mod replies;
 pub mod report;
 pub mod rng;
 pub mod rules;
+pub mod run;
 pub mod svg;
 pub mod traffic;
 pub mod wire;

@@ -1,5 +1,5 @@
 //! CPU and load figures from `/proc`, best effort: the report says how much of the machine
-//! the load generator took and how much the gateway got, so a figure measured on a shared
+//! the simulator took and how much the gateway got, so a figure measured on a shared
 //! two-core machine can be judged.
 //!
 //! Everything here returns `None` where `/proc` is missing or unreadable (not Linux, another
@@ -50,9 +50,34 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The process listening on TCP `port` (IPv4 or IPv6): its socket's inode from
-/// `/proc/net/tcp*`, then the process holding that inode among `/proc/*/fd`.
+/// The process listening on TCP `port` (IPv4 or IPv6): the gateway in front of which loadgen
+/// runs.
 pub fn listener_pid(port: u16) -> Option<u32> {
+    socket_owner(|local, _, state| state == LISTEN && local == port)
+}
+
+/// The process at the other end of a TCP connection that came to our port `our_port` from
+/// port `peer_port` on this machine: the gateway that binds to smsc. Its socket is the one
+/// whose local port is `peer_port` and remote port `our_port` (ours is the other way round).
+pub fn peer_pid(peer_port: u16, our_port: u16) -> Option<u32> {
+    socket_owner(|local, remote, state| {
+        state == ESTABLISHED && local == peer_port && remote == our_port
+    })
+}
+
+/// `/proc/net/tcp` state of a listening socket.
+const LISTEN: &str = "0A";
+/// `/proc/net/tcp` state of a connected socket.
+const ESTABLISHED: &str = "01";
+
+/// The process holding a TCP socket (IPv4 or IPv6) for which `wanted(local port, remote
+/// port, state)` holds: the socket's inode from `/proc/net/tcp*`, then the process holding
+/// that inode among `/proc/*/fd`.
+fn socket_owner(wanted: impl Fn(u16, u16, &str) -> bool) -> Option<u32> {
+    let port = |addr: &str| {
+        addr.rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
     let mut inodes = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
@@ -60,14 +85,15 @@ pub fn listener_pid(port: u16) -> Option<u32> {
         };
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
+            let (Some(local), Some(remote), Some(state), Some(inode)) =
+                (f.get(1), f.get(2), f.get(3), f.get(9))
+            else {
                 continue;
             };
-            let listening = *state == "0A";
-            let local_port = local
-                .rsplit_once(':')
-                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
-            if listening && local_port == Some(port) && *inode != "0" {
+            let (Some(local), Some(remote)) = (port(local), port(remote)) else {
+                continue;
+            };
+            if wanted(local, remote, state) && *inode != "0" {
                 inodes.push(format!("socket:[{inode}]"));
             }
         }
@@ -155,5 +181,12 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert_eq!(listener_pid(port), Some(std::process::id()));
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let peer_port = client.local_addr().unwrap().port();
+        assert_eq!(accepted.peer_addr().unwrap().port(), peer_port);
+        assert_eq!(peer_pid(peer_port, port), Some(std::process::id()));
+        // Only a connection between those two ports counts.
+        assert_eq!(peer_pid(port, port), None);
     }
 }

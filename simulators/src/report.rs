@@ -58,15 +58,17 @@ pub struct MissingRecord {
 /// What was asked of the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunConfig {
-    /// The gateway's address.
+    /// `loadgen` (the simulator binds to the gateway) or `smsc` (the gateway binds to it).
+    pub mode: String,
+    /// loadgen: the gateway's address. smsc: where it listened for the gateway's binds.
     pub target: String,
-    /// SMPP sessions.
+    /// SMPP sessions when sending started.
     pub binds: u32,
-    /// `trx` or `pair`.
+    /// `trx`, `pair` or (smsc, if the gateway mixed them) `mixed`.
     pub bind_kind: String,
     /// MO per second asked for; `None` for `max`.
     pub rate: Option<u64>,
-    /// Unanswered submit_sm per bind.
+    /// Unacknowledged MOs per sending session.
     pub window: u32,
     /// Seconds of sending.
     pub duration_s: f64,
@@ -87,7 +89,7 @@ pub struct Totals {
     pub sent: u64,
     /// submit_sm written, resends included.
     pub submits: u64,
-    /// MOs acknowledged with ESME_ROK.
+    /// MOs acknowledged with ESME_ROK (submit_sm_resp, or deliver_sm_resp for smsc).
     pub acknowledged: u64,
     /// Replies matched to an MO.
     pub answered: u64,
@@ -131,7 +133,8 @@ pub struct Rates {
     pub answered: f64,
 }
 
-/// MO→MT latency, milliseconds: submit_sm written to the reply's last part read.
+/// MO→MT latency, milliseconds: the MO written (submit_sm, or deliver_sm for smsc) to the
+/// reply's last part read.
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
     /// Replies measured.
@@ -155,7 +158,8 @@ pub struct Latency {
 pub struct Cpu {
     /// Cores of the machine.
     pub cores: usize,
-    /// This process (in a smoke test that runs the gateway in-process, both).
+    /// This process, loadgen or smsc (in a smoke test that runs the gateway in-process,
+    /// both).
     pub loadgen: Option<f64>,
     /// The gateway's pid, if found.
     pub gateway_pid: Option<u32>,
@@ -350,9 +354,15 @@ impl Report {
             .config
             .rate
             .map_or_else(|| "max".to_string(), |r| format!("{r}/s"));
+        let toward = if self.config.mode == "smsc" {
+            "listening on"
+        } else {
+            "→"
+        };
         let _ = writeln!(
             s,
-            "icaze-sim loadgen → {}: {} × {} binds, rate {rate}, window {}, {:.0} s, population {} ({} phones), seed {}",
+            "icaze-sim {} {toward} {}: {} × {} binds, rate {rate}, window {}, {:.0} s, population {} ({} phones), seed {}",
+            self.config.mode,
             self.config.target,
             self.config.binds,
             self.config.bind_kind,
@@ -412,7 +422,8 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "cpu (cores)  loadgen {}  gateway {}{}  machine {} of {}  load {} → {}",
+            "cpu (cores)  {} {}  gateway {}{}  machine {} of {}  load {} → {}",
+            self.config.mode,
             f(c.loadgen),
             f(c.gateway),
             c.gateway_pid

@@ -171,7 +171,8 @@ pub fn render(report: &Report) -> String {
         .map_or_else(|| "max".into(), |r| format!("{r}/s"));
     let verdict = if report.passed { "passed" } else { "FAILED" };
     let title = format!(
-        "icaze-sim: {} binds ({}), rate {rate}, p99 {:.2} ms, {} mismatches, {} missing: {verdict}",
+        "icaze-sim {}: {} binds ({}), rate {rate}, p99 {:.2} ms, {} mismatches, {} missing: {verdict}",
+        report.config.mode,
         report.config.binds,
         report.config.bind_kind,
         report.latency_ms.p99,

@@ -1,4 +1,6 @@
-//! The few SMPP PDUs a load generator needs, encoded and read by hand.
+//! The few SMPP PDUs the simulator needs, encoded and read by hand: both the ESME side
+//! (loadgen binds, sends submit_sm, answers deliver_sm) and the SMSC side (smsc answers binds,
+//! sends deliver_sm, answers submit_sm).
 //!
 //! Written from the SMPP 3.4 spec rather than with the gateway's codec for two reasons: a
 //! load generator must cost less per message than the gateway it loads (these are a few
@@ -33,6 +35,16 @@ pub const HEADER: usize = 16;
 pub const MAX_PDU: usize = 64 * 1024;
 /// esm_class bit: `short_message` starts with a UDH.
 pub const UDHI: u8 = 0x40;
+/// command_status ESME_RINVCMDID: a command this side does not serve.
+pub const ESME_RINVCMDID: u32 = 0x0000_0003;
+/// command_status ESME_RINVBNDSTS: a command the session's bind state does not allow.
+pub const ESME_RINVBNDSTS: u32 = 0x0000_0004;
+/// command_status ESME_RINVPASWD: wrong password.
+pub const ESME_RINVPASWD: u32 = 0x0000_000E;
+/// command_status ESME_RINVSYSID: unknown system_id.
+pub const ESME_RINVSYSID: u32 = 0x0000_000F;
+/// TLV tag of `sc_interface_version` in a bind response.
+const TLV_SC_INTERFACE_VERSION: u16 = 0x0210;
 /// TLV tag of `message_payload`.
 const TLV_MESSAGE_PAYLOAD: u16 = 0x0424;
 /// TLV tags of the `sar_` concatenation fields.
@@ -142,16 +154,19 @@ pub fn put_bind(
     finish(out, at);
 }
 
-/// A citizen's MO: from `msisdn` (international, ISDN) to the short number.
-pub fn put_submit_sm(
+/// A citizen's MO from `msisdn` (international, ISDN) to the short number, as
+/// `command_id`: `submit_sm` when an ESME sends it (loadgen), `deliver_sm` when an SMSC does
+/// (smsc). Both have the same body; esm_class 0 (a plain message), no receipt asked.
+pub fn put_mo(
     out: &mut BytesMut,
+    command_id: u32,
     sequence: u32,
     msisdn: &str,
     short_number: &str,
     data_coding: u8,
     short_message: &[u8],
 ) {
-    let at = begin(out, SUBMIT_SM, 0, sequence);
+    let at = begin(out, command_id, 0, sequence);
     cstr(out, b"");
     out.put_slice(&[1, 1]);
     cstr(out, msisdn.as_bytes());
@@ -179,6 +194,86 @@ pub fn put_resp(out: &mut BytesMut, command_id: u32, sequence: u32, with_message
     finish(out, at);
 }
 
+/// A submit_sm_resp (or any response whose body is a message_id) carrying `message_id`
+/// as hexadecimal digits: what an SMSC answers an accepted message with.
+pub fn put_resp_with_id(out: &mut BytesMut, command_id: u32, sequence: u32, message_id: u64) {
+    let at = begin(out, command_id | RESP, 0, sequence);
+    let mut digits = [0u8; 16];
+    let mut n = message_id;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[(n & 0xF) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    cstr(out, &digits[i..]);
+    finish(out, at);
+}
+
+/// A generic_nack with `status` for the request `sequence`.
+pub fn put_nack(out: &mut BytesMut, sequence: u32, status: u32) {
+    let at = begin(out, GENERIC_NACK, status, sequence);
+    finish(out, at);
+}
+
+/// The response to a bind of kind `command_id`. Accepted: the SMSC's `system_id`, and
+/// `sc_interface_version` 3.4 when the ESME said it speaks 3.4 or later (an SMPP 3.3 peer
+/// would not understand the TLV). Refused: the status and no body, as SMPP 3.4 says.
+pub fn put_bind_resp(
+    out: &mut BytesMut,
+    command_id: u32,
+    sequence: u32,
+    status: u32,
+    system_id: &str,
+    interface_version: u8,
+) {
+    let at = begin(out, command_id | RESP, status, sequence);
+    if status == 0 {
+        cstr(out, system_id.as_bytes());
+        if interface_version >= 0x34 {
+            out.put_u16(TLV_SC_INTERFACE_VERSION);
+            out.put_u16(1);
+            out.put_u8(0x34);
+        }
+    }
+    finish(out, at);
+}
+
+/// The fields of a bind an SMSC checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindRequest<'a> {
+    /// Who binds.
+    pub system_id: &'a [u8],
+    /// Its password.
+    pub password: &'a [u8],
+    /// interface_version (0x34 for SMPP 3.4, 0x50 for 5.0).
+    pub interface_version: u8,
+}
+
+/// Reads a bind_transmitter / bind_receiver / bind_transceiver body; `None` if it is
+/// malformed.
+pub fn read_bind(body: &[u8]) -> Option<BindRequest<'_>> {
+    let mut at = 0usize;
+    let mut cstring = || -> Option<&[u8]> {
+        let rest = body.get(at..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        at += end + 1;
+        Some(&rest[..end])
+    };
+    let system_id = cstring()?;
+    let password = cstring()?;
+    cstring()?; // system_type
+    let interface_version = *body.get(at)?;
+    Some(BindRequest {
+        system_id,
+        password,
+        interface_version,
+    })
+}
+
 /// A request without a body (enquire_link, unbind).
 pub fn put_plain(out: &mut BytesMut, command_id: u32, sequence: u32) {
     let at = begin(out, command_id, 0, sequence);
@@ -199,9 +294,12 @@ pub fn encode_text(text: &str, out: &mut Vec<u8>) -> u8 {
     }
 }
 
-/// The fields of a deliver_sm a load generator reads.
+/// The fields of a short message the simulator reads: a deliver_sm from the gateway
+/// (loadgen) or a submit_sm from it (smsc), whose bodies have the same layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliverSm<'a> {
+    /// The sender: the short number on a reply.
+    pub source: &'a [u8],
     /// The citizen's number.
     pub destination: &'a [u8],
     /// esm_class.
@@ -214,7 +312,7 @@ pub struct DeliverSm<'a> {
     pub sar: Option<(u16, u8, u8)>,
 }
 
-/// Reads a deliver_sm body; `None` if it is malformed.
+/// Reads a deliver_sm or submit_sm body; `None` if it is malformed.
 pub fn read_deliver_sm(body: &[u8]) -> Option<DeliverSm<'_>> {
     let mut at = 0usize;
     let cstring = |at: &mut usize| -> Option<&[u8]> {
@@ -231,7 +329,7 @@ pub fn read_deliver_sm(body: &[u8]) -> Option<DeliverSm<'_>> {
     cstring(&mut at)?; // service_type
     byte(&mut at)?;
     byte(&mut at)?;
-    cstring(&mut at)?; // source_addr
+    let source = cstring(&mut at)?;
     byte(&mut at)?;
     byte(&mut at)?;
     let destination = cstring(&mut at)?;
@@ -266,6 +364,7 @@ pub fn read_deliver_sm(body: &[u8]) -> Option<DeliverSm<'_>> {
         _ => None,
     };
     Some(DeliverSm {
+        source,
         destination,
         esm_class,
         data_coding,
@@ -285,20 +384,111 @@ mod tests {
     use super::*;
 
     #[test]
-    fn submit_sm_is_framed_and_reads_back_through_the_gateway_codec() {
-        let mut out = BytesMut::new();
+    fn mo_is_framed_and_reads_back_through_the_gateway_codec_as_either_command() {
         let mut text = Vec::new();
         let dc = encode_text("2 MYİ 1234567", &mut text);
         assert_eq!(dc, 8);
-        put_submit_sm(&mut out, 7, "994501234567", "8103", dc, &text);
-        let frame = icaze::smpp::codec::decode(&mut out, MAX_PDU)
+        for (command, name) in [(SUBMIT_SM, "SubmitSm"), (DELIVER_SM, "DeliverSm")] {
+            let mut out = BytesMut::new();
+            put_mo(&mut out, command, 7, "994501234567", "8103", dc, &text);
+            let frame = icaze::smpp::codec::decode(&mut out, MAX_PDU)
+                .unwrap()
+                .unwrap();
+            assert_eq!(format!("{:?}", frame.command_id), name);
+            assert_eq!(frame.sequence_number, 7);
+            let sm = icaze::smpp::codec::IncomingSm::from_pdu(frame.pdu).unwrap();
+            assert_eq!(sm.source.as_str(), "994501234567");
+            assert_eq!(sm.destination.as_str(), "8103");
+            assert!(!sm.has_udhi() && !sm.is_receipt());
+            assert_eq!(sm.text().unwrap(), "2 MYİ 1234567");
+        }
+    }
+
+    #[test]
+    fn a_reply_as_submit_sm_from_the_gateway_codec_is_read_like_a_deliver_sm() {
+        use icaze::smpp::codec::{Address, mt_parts};
+        let encoded = icaze::smpp::text::encode_mt("İCAZƏ VERİLDİ", 5).unwrap();
+        let parts: Vec<_> = mt_parts(
+            &Address::new(0, 0, "8103").unwrap(),
+            &Address::new(1, 1, "994501234567").unwrap(),
+            encoded,
+        )
+        .collect();
+        let mut buf = BytesMut::new();
+        icaze::smpp::codec::encode(
+            &mut buf,
+            11,
+            icaze::smpp::Status::ESME_ROK,
+            &parts[0].submit_sm(),
+        );
+        let (h, body) = next_pdu(&mut buf).unwrap().unwrap();
+        assert_eq!((h.command_id, h.sequence), (SUBMIT_SM, 11));
+        let d = read_deliver_sm(&body).unwrap();
+        assert_eq!(
+            (d.source, d.destination),
+            (&b"8103"[..], &b"994501234567"[..])
+        );
+        assert_eq!((d.data_coding, d.esm_class), (8, 0));
+        assert_eq!(
+            icaze::smpp::text::decode(d.data_coding, d.message).unwrap(),
+            "İCAZƏ VERİLDİ"
+        );
+    }
+
+    #[test]
+    fn binds_are_read_and_answered_as_the_gateway_codec_expects() {
+        let mut out = BytesMut::new();
+        put_bind(&mut out, BIND_RECEIVER, 5, "icaze", "secret");
+        let (h, body) = next_pdu(&mut out).unwrap().unwrap();
+        assert_eq!((h.command_id, h.sequence), (BIND_RECEIVER, 5));
+        let bind = read_bind(&body).unwrap();
+        assert_eq!(
+            (bind.system_id, bind.password, bind.interface_version),
+            (&b"icaze"[..], &b"secret"[..], 0x34)
+        );
+        assert_eq!(read_bind(b"icaze\0secret"), None);
+
+        put_bind_resp(&mut out, BIND_RECEIVER, 5, 0, "icaze-sim", 0x34);
+        put_bind_resp(
+            &mut out,
+            BIND_TRANSCEIVER,
+            6,
+            ESME_RINVPASWD,
+            "icaze-sim",
+            0x34,
+        );
+        let ok = icaze::smpp::codec::decode(&mut out, MAX_PDU)
             .unwrap()
             .unwrap();
-        assert_eq!(frame.sequence_number, 7);
-        let sm = icaze::smpp::codec::IncomingSm::from_pdu(frame.pdu).unwrap();
-        assert_eq!(sm.source.as_str(), "994501234567");
-        assert_eq!(sm.destination.as_str(), "8103");
-        assert_eq!(sm.text().unwrap(), "2 MYİ 1234567");
+        assert_eq!(format!("{:?}", ok.command_id), "BindReceiverResp");
+        assert_eq!((ok.status.0, ok.sequence_number), (0, 5));
+        let refused = icaze::smpp::codec::decode(&mut out, MAX_PDU)
+            .unwrap()
+            .unwrap();
+        assert_eq!(format!("{:?}", refused.command_id), "BindTransceiverResp");
+        assert_eq!(refused.status.name(), Some("ESME_RINVPASWD"));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn submit_sm_resp_carries_a_hex_message_id_and_nacks_their_status() {
+        let mut out = BytesMut::new();
+        put_resp_with_id(&mut out, SUBMIT_SM, 9, 0);
+        put_resp_with_id(&mut out, SUBMIT_SM, 10, 0xDEAD_BEEF);
+        put_resp_with_id(&mut out, SUBMIT_SM, 11, u64::MAX);
+        put_nack(&mut out, 12, ESME_RINVCMDID);
+        for (seq, id) in [(9, &b"0"[..]), (10, b"deadbeef"), (11, b"ffffffffffffffff")] {
+            let (h, body) = next_pdu(&mut out).unwrap().unwrap();
+            assert_eq!(
+                (h.command_id, h.status, h.sequence),
+                (SUBMIT_SM | RESP, 0, seq)
+            );
+            assert_eq!(read_message_id(&body), id);
+            assert_eq!(body.last(), Some(&0));
+        }
+        let (h, body) = next_pdu(&mut out).unwrap().unwrap();
+        assert_eq!((h.command_id, h.status, h.sequence), (GENERIC_NACK, 3, 12));
+        assert!(body.is_empty());
     }
 
     #[test]
