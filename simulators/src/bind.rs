@@ -389,10 +389,15 @@ impl Drop for Session {
             return;
         };
         let mut unacked: Vec<(u32, Ticket)> = self.pending.drain().collect();
-        unacked.sort_unstable_by_key(|&(seq, _)| seq);
-        let now = Instant::now();
-        slot.retries
-            .extend(unacked.into_iter().map(|(_, t)| (now, t)));
+        if !unacked.is_empty() {
+            unacked.sort_unstable_by_key(|&(seq, _)| seq);
+            let now = Instant::now();
+            let mut ledger = self.shared.ledger();
+            for (_, t) in unacked {
+                ledger.unacknowledged(t);
+                slot.retries.push_back((now, t));
+            }
+        }
         self.shared.slots.release(slot);
     }
 }

@@ -14,6 +14,12 @@
 //! again later are predicted in the order the gateway really saw them. A reply that arrives
 //! before its acknowledgement (another bind delivered it first) waits in the MO's entry.
 //!
+//! An MO whose session ended before its acknowledgement (smsc: the gateway lost its bind)
+//! is sent again on the session that takes over its phones, as an SMSC redelivers. The
+//! gateway may already have decided it, so a grant may then come back as the permit already
+//! held (`active`): that answer is accepted for such an MO, and the MOs are counted
+//! (`redelivered`).
+//!
 //! Memory is bounded by the MOs in flight (the windows bound those), plus a per-second row
 //! for the report.
 
@@ -34,9 +40,11 @@ pub const LISTED: usize = 20;
 /// Sends of one MO before it is given up (throttled or queue full every time).
 pub const MAX_ATTEMPTS: u32 = 50;
 /// Statuses after which sending the same MO again can succeed (SMPP: throttled, queue
-/// full, system error, temporary application error).
+/// full, system error, temporary application error), and ESME_RINVBNDSTS: the MO crossed
+/// an unbind (the gateway closing that session) and was not taken, so another session can
+/// carry it.
 pub fn is_transient(status: u32) -> bool {
-    matches!(status, 0x58 | 0x14 | 0x08 | 0x64)
+    matches!(status, 0x58 | 0x14 | 0x08 | 0x64 | 0x04)
 }
 
 /// Names a command_status for the report (`ESME_RTHROTTLED`, or hex for unknown ones).
@@ -96,7 +104,16 @@ struct Flight {
     prediction: Option<Prediction>,
     actual: Option<(Class, Option<Classified>, String)>,
     attempts: u32,
+    /// Its session ended before the acknowledgement; it is being sent again.
+    redelivered: bool,
     serial: u64,
+}
+
+impl Flight {
+    /// Whether `got` is a right answer to this MO under prediction `p`.
+    fn right(&self, p: &Prediction, got: Class) -> bool {
+        p.accepts(got) || (self.redelivered && p.class == Class::Granted && got == Class::Active)
+    }
 }
 
 /// One second of the run, for the report's time series.
@@ -129,8 +146,10 @@ pub struct Stats {
     pub replies: u64,
     /// ESME_RTHROTTLED answers.
     pub throttled: u64,
-    /// Resends after a transient refusal.
+    /// Resends after a transient refusal or a lost session.
     pub resent: u64,
+    /// MOs whose session ended before their acknowledgement, sent again.
+    pub redelivered: u64,
     /// Non-OK statuses by name.
     pub errors: BTreeMap<String, u64>,
     /// MOs refused for good (no reply expected) or given up after [`MAX_ATTEMPTS`].
@@ -181,6 +200,7 @@ impl Stats {
             replies: 0,
             throttled: 0,
             resent: 0,
+            redelivered: 0,
             errors: BTreeMap::new(),
             dropped: 0,
             mismatches: 0,
@@ -318,6 +338,7 @@ impl Ledger {
             prediction,
             actual: None,
             attempts: 1,
+            redelivered: false,
             serial: self.serial,
         };
         let slot = match self.free.pop() {
@@ -357,7 +378,19 @@ impl Ledger {
         }
     }
 
-    /// Handles the submit_sm_resp (or generic_nack) for an MO.
+    /// Records that the session carrying an MO ended before the gateway acknowledged it: it
+    /// will be sent again, and the gateway may have decided it already.
+    pub fn unacknowledged(&mut self, t: Ticket) {
+        if let Some(f) = self.flight_mut(t)
+            && !f.redelivered
+        {
+            f.redelivered = true;
+            self.stats.redelivered += 1;
+        }
+    }
+
+    /// Handles the acknowledgement (submit_sm_resp, deliver_sm_resp, or generic_nack) for an
+    /// MO.
     pub fn on_ack(&mut self, t: Ticket, status: u32, now: Instant, unix: i64) -> AckOutcome {
         let Some(f) = self.flight_mut(t) else {
             return AckOutcome::Unknown;
@@ -420,7 +453,7 @@ impl Ledger {
                         && c.document.as_ref().is_none_or(|d| *d == self.display(doc))
                 });
                 let class_ok = match (f.prediction, f.hint) {
-                    (Some(p), _) => p.accepts(class),
+                    (Some(p), _) => f.right(&p, class),
                     (None, Some(h)) => h == class,
                     (None, None) => class.is_decision(),
                 };
@@ -506,6 +539,10 @@ impl Ledger {
         let Some(f) = self.remove(t) else {
             return;
         };
+        let right = match (&f.prediction, &f.actual) {
+            (Some(p), Some((got, _, _))) => f.right(p, *got),
+            _ => return,
+        };
         let (Some(p), Some((got, said, reply))) = (f.prediction, f.actual) else {
             return;
         };
@@ -515,7 +552,7 @@ impl Ledger {
         *self.stats.expected.entry(p.class.name()).or_default() += 1;
         *self.stats.got.entry(got.name()).or_default() += 1;
         let mut why = Vec::new();
-        if !p.accepts(got) {
+        if !right {
             why.push(format!("expected {}, got {}", p.class.name(), got.name()));
         }
         if let (Expect::Request { doc, code }, Some(said)) = (f.expect, said.as_ref()) {
@@ -726,6 +763,53 @@ mod tests {
         let (missing, list) = w.ledger.close();
         assert_eq!(missing, 1);
         assert!(list[0].acknowledged && !list[0].replied);
+    }
+
+    #[test]
+    fn a_redelivered_grant_may_come_back_active_and_nothing_else_may() {
+        let mut w = world();
+        let (d5, d6) = (w.doc_text(5), w.doc_text(6));
+        // The session carrying both ended before their acknowledgements.
+        let a = w.request(5, 2);
+        let b = w.request(6, 2);
+        w.ledger.unacknowledged(a);
+        w.ledger.unacknowledged(a);
+        w.ledger.unacknowledged(b);
+        assert_eq!(w.ledger.stats().redelivered, 2);
+        for t in [a, b] {
+            w.ledger.resent(t, Instant::now(), NOW);
+            w.ledger.on_ack(t, 0, Instant::now(), NOW);
+        }
+        // The gateway had granted the first before it lost the bind: right.
+        w.reply(
+            5,
+            &format!("İcazəniz artıq var: kod 2 (x), {d5}, 10:00–13:00. İcazə № A"),
+        );
+        assert_eq!(w.ledger.stats().mismatches, 0);
+        // A refusal is no answer to a grant, redelivered or not.
+        w.reply(
+            6,
+            &format!(
+                "İcazə verilmədi: {d6} bu gün kod 2 üzrə icazəsini artıq alıb (gündə 1). Sabah yenidən yazın."
+            ),
+        );
+        let s = w.ledger.stats();
+        assert_eq!((s.answered, s.mismatches), (2, 1), "{:?}", s.mismatch_list);
+        assert_eq!(s.got.get("daily_limit"), Some(&1));
+        assert!(
+            s.mismatch_list[0]
+                .why
+                .contains("expected granted, got daily_limit")
+        );
+        // An MO that was never redelivered still must get its grant.
+        let c = w.request(7, 2);
+        w.ledger.on_ack(c, 0, Instant::now(), NOW);
+        let d7 = w.doc_text(7);
+        w.reply(
+            7,
+            &format!("İcazəniz artıq var: kod 2 (x), {d7}, 10:00–13:00. İcazə № A"),
+        );
+        assert_eq!(w.ledger.stats().mismatches, 2);
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub struct Totals {
     pub throttled: u64,
     /// Resends.
     pub resent: u64,
+    /// MOs whose session ended before their acknowledgement (smsc: the gateway lost its
+    /// bind), sent again on the session that took over; a grant may come back as `active`.
+    pub redelivered: u64,
     /// MOs refused for good or given up: no reply owed.
     pub dropped: u64,
     /// Replies that differ from the prediction.
@@ -309,6 +312,7 @@ impl Report {
             replies: stats.replies,
             throttled: stats.throttled,
             resent: stats.resent,
+            redelivered: stats.redelivered,
             dropped: stats.dropped,
             mismatches: stats.mismatches,
             missing,
@@ -389,8 +393,14 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "totals       sent {}  acknowledged {}  answered {}  throttled {}  resent {}  behind schedule {}",
-            t.sent, t.acknowledged, t.answered, t.throttled, t.resent, t.behind_schedule
+            "totals       sent {}  acknowledged {}  answered {}  throttled {}  resent {}  redelivered {}  behind schedule {}",
+            t.sent,
+            t.acknowledged,
+            t.answered,
+            t.throttled,
+            t.resent,
+            t.redelivered,
+            t.behind_schedule
         );
         let _ = writeln!(
             s,
