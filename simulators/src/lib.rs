@@ -7,6 +7,10 @@
 //! gives throughput, MO→MT latency percentiles, errors by command_status, mismatches,
 //! missing and duplicate replies, and both processes' CPU shares.
 //!
+//! `smsc` plays the other side of the same operator, for icaze's connector mode: an SMSC
+//! that icaze binds to as an ESME. It delivers the same population's SMS as deliver_sm,
+//! takes the replies as submit_sm, and checks and reports them in the same way.
+//!
 //! # Layout
 //! - [`rng`]: SplitMix64, so a seed means the same population on every machine.
 //! - [`rules`]: the simulator's own reading of the rules file (codes, limits, documents).
@@ -20,6 +24,7 @@
 //!   unbind; the sender slots that outlive a session.
 //! - [`run`]: a run on either side: phases, pacing, drain, late sessions, the report.
 //! - [`loadgen`]: the simulator as the operator's ESME: connects and binds its sessions.
+//! - [`smsc`]: the simulator as the operator's SMSC: listens, checks the gateway's binds.
 //! - [`report`]: the JSON report and the summary for people.
 //! - [`svg`]: throughput and latency over time, as a hand-written SVG.
 //! - [`procstat`]: CPU shares and load from `/proc`.
@@ -37,6 +42,7 @@ pub mod report;
 pub mod rng;
 pub mod rules;
 pub mod run;
+pub mod smsc;
 pub mod svg;
 pub mod traffic;
 pub mod wire;

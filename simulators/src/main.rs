@@ -1,8 +1,10 @@
-//! `icaze-sim`: load tests for icaze. See the crate docs and `icaze-sim loadgen --help`.
+//! `icaze-sim`: load tests for icaze. See the crate docs, `icaze-sim loadgen --help` and
+//! `icaze-sim smsc --help`.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use icaze_sim::loadgen::{self, BindKind, Rate, Settings};
+use icaze_sim::smsc;
 use icaze_sim::traffic::Mix;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +30,14 @@ enum Command {
     /// start. The oracle assumes the gateway has not seen the population before: restart
     /// it (or use another --seed) between runs.
     Loadgen(LoadgenArgs),
+    /// Play an operator's SMSC that the gateway binds to (its `[[connectors]]`): deliver
+    /// citizens' SMS as deliver_sm, take the replies as submit_sm, check every reply, report.
+    ///
+    /// Waits for --binds sessions from the gateway (a transceiver counts one, a pair of
+    /// transmitter and receiver two), then sends. Exit codes as for loadgen: 0 passed, 1
+    /// failed, 2 could not run (address in use, bad rules, no usable binds within
+    /// --bind-timeout).
+    Smsc(SmscArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -52,15 +62,59 @@ struct LoadgenArgs {
     /// SMPP sessions (a transmitter + receiver pair counts two).
     #[arg(long, default_value_t = 8)]
     binds: u32,
-    /// MOs per second across all binds (e.g. 50000 or 50k), or `max` to keep every window
-    /// full.
+    /// Transceivers or transmitter + receiver pairs.
+    #[arg(long, value_enum, default_value = "trx")]
+    bind_kind: Kind,
+    /// How long connecting and binding may take, each.
+    #[arg(long, default_value = "10s")]
+    bind_timeout: String,
+    /// The gateway's pid, for its CPU share (default: the process listening on the target
+    /// port, if this user can see it).
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Args)]
+struct SmscArgs {
+    /// Where to listen for the gateway's binds (its connector's `address`).
+    #[arg(long, default_value = "127.0.0.1:2776")]
+    listen: String,
+    /// The system_id the gateway must bind with (else ESME_RINVSYSID).
+    #[arg(long, default_value = "icaze")]
+    system_id: String,
+    /// The password it must give (else ESME_RINVPASWD).
+    #[arg(long, default_value = "secret")]
+    password: String,
+    /// Sessions to wait for before sending starts: a transceiver counts one, a pair of
+    /// transmitter and receiver two. At least one must carry MOs (receiver or transceiver) and one
+    /// replies (transmitter or transceiver).
+    #[arg(long, default_value_t = 1)]
+    binds: u32,
+    /// How long to wait for those binds.
+    #[arg(long, default_value = "30s")]
+    bind_timeout: String,
+    /// The gateway's pid, for its CPU share (default: the process at the other end of its
+    /// first session, if this user can see it).
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What loadgen and smsc share: the traffic, the pacing, the report.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// MOs per second across all sessions (e.g. 50000 or 50k), or `max` to keep every
+    /// window full.
     #[arg(long, default_value = "50000")]
     rate: String,
-    /// Unanswered submit_sm per sending bind.
+    /// Unacknowledged MOs (submit_sm for loadgen, deliver_sm for smsc) per sending session.
     #[arg(long, default_value_t = 1024)]
     window: u32,
-    /// MOs awaiting their reply across all binds: bounds memory; with --rate max, a small
-    /// value closes the loop on replies rather than on acknowledgements.
+    /// MOs awaiting their reply across all sessions: bounds memory; with --rate max, a
+    /// small value closes the loop on replies rather than on acknowledgements.
     #[arg(long, default_value_t = 200_000)]
     max_in_flight: u64,
     /// How long to send, e.g. 30s, 2m.
@@ -81,22 +135,15 @@ struct LoadgenArgs {
     /// Where to write an SVG of throughput and latency over time.
     #[arg(long)]
     svg: Option<PathBuf>,
-    /// Transceivers or transmitter + receiver pairs.
-    #[arg(long, value_enum, default_value = "trx")]
-    bind_kind: Kind,
     /// The short number citizens text.
     #[arg(long, default_value = "8103")]
     short_number: String,
     /// How long to wait for the last replies once sending stops.
     #[arg(long, default_value = "10s")]
     drain: String,
-    /// Pacing tick: each bind writes the MOs that fell due once per tick.
+    /// Pacing tick: each sending session writes the MOs that fell due once per tick.
     #[arg(long, default_value = "1ms")]
     tick: String,
-    /// The gateway's pid, for its CPU share (default: the process listening on the target
-    /// port, if this user can see it).
-    #[arg(long)]
-    gateway_pid: Option<u32>,
     /// Share of texts that are no request.
     #[arg(long, default_value_t = Mix::default().invalid)]
     invalid_share: f64,
@@ -106,7 +153,7 @@ struct LoadgenArgs {
     /// Share of texts that repeat a recent request.
     #[arg(long, default_value_t = Mix::default().repeat)]
     repeat_share: f64,
-    /// Worker threads of the load generator (1 leaves the most to the gateway).
+    /// Worker threads of the simulator (1 leaves the most to the gateway).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// No progress bar.
@@ -155,15 +202,8 @@ fn rate(s: &str) -> Result<Rate> {
     Ok(Rate::PerSecond((n * mult) as u64))
 }
 
-fn settings(a: LoadgenArgs) -> Result<Settings> {
-    let mut s = Settings::new(a.target);
-    s.system_id = a.system_id;
-    s.password = a.password;
-    s.binds = a.binds;
-    s.bind_kind = match a.bind_kind {
-        Kind::Trx => BindKind::Transceiver,
-        Kind::Pair => BindKind::Pair,
-    };
+/// The settings both subcommands share, from `a`, over `s`.
+fn apply(a: RunArgs, mut s: Settings) -> Result<Settings> {
     s.rate = rate(&a.rate)?;
     s.window = a.window.max(1);
     s.max_in_flight = a.max_in_flight.max(1);
@@ -180,18 +220,44 @@ fn settings(a: LoadgenArgs) -> Result<Settings> {
         repeat: a.repeat_share,
         ..Mix::default()
     };
-    s.gateway_pid = a.gateway_pid;
     s.progress = !a.quiet;
     s.report = a.report;
     s.svg = a.svg;
     Ok(s)
 }
 
+fn loadgen_settings(a: LoadgenArgs) -> Result<Settings> {
+    let mut s = Settings::new(a.target);
+    s.system_id = a.system_id;
+    s.password = a.password;
+    s.binds = a.binds;
+    s.bind_kind = match a.bind_kind {
+        Kind::Trx => BindKind::Transceiver,
+        Kind::Pair => BindKind::Pair,
+    };
+    s.bind_timeout = duration(&a.bind_timeout)?;
+    s.gateway_pid = a.gateway_pid;
+    apply(a.run, s)
+}
+
+fn smsc_settings(a: SmscArgs) -> Result<Settings> {
+    let mut s = Settings::new(a.listen);
+    s.system_id = a.system_id;
+    s.password = a.password;
+    s.binds = a.binds;
+    s.bind_timeout = duration(&a.bind_timeout)?;
+    s.gateway_pid = a.gateway_pid;
+    apply(a.run, s)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Loadgen(args) = cli.command;
-    let threads = args.threads.max(1);
-    let result = settings(args).and_then(|s| {
+    let (threads, side) = match &cli.command {
+        Command::Loadgen(a) => (a.run.threads, "loadgen"),
+        Command::Smsc(a) => (a.run.threads, "smsc"),
+    };
+    let threads = threads.max(1);
+    let result = (|| {
         let runtime = if threads == 1 {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -203,8 +269,11 @@ fn main() -> ExitCode {
                 .build()
         }
         .context("starting the runtime")?;
-        runtime.block_on(loadgen::run(s))
-    });
+        match cli.command {
+            Command::Loadgen(a) => runtime.block_on(loadgen::run(loadgen_settings(a)?)),
+            Command::Smsc(a) => runtime.block_on(smsc::run(smsc_settings(a)?)),
+        }
+    })();
     match result {
         Ok(report) => {
             print!("{}", report.summary());
@@ -215,7 +284,7 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("icaze-sim: {e:#}");
+            eprintln!("icaze-sim {side}: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -236,5 +305,47 @@ mod tests {
         assert_eq!(rate("50k").unwrap(), Rate::PerSecond(50_000));
         assert_eq!(rate("1.5m").unwrap(), Rate::PerSecond(1_500_000));
         assert!(rate("0").is_err());
+    }
+
+    #[test]
+    fn both_subcommands_parse_into_settings() {
+        let cli = Cli::try_parse_from([
+            "icaze-sim",
+            "smsc",
+            "--listen",
+            "127.0.0.1:0",
+            "--binds",
+            "2",
+            "--rate",
+            "20k",
+            "--duration",
+            "15s",
+            "--bind-timeout",
+            "5s",
+            "--population",
+            "100000",
+        ])
+        .unwrap();
+        let Command::Smsc(a) = cli.command else {
+            panic!("not smsc")
+        };
+        let s = smsc_settings(a).unwrap();
+        assert_eq!(
+            (s.target.as_str(), s.system_id.as_str(), s.password.as_str()),
+            ("127.0.0.1:0", "icaze", "secret")
+        );
+        assert_eq!((s.binds, s.rate), (2, Rate::PerSecond(20_000)));
+        assert_eq!(s.bind_timeout, Duration::from_secs(5));
+        assert_eq!(
+            (s.duration, s.population),
+            (Duration::from_secs(15), 100_000)
+        );
+        let cli = Cli::try_parse_from(["icaze-sim", "loadgen", "--bind-kind", "pair"]).unwrap();
+        let Command::Loadgen(a) = cli.command else {
+            panic!("not loadgen")
+        };
+        let s = loadgen_settings(a).unwrap();
+        assert_eq!((s.bind_kind, s.binds), (BindKind::Pair, 8));
+        assert_eq!(s.bind_timeout, Duration::from_secs(10));
     }
 }

@@ -1,11 +1,13 @@
 //! Smoke test: a real icaze gateway in this process on 127.0.0.1:0 (system clock, journal in
 //! a temp dir), loadgen against it for about three seconds at a small rate; every MO must
-//! get exactly the reply the oracle predicts.
+//! get exactly the reply the oracle predicts. The same for smsc: the gateway's
+//! `[[connectors]]` bind to the simulator's SMSC, which delivers the MOs.
 
 use icaze::config::Config;
 use icaze::gateway::Gateway;
 use icaze::permit::clock::SystemClock;
 use icaze_sim::loadgen::{self, BindKind, Rate, Settings};
+use icaze_sim::smsc;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ struct Running {
     addr: std::net::SocketAddr,
     shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 async fn gateway(rules: &std::path::Path) -> Running {
@@ -29,13 +31,26 @@ async fn gateway(rules: &std::path::Path) -> Running {
 /// A gateway whose operator `demo` has the extra keys `operator` (e.g. a `tps`).
 async fn gateway_with(rules: &std::path::Path, operator: &str) -> Running {
     let dir = tempfile::tempdir().expect("temp dir");
+    let mut running = gateway_in(dir.path(), rules, operator, "").await;
+    running._dir = Some(dir);
+    running
+}
+
+/// A gateway whose config and journal live in `dir`, with `operator` keys for `demo` and
+/// further `tables` (e.g. `[[connectors]]`).
+async fn gateway_in(
+    dir: &std::path::Path,
+    rules: &std::path::Path,
+    operator: &str,
+    tables: &str,
+) -> Running {
     let text = format!(
         "rules = {:?}\ndata_dir = \"data\"\n[permit]\nkey = \"simulator-smoke-test-key\"\n\
-         [smpp]\nlisten = \"127.0.0.1:0\"\nshort_numbers = [\"8103\"]\n\
-         [[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nmax_binds = 8\n{operator}\n",
+         [smpp]\nlisten = \"127.0.0.1:0\"\nshort_numbers = [\"8103\"]\nshutdown_grace = \"3s\"\n\
+         [[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nmax_binds = 8\n{operator}\n{tables}\n",
         rules.display().to_string()
     );
-    let config = Config::from_toml(&dir.path().join("icaze.toml"), &text, &|_| None)
+    let config = Config::from_toml(&dir.join("icaze.toml"), &text, &|_| None)
         .expect("smoke config is valid");
     let gateway =
         Arc::new(Gateway::open(config, Arc::new(SystemClock), false).expect("gateway opens"));
@@ -53,8 +68,17 @@ async fn gateway_with(rules: &std::path::Path, operator: &str) -> Running {
         addr,
         shutdown,
         done,
-        _dir: dir,
+        _dir: None,
     }
+}
+
+/// A `[[connectors]]` table binding to `smsc` as `icaze`/`secret`, `bind` = `transceiver`
+/// or `pair`, `binds` of them.
+fn connector(smsc: std::net::SocketAddr, bind: &str, binds: u32) -> String {
+    format!(
+        "[[connectors]]\nname = \"smsc1\"\naddress = \"{smsc}\"\nsystem_id = \"icaze\"\n\
+         password = \"secret\"\nbind = \"{bind}\"\nbinds = {binds}\nwindow = 256\nreconnect = \"100ms\"\n"
+    )
 }
 
 /// Later-2020 rules: codes 1 and 2 share one permit a day, code 3 is refused to a blocked
@@ -242,5 +266,173 @@ async fn a_wrong_password_is_an_error_not_a_report() {
     s.password = "nope".into();
     let err = loadgen::run(s).await.expect_err("bind refused");
     assert!(format!("{err:#}").contains("ESME_RINVPASWD"), "{err:#}");
+    gw.shutdown.cancel();
+}
+
+/// smsc settings for a short run against a gateway that binds `binds` sessions.
+fn smsc_settings(binds: u32, dir: &std::path::Path) -> Settings {
+    let mut s = settings("127.0.0.1:0".parse().expect("addr"), dir);
+    s.system_id = "icaze".into();
+    s.password = "secret".into();
+    s.binds = binds;
+    s.bind_timeout = Duration::from_secs(10);
+    s
+}
+
+async fn smsc_listener() -> (tokio::net::TcpListener, std::net::SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (listener, addr)
+}
+
+fn assert_clean(report: &icaze_sim::report::Report) {
+    let t = &report.totals;
+    assert_eq!(t.mismatches, 0, "mismatches: {:#?}", report.mismatches);
+    assert_eq!(t.missing, 0, "missing: {:#?}", report.missing);
+    assert_eq!(t.duplicates, 0, "duplicates: {:#?}", report.duplicates);
+    assert_eq!(t.answered, t.sent);
+    assert_eq!(t.acknowledged, t.sent);
+    assert!(report.passed, "{}", report.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smsc_with_a_real_gateway_in_connector_mode_gets_every_reply_right() {
+    let started = Instant::now();
+    let out = tempfile::tempdir().expect("temp dir");
+    let (listener, smsc_addr) = smsc_listener().await;
+    let gw = gateway_in(
+        out.path(),
+        &rules_path(),
+        "",
+        &connector(smsc_addr, "transceiver", 1),
+    )
+    .await;
+    let report = smsc::run_on(listener, smsc_settings(1, out.path()))
+        .await
+        .expect("smsc runs");
+    println!("{}", report.summary());
+    assert_clean(&report);
+    assert!(
+        report.totals.sent > 1_000,
+        "sent only {}",
+        report.totals.sent
+    );
+    assert_eq!(report.config.mode, "smsc");
+    assert_eq!(
+        (report.config.binds, report.config.bind_kind.as_str()),
+        (1, "trx")
+    );
+    assert!(
+        report.session_errors.is_empty(),
+        "{:?}",
+        report.session_errors
+    );
+    for class in ["granted", "active", "invalid:no_code"] {
+        assert!(
+            report.got.contains_key(class),
+            "no {class} in {:?}",
+            report.got
+        );
+    }
+    assert!(report.latency_ms.p99 > 0.0 && report.latency_ms.p99 < 1_000.0);
+    // The gateway is this process, found at the other end of its bind.
+    if std::path::Path::new("/proc/self/stat").exists() {
+        assert_eq!(report.cpu.gateway_pid, Some(std::process::id()));
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("report.json")).expect("report written"),
+    )
+    .expect("report is JSON");
+    assert_eq!(json["config"]["mode"], "smsc");
+    assert_eq!(json["totals"]["missing"], 0);
+    gw.shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), gw.done).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smsc_with_transmitter_receiver_pairs_at_max_rate() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let (listener, smsc_addr) = smsc_listener().await;
+    let gw = gateway_in(
+        out.path(),
+        &rules_path(),
+        "",
+        &connector(smsc_addr, "pair", 2),
+    )
+    .await;
+    let mut s = smsc_settings(4, out.path());
+    s.rate = Rate::Max;
+    s.window = 64;
+    s.duration = Duration::from_millis(1500);
+    s.seed = 8;
+    let report = smsc::run_on(listener, s).await.expect("smsc runs");
+    println!("{}", report.summary());
+    assert_clean(&report);
+    assert!(report.totals.sent > 500);
+    assert_eq!(
+        (report.config.binds, report.config.bind_kind.as_str()),
+        (4, "pair")
+    );
+    gw.shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), gw.done).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_binds_again_takes_over_the_phones() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let (listener, smsc_addr) = smsc_listener().await;
+    let tables = connector(smsc_addr, "transceiver", 1);
+    let first = gateway_in(out.path(), &rules_path(), "", &tables).await;
+    let mut s = smsc_settings(1, out.path());
+    s.duration = Duration::from_secs(4);
+    s.seed = 10;
+    let run = tokio::spawn(smsc::run_on(listener, s));
+    // Half way through, the gateway stops (unbinding, as on SIGTERM) and a new one opens the
+    // same journal and binds again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), first.done)
+        .await
+        .expect("the first gateway stops")
+        .expect("it stops cleanly");
+    let second = gateway_in(out.path(), &rules_path(), "", &tables).await;
+    let report = run.await.expect("smsc task").expect("smsc runs");
+    println!("{}", report.summary());
+    assert_clean(&report);
+    // The second gateway's session took over the phones: replies came after the first
+    // gateway was gone.
+    let seconds = &report.seconds;
+    assert!(
+        seconds.iter().skip(3).any(|r| r.answered > 0),
+        "{seconds:#?}"
+    );
+    assert!(
+        report.totals.sent >= 1_800,
+        "sent only {}",
+        report.totals.sent
+    );
+    second.shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), second.done).await;
+}
+
+#[tokio::test]
+async fn smsc_refuses_a_wrong_password_and_gives_up_after_the_bind_timeout() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let (listener, smsc_addr) = smsc_listener().await;
+    let tables = connector(smsc_addr, "transceiver", 1).replace("secret", "wrong");
+    let gw = gateway_in(out.path(), &rules_path(), "", &tables).await;
+    let mut s = smsc_settings(1, out.path());
+    s.bind_timeout = Duration::from_secs(1);
+    let err = smsc::run_on(listener, s).await.expect_err("no usable bind");
+    let text = format!("{err:#}");
+    assert!(text.contains("did not bind"), "{text}");
+    assert!(text.contains("ESME_RINVPASWD"), "{text}");
     gw.shutdown.cancel();
 }
