@@ -19,7 +19,7 @@
 //! - [`oracle`]: the independent model of the rules that predicts each reply's class.
 //! - [`replies`]: reads a reply: which template it came from, what it echoes.
 //! - [`ledger`]: MOs in flight, per-phone FIFOs, matching replies, counting.
-//! - [`wire`]: the few SMPP PDUs a load generator needs, by hand.
+//! - [`wire`]: the few SMPP PDUs either side needs (ESME and SMSC), by hand.
 //! - [`bind`]: one SMPP session, ESME or SMSC side: coalesced writes, windows, throttling,
 //!   unbind; the sender slots that outlive a session.
 //! - [`run`]: a run on either side: phases, pacing, drain, late sessions, the report.
