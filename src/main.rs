@@ -14,6 +14,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's malloc: the gateway allocates per MO and per reply (texts,
+/// reply parts, batch vectors), and at saturation glibc's malloc/free were ~15% of the
+/// gateway's CPU (benches/README.md, end to end).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "icaze",

@@ -21,7 +21,7 @@
 use crate::gateway::outbound::Mt;
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::reply::Replier;
-use crate::smpp::codec::{self, Address, IncomingSm, MtPart, Response, Status};
+use crate::smpp::codec::{self, Address, IncomingSm, ReplyPart, Response, Status};
 use crate::smpp::concat::{MessageKey, Offer, Part, Reassembler, ReassemblyConfig};
 use crate::smpp::session::{BindKind, BindState, Role};
 use crate::smpp::text::{self, DefaultAlphabet};
@@ -55,6 +55,9 @@ const UNBIND_WAIT: Duration = Duration::from_secs(2);
 /// MO batches of one connection under way in the gateway at once.
 const MAX_BATCHES: usize = 4;
 
+/// A map keyed by our own ids and sequence numbers: no need for SipHash's DoS resistance.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Where a batch's answers go: each MO's command and sequence number, in batch order.
 type Owed = Vec<(CommandId, u32)>;
 /// A batch under way in the gateway; yields its MOs' answers and their results.
@@ -68,10 +71,10 @@ struct PartToken {
     destination: String,
 }
 
-/// A reply being delivered on this bind: its parts and which are still unanswered.
+/// A reply being delivered on this bind: its encoded parts and how many are unanswered.
 struct Outgoing {
     mt: Mt,
-    parts: Vec<MtPart>,
+    encoded: text::Encoded,
     open: usize,
 }
 
@@ -162,8 +165,8 @@ struct Connection {
     operator: Option<Arc<OperatorState>>,
     out: BytesMut,
     next_seq: u32,
-    outgoing: HashMap<u64, Outgoing>,
-    inflight: HashMap<u32, Inflight>,
+    outgoing: FastMap<u64, Outgoing>,
+    inflight: FastMap<u32, Inflight>,
     retries: VecDeque<(Instant, u64, usize)>,
     paused_until: Option<Instant>,
     last_heard: Instant,
@@ -197,8 +200,8 @@ impl Connection {
             operator: None,
             out: BytesMut::with_capacity(16 * 1024),
             next_seq: 0,
-            outgoing: HashMap::new(),
-            inflight: HashMap::new(),
+            outgoing: FastMap::default(),
+            inflight: FastMap::default(),
             retries: VecDeque::new(),
             paused_until: None,
             last_heard: Instant::now(),
@@ -632,17 +635,20 @@ impl Connection {
                 return;
             }
         };
-        let (Ok(source), Ok(destination)) = (
-            Address::new(0, 0, &mt.source),
-            Address::new(mt.dest_ton, mt.dest_npi, &mt.destination),
-        ) else {
+        if Address::check(&mt.source).is_err() || Address::check(&mt.destination).is_err() {
             tracing::error!(msisdn = %mask_msisdn(&mt.destination), "reply address invalid: dropped");
             return;
-        };
-        let parts: Vec<MtPart> = codec::mt_parts(&source, &destination, encoded).collect();
+        }
         let id = mt.id;
-        let n = parts.len();
-        self.outgoing.insert(id, Outgoing { mt, parts, open: n });
+        let n = encoded.parts.len();
+        self.outgoing.insert(
+            id,
+            Outgoing {
+                mt,
+                encoded,
+                open: n,
+            },
+        );
         let now = Instant::now();
         for part in 0..n {
             self.retries.push_back((now, id, part));
@@ -663,15 +669,27 @@ impl Connection {
                 break;
             }
             self.retries.pop_front();
-            let role = self.role;
-            let Some(pdu) = self.outgoing.get(&id).map(|o| match role {
-                Role::Mc => o.parts[part].deliver_sm(),
-                Role::Esme => o.parts[part].submit_sm(),
-            }) else {
-                continue;
+            let command_id = match self.role {
+                Role::Mc => CommandId::DeliverSm,
+                Role::Esme => CommandId::SubmitSm,
             };
             let seq = self.seq();
-            codec::encode(&mut self.out, seq, Status::ESME_ROK, &pdu);
+            let Some(o) = self.outgoing.get(&id) else {
+                continue;
+            };
+            let Some(octets) = o.encoded.parts.get(part) else {
+                continue;
+            };
+            ReplyPart {
+                source: &o.mt.source,
+                dest_ton: o.mt.dest_ton,
+                dest_npi: o.mt.dest_npi,
+                destination: &o.mt.destination,
+                data_coding: o.encoded.data_coding,
+                udh: o.encoded.udh,
+                short_message: octets,
+            }
+            .encode(&mut self.out, command_id, seq);
             self.inflight.insert(
                 seq,
                 Inflight {

@@ -881,6 +881,16 @@ impl Address {
         Ok(Address { ton, npi, addr })
     }
 
+    /// Whether `addr` can be an SMPP address ([`Address::new`]'s rule, without building one).
+    pub fn check(addr: &str) -> Result<(), AddressError> {
+        if addr.len() > 20 || addr.bytes().any(|b| b == 0 || !b.is_ascii()) {
+            return Err(AddressError {
+                addr: addr.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     fn from_parts(ton: Ton, npi: Npi, addr: COctetString<1, 21>) -> Address {
         Address {
             ton: ton.into(),
@@ -1220,6 +1230,67 @@ impl MtPart {
     }
 }
 
+/// One reply part borrowed from where it lives (the reply's addresses, one part of its
+/// [`text::Encoded`]), written straight into the output buffer: the gateway's hot path,
+/// which builds no [`Pdu`] and allocates nothing per part. The octets are exactly those
+/// rusmpp writes for the same [`MtPart::deliver_sm`] / [`MtPart::submit_sm`] (tested).
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyPart<'a> {
+    /// Sender shown to the citizen (TON/NPI 0/0).
+    pub source: &'a str,
+    /// The citizen's type of number.
+    pub dest_ton: u8,
+    /// The citizen's numbering plan.
+    pub dest_npi: u8,
+    /// The citizen's number.
+    pub destination: &'a str,
+    /// 0 or 8.
+    pub data_coding: u8,
+    /// Whether `short_message` begins with a UDH (esm_class 0x40, else 0: always explicit).
+    pub udh: bool,
+    /// The octets; more than 255 go into message_payload.
+    pub short_message: &'a [u8],
+}
+
+impl ReplyPart<'_> {
+    /// Appends this part as a `command_id` PDU (deliver_sm as listener, submit_sm as
+    /// connector). The addresses must have passed [`Address::check`].
+    pub fn encode(&self, dst: &mut BytesMut, command_id: CommandId, sequence_number: u32) {
+        let payload = self.short_message.len() > 255;
+        let body = 1 // service_type ""
+            + 2 + self.source.len() + 1
+            + 2 + self.destination.len() + 1
+            + 3 // esm_class, protocol_id, priority_flag
+            + 2 // schedule_delivery_time "", validity_period ""
+            + 5 // registered_delivery, replace_if_present, data_coding, sm_default_msg_id, sm_length
+            + if payload { 4 } else { 0 }
+            + self.short_message.len();
+        let total = HEADER_LEN + body;
+        dst.reserve(total);
+        dst.put_u32(u32::try_from(total).unwrap_or(u32::MAX));
+        dst.put_u32(command_id.into());
+        dst.put_u32(0);
+        dst.put_u32(sequence_number);
+        dst.put_u8(0);
+        dst.put_slice(&[0, 0]);
+        dst.put_slice(self.source.as_bytes());
+        dst.put_u8(0);
+        dst.put_slice(&[self.dest_ton, self.dest_npi]);
+        dst.put_slice(self.destination.as_bytes());
+        dst.put_u8(0);
+        let esm_class = if self.udh { ESM_CLASS_UDHI } else { 0 };
+        dst.put_slice(&[esm_class, 0, 0, 0, 0, 0, 0, self.data_coding, 0]);
+        if payload {
+            dst.put_u8(0);
+            dst.put_u16(0x0424);
+            dst.put_u16(u16::try_from(self.short_message.len()).unwrap_or(u16::MAX));
+        } else {
+            dst.put_u8(self.short_message.len() as u8);
+        }
+        dst.put_slice(self.short_message);
+    }
+}
+
 /// The parts of an encoded reply as [`MtPart`]s, in order.
 pub fn mt_parts(
     source: &Address,
@@ -1297,6 +1368,62 @@ impl tokio_util::codec::Encoder<&Response> for SmppCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reply_parts_written_by_hand_are_rusmpps_octets() {
+        let texts = [
+            "PERMIT GRANTED: code 2 (food), AZE 11111111, 10:00-13:00. Permit no. K7QM-4RTX",
+            "İCAZƏ VERİLDİ: kod 2 (ərzaq, dərman, bank, poçt), AZE 11111111, 10:00–13:00. İcazə № K7QM-4RTX",
+            &"x".repeat(400),
+            "",
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            let encoded = text::encode_mt(text, 7).unwrap();
+            let source = Address::new(0, 0, "8103").unwrap();
+            let destination = Address::new(1, 1, "994501234567").unwrap();
+            let parts: Vec<MtPart> = mt_parts(&source, &destination, encoded.clone()).collect();
+            for (part, octets) in parts.iter().zip(&encoded.parts) {
+                let by_hand = ReplyPart {
+                    source: "8103",
+                    dest_ton: 1,
+                    dest_npi: 1,
+                    destination: "994501234567",
+                    data_coding: encoded.data_coding,
+                    udh: encoded.udh,
+                    short_message: octets,
+                };
+                for (id, pdu) in [
+                    (CommandId::DeliverSm, part.deliver_sm()),
+                    (CommandId::SubmitSm, part.submit_sm()),
+                ] {
+                    let mut mine = BytesMut::new();
+                    by_hand.encode(&mut mine, id, 77);
+                    let mut theirs = BytesMut::new();
+                    encode(&mut theirs, 77, Status::ESME_ROK, &pdu);
+                    assert_eq!(mine, theirs, "text {i} as {id:?}");
+                }
+            }
+        }
+        // A part longer than 255 octets goes into message_payload.
+        let long = [0x41u8; 300];
+        let mut out = BytesMut::new();
+        ReplyPart {
+            source: "8103",
+            dest_ton: 1,
+            dest_npi: 1,
+            destination: "994501234567",
+            data_coding: 0,
+            udh: false,
+            short_message: &long,
+        }
+        .encode(&mut out, CommandId::DeliverSm, 5);
+        let frame = decode(&mut out, DEFAULT_MAX_PDU_LEN).unwrap().unwrap();
+        let sm = IncomingSm::from_pdu(frame.pdu).unwrap();
+        assert_eq!(sm.segment().unwrap().user_data.as_ref(), &long[..]);
+        assert!(Address::check("994501234567").is_ok());
+        assert!(Address::check("123456789012345678901").is_err());
+        assert!(Address::check("99450\u{0}").is_err());
+    }
     use rusmpp::{
         pdus::{BindReceiver, BindTransceiver, BindTransmitter, DataSm, Outbind},
         tlvs::MessageSubmissionRequestTlvValue,

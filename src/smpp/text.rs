@@ -468,6 +468,7 @@ fn units_of(c: char, data_coding: u8) -> usize {
 }
 
 /// Appends `c` in the chosen coding.
+#[inline]
 fn put_char(buf: &mut Vec<u8>, c: char, data_coding: u8) {
     if data_coding == DCS_UCS2 {
         let mut units = [0u16; 2];
@@ -493,8 +494,14 @@ fn encode_parts(
     let octets_per_unit = if data_coding == DCS_UCS2 { 2 } else { 1 };
     if total_units <= single {
         let mut buf = Vec::with_capacity(total_units * octets_per_unit);
-        for c in text.chars() {
-            put_char(&mut buf, c, data_coding);
+        if data_coding == DCS_UCS2 {
+            for unit in text.encode_utf16() {
+                buf.extend_from_slice(&unit.to_be_bytes());
+            }
+        } else {
+            for c in text.chars() {
+                put_char(&mut buf, c, data_coding);
+            }
         }
         return Ok(Encoded {
             data_coding,
