@@ -7,7 +7,9 @@
 //! - Redis killed and restarted in the middle of traffic: no acknowledged permit is lost,
 //!   the gateway reconnects by itself, and the MOs that arrive while Redis is away get the
 //!   "try again in a few minutes" reply after `[redis] retry_for`;
-//! - a gateway started while Redis is down says so, keeps trying, and serves once it is up.
+//! - a gateway started while Redis is down says so, keeps trying, and serves once it is up;
+//! - while Redis stalls, a connection with MOs waiting on it still answers enquire_link and
+//!   takes in more MOs, and every one is answered in order once Redis goes on.
 //!
 //! Without `redis-server` these tests say they are SKIPPED (and fail under `CI=true`).
 
@@ -273,4 +275,57 @@ async fn a_resent_mo_gets_the_same_permit_on_the_journal_store() {
     let again = only_reply(&again[0]);
     assert!(again.starts_with(ACTIVE), "{again}");
     assert_eq!(permit_no(again), permit_no(&first));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_does_not_stall_the_link() {
+    let Some(redis) = RedisServer::start("a_stalled_redis_does_not_stall_the_link") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Icaze::spawn(
+        dir.path(),
+        "a",
+        &format!("store = {:?}", redis.url()),
+        "[redis]\nretry_for = \"30s\"\n",
+    );
+    let mut c = bound(&mut a).await;
+    let warm = c.converse(&requests("99456", 2, 0..1)).await;
+    assert!(only_reply(&warm[0]).starts_with(GRANTED), "{warm:?}");
+
+    redis.pause();
+    // Eight MOs in eight writes: more than the batches a connection keeps under way, so
+    // the later ones wait in the connection while the earlier ones wait on Redis.
+    let mos = requests("99457", 2, 1..9);
+    let mut seqs = Vec::new();
+    for (source, text) in &mos {
+        seqs.push(c.submit(source, "8103", 0, text.as_bytes()).await);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    // The link is alive: enquire_link is answered while every MO is still undecided.
+    let ping = c.send(ENQUIRE_LINK, &[]).await;
+    let p = c
+        .read_within(Duration::from_secs(2))
+        .await
+        .expect("enquire_link answered while Redis is stalled");
+    assert_eq!((p.command_id, p.seq), (ENQUIRE_LINK | RESP, ping), "{p:?}");
+
+    redis.resume();
+    let mut delivered = Vec::new();
+    let mut answered = Vec::new();
+    for &seq in &seqs {
+        let r = c.expect_resp(seq, &mut delivered).await;
+        assert_eq!(r.status, ESME_ROK, "{r:?}");
+        answered.push(r.seq);
+    }
+    assert_eq!(answered, seqs, "acknowledged in the order sent");
+    while delivered.len() < mos.len() {
+        delivered.push(c.expect_deliver().await);
+    }
+    // One granted permit per MO (replies may come in any order).
+    delivered.sort_by(|x, y| x.dest.cmp(&y.dest));
+    for ((source, _), sm) in mos.iter().zip(&delivered) {
+        assert_eq!(&sm.dest, source);
+        assert!(sm_text(sm).starts_with(GRANTED), "{}", sm_text(sm));
+    }
 }

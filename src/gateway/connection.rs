@@ -15,8 +15,12 @@
 //! A batch handed to the gateway is not awaited in place: while its grants are being made
 //! durable (a journal fsync, a Redis round trip) the connection goes on reading, delivering
 //! replies and answering enquire_link. Up to [`MAX_BATCHES`] batches are under way at once,
-//! started in the order they were read and answered in that order; past that, the
-//! connection stops reading until the oldest is done (backpressure on the peer).
+//! started in the order they were read and answered in that order. Past that, MOs read
+//! meanwhile are held (up to [`MAX_HELD`]) and go to the gateway as one batch when a slot
+//! frees, while the connection keeps reading: the peer's deliver_sm_resp must keep
+//! flowing, or a slow store would stall the replies too. Only with [`MAX_HELD`] MOs held
+//! does the connection stop reading (backpressure on the peer). A held MO is not
+//! acknowledged; if the connection ends first, the operator resends it.
 
 use crate::gateway::outbound::Mt;
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
@@ -54,6 +58,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const UNBIND_WAIT: Duration = Duration::from_secs(2);
 /// MO batches of one connection under way in the gateway at once.
 const MAX_BATCHES: usize = 4;
+/// MOs read while [`MAX_BATCHES`] are under way, held for the next batch; at this many the
+/// connection stops reading.
+const MAX_HELD: usize = 8_192;
 
 /// A map keyed by our own ids and sequence numbers: no need for SipHash's DoS resistance.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -180,6 +187,8 @@ struct Connection {
     receiver: bool,
     /// MO batches being decided and made durable, oldest first.
     batches: FuturesOrdered<Batch>,
+    /// MOs read while every batch slot was taken, in order, for the next batch.
+    held: Vec<Intake>,
 }
 
 impl Connection {
@@ -212,6 +221,7 @@ impl Connection {
             close: false,
             receiver: false,
             batches: FuturesOrdered::new(),
+            held: Vec::new(),
         }
     }
 
@@ -270,8 +280,12 @@ impl Connection {
                 }
                 Some((owed, results)) = self.batches.next(), if !self.batches.is_empty() => {
                     self.answer_batch(owed, results);
+                    if !self.held.is_empty() {
+                        let held = std::mem::take(&mut self.held);
+                        self.take(held);
+                    }
                 }
-                read = stream.read_buf(&mut inbuf), if self.batches.len() < MAX_BATCHES => {
+                read = stream.read_buf(&mut inbuf), if self.held.len() < MAX_HELD => {
                     if read? == 0 {
                         // The MOs under way were handed over: let them finish (their
                         // replies are queued) though nobody is left to acknowledge them.
@@ -328,7 +342,11 @@ impl Connection {
             }
         }
         if !intake.is_empty() {
-            self.take(intake);
+            if self.batches.len() < MAX_BATCHES && self.held.is_empty() {
+                self.take(intake);
+            } else {
+                self.held.extend(intake);
+            }
         }
         self.fill_window();
     }
@@ -842,6 +860,7 @@ impl Connection {
             let idle = self.inflight.is_empty()
                 && self.retries.is_empty()
                 && self.batches.is_empty()
+                && self.held.is_empty()
                 && !owed;
             if idle || now >= grace {
                 self.send_unbind(now);
