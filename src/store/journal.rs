@@ -76,6 +76,8 @@ const FRAME_OVERHEAD: usize = 2 + 4;
 const GRANT_FRAME: usize = GRANT_BODY + FRAME_OVERHEAD;
 /// Bytes of one blocklist change record on disk.
 const BLOCK_FRAME: usize = BLOCK_BODY + FRAME_OVERHEAD;
+/// A commit round slower than this is logged: every MO in it waited that long.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(50);
 /// The blocklist file's name.
 const BLOCKLIST_FILE: &str = "blocklist.log";
 /// Where a blocklist rewrite is built before it replaces [`BLOCKLIST_FILE`].
@@ -1064,10 +1066,21 @@ impl Writer {
         }
 
         if !self.waiters.is_empty() {
+            let started = std::time::Instant::now();
             let result = match &self.failed {
                 Some(e) => Err(e.clone()),
                 None => self.commit(),
             };
+            let took = started.elapsed();
+            if took >= SLOW_COMMIT {
+                // Every MO of the round waited this long for its acknowledgement.
+                tracing::warn!(
+                    ms = took.as_millis() as u64,
+                    grants,
+                    waiters = self.waiters.len(),
+                    "journal: slow commit (write + fdatasync)"
+                );
+            }
             if result.is_ok() {
                 let c = &self.counters;
                 c.commits.fetch_add(1, Ordering::Relaxed);
