@@ -419,11 +419,66 @@ pub fn encode_mt(text: &str, ref_num: u8) -> Result<Encoded, TextError> {
     }
     match gsm_septets(text) {
         Some(septets) => encode_parts(text, ref_num, DCS_DEFAULT, septets, GSM_SINGLE, GSM_PART),
-        None => {
-            let units = text.chars().map(char::len_utf16).sum();
-            encode_parts(text, ref_num, DCS_UCS2, units, UCS2_SINGLE, UCS2_PART)
-        }
+        None => encode_ucs2(text, ref_num),
     }
+}
+
+/// UCS-2 (UTF-16BE) parts straight from the text's UTF-16 units: the same octets as
+/// [`encode_parts`] with [`DCS_UCS2`] (tested), without deciding coding and width per
+/// character. Azerbaijani and Russian replies take this path.
+fn encode_ucs2(text: &str, ref_num: u8) -> Result<Encoded, TextError> {
+    let total_units: usize = text.chars().map(char::len_utf16).sum();
+    if total_units <= UCS2_SINGLE {
+        let mut buf = Vec::with_capacity(total_units * 2);
+        for unit in text.encode_utf16() {
+            buf.extend_from_slice(&unit.to_be_bytes());
+        }
+        return Ok(Encoded {
+            data_coding: DCS_UCS2,
+            udh: false,
+            parts: vec![Bytes::from(buf)],
+        });
+    }
+    let estimate = total_units.div_ceil(UCS2_PART) + 1;
+    let mut buf = Vec::with_capacity(total_units * 2 + estimate * CONCAT_UDH_LEN);
+    let mut lengths: Vec<usize> = Vec::with_capacity(estimate);
+    let mut units = text.encode_utf16().peekable();
+    while units.peek().is_some() {
+        let start = buf.len();
+        let seq = u8::try_from(lengths.len() + 1).unwrap_or(u8::MAX);
+        buf.extend_from_slice(&[0x05, 0x00, 0x03, ref_num, 0, seq]);
+        let mut in_part = 0;
+        while let Some(&unit) = units.peek() {
+            // A high surrogate comes with its low one: the pair never straddles parts.
+            let width = if (0xD800..0xDC00).contains(&unit) {
+                2
+            } else {
+                1
+            };
+            if in_part + width > UCS2_PART {
+                break;
+            }
+            for unit in units.by_ref().take(width) {
+                buf.extend_from_slice(&unit.to_be_bytes());
+            }
+            in_part += width;
+        }
+        lengths.push(buf.len() - start);
+    }
+    let total = lengths.len();
+    let total_u8 = u8::try_from(total).map_err(|_| TextError::TooManyParts { parts: total })?;
+    let mut offset = 0;
+    for len in &lengths {
+        buf[offset + 4] = total_u8;
+        offset += len;
+    }
+    let mut all = Bytes::from(buf);
+    let parts = lengths.into_iter().map(|len| all.split_to(len)).collect();
+    Ok(Encoded {
+        data_coding: DCS_UCS2,
+        udh: true,
+        parts,
+    })
 }
 
 /// The common case, an ASCII reply that fits one GSM message, one octet at a time without
@@ -898,6 +953,14 @@ mod tests {
             }
             proptest::prop_assert_eq!(enc.udh, enc.parts.len() > 1);
             proptest::prop_assert_eq!(join(&enc, ref_num), text);
+        }
+
+        /// The UCS-2 fast path writes exactly what the general per-character path writes.
+        #[test]
+        fn ucs2_fast_path_matches_the_general_one(text in "[ə😀İş]\\PC{0,300}", ref_num in 0u8..=255) {
+            let units = text.chars().map(char::len_utf16).sum();
+            let general = encode_parts(&text, ref_num, DCS_UCS2, units, UCS2_SINGLE, UCS2_PART);
+            proptest::prop_assert_eq!(encode_ucs2(&text, ref_num), general);
         }
 
         /// GSM-only texts (with extension characters) stay GSM and never split an escape.
