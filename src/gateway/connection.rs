@@ -189,6 +189,8 @@ struct Connection {
     batches: FuturesOrdered<Batch>,
     /// MOs read while every batch slot was taken, in order, for the next batch.
     held: Vec<Intake>,
+    /// The time of this turn of the loop, read once per wake-up rather than per PDU.
+    now: Instant,
 }
 
 impl Connection {
@@ -222,6 +224,7 @@ impl Connection {
             receiver: false,
             batches: FuturesOrdered::new(),
             held: Vec::new(),
+            now: Instant::now(),
         }
     }
 
@@ -279,6 +282,7 @@ impl Connection {
                     self.draining = Some(now + self.gw.config.smpp.shutdown_grace);
                 }
                 Some((owed, results)) = self.batches.next(), if !self.batches.is_empty() => {
+                    self.now = Instant::now();
                     self.answer_batch(owed, results);
                     if !self.held.is_empty() {
                         let held = std::mem::take(&mut self.held);
@@ -292,16 +296,19 @@ impl Connection {
                         while self.batches.next().await.is_some() {}
                         return Ok(());
                     }
-                    self.last_heard = Instant::now();
+                    self.now = Instant::now();
+                    self.last_heard = self.now;
                     self.on_read(&mut inbuf, max_pdu);
                 }
                 mt = pop(&operator), if pull => {
+                    self.now = Instant::now();
                     self.start_mt(mt);
                     self.fill_window();
                 }
                 _ = tokio::time::sleep_until(deadline) => {}
             }
-            self.on_timers(Instant::now());
+            self.now = Instant::now();
+            self.on_timers(self.now);
             if !self.out.is_empty() {
                 stream.write_all(&self.out).await?;
                 self.out.clear();
@@ -528,7 +535,7 @@ impl Connection {
         if !op.queue.has_room() {
             return self.answer(command_id, seq, Status::ESME_RMSGQFUL, "");
         }
-        if op.throttle.take(1, Instant::now()) == 0 {
+        if op.throttle.take(1, self.now) == 0 {
             return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
         }
         let segment = match sm.segment() {
@@ -558,7 +565,7 @@ impl Connection {
                         destination: sm.destination.as_str().to_string(),
                     },
                 };
-                match self.concat.offer(key, part, Instant::now().into_std()) {
+                match self.concat.offer(key, part, self.now.into_std()) {
                     Offer::Incomplete { evicted, .. } => {
                         // Held: acknowledged now; the last part carries the decision.
                         self.answer(command_id, seq, Status::ESME_ROK, "");
@@ -667,7 +674,7 @@ impl Connection {
                 open: n,
             },
         );
-        let now = Instant::now();
+        let now = self.now;
         for part in 0..n {
             self.retries.push_back((now, id, part));
         }
@@ -721,7 +728,7 @@ impl Connection {
 
     /// Pulls replies from the operator's queue while the window has room.
     fn fill_window(&mut self) {
-        let now = Instant::now();
+        let now = self.now;
         self.send_due(now);
         let Some(op) = self.operator.clone() else {
             return;
@@ -747,7 +754,7 @@ impl Connection {
             }
             return;
         }
-        let now = Instant::now();
+        let now = self.now;
         if status.is_transient() {
             self.retry(f.mt_id, f.part, now, status);
             if status == Status::ESME_RTHROTTLED
