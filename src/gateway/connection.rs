@@ -61,6 +61,9 @@ const MAX_BATCHES: usize = 4;
 /// MOs read while [`MAX_BATCHES`] are under way, held for the next batch; at this many the
 /// connection stops reading.
 const MAX_HELD: usize = 8_192;
+/// Most held MOs handed over as one batch: a batch is decided and its replies rendered in
+/// one go on one runtime thread, so a huge one would hold up the other connections there.
+const MAX_HELD_BATCH: usize = 512;
 
 /// A map keyed by our own ids and sequence numbers: no need for SipHash's DoS resistance.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -284,10 +287,7 @@ impl Connection {
                 Some((owed, results)) = self.batches.next(), if !self.batches.is_empty() => {
                     self.now = Instant::now();
                     self.answer_batch(owed, results);
-                    if !self.held.is_empty() {
-                        let held = std::mem::take(&mut self.held);
-                        self.take(held);
-                    }
+                    self.take_held();
                 }
                 read = stream.read_buf(&mut inbuf), if self.held.len() < MAX_HELD => {
                     if read? == 0 {
@@ -619,6 +619,15 @@ impl Connection {
             text,
             attempts: 0,
         });
+    }
+
+    /// Hands held MOs to the gateway, [`MAX_HELD_BATCH`] at a time, while batch slots are free.
+    fn take_held(&mut self) {
+        while !self.held.is_empty() && self.batches.len() < MAX_BATCHES {
+            let rest = self.held.split_off(self.held.len().min(MAX_HELD_BATCH));
+            let batch = std::mem::replace(&mut self.held, rest);
+            self.take(batch);
+        }
     }
 
     /// Hands the MOs of one read to the gateway as one batch, answered when it is done.
