@@ -252,6 +252,9 @@ pub struct Config {
     pub operators: Vec<Operator>,
     /// Operators' SMSCs icaze binds to.
     pub connectors: Vec<Connector>,
+    /// (document, quota group) entries the engine reserves at start (`[engine] reserve`), so
+    /// a busy first morning never waits for a table to grow; 0 grows as needed.
+    pub engine_reserve: usize,
 }
 
 /// The demo secret in `config/icaze.toml`; `check-config` warns about it.
@@ -273,6 +276,14 @@ struct RawConfig {
     operators: Vec<RawOperator>,
     #[serde(default)]
     connectors: Vec<RawConnector>,
+    #[serde(default)]
+    engine: RawEngine,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    reserve: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -699,6 +710,14 @@ impl Config {
             }
         }
 
+        let engine_reserve = raw.engine.reserve.unwrap_or(0);
+        if engine_reserve > 1_000_000_000 {
+            errs.push(
+                "engine.reserve",
+                "at most 1000000000 entries (about 36 GB of memory)",
+            );
+        }
+
         match (errs.list.is_empty(), rules) {
             (true, Some(rules)) => Ok(Config {
                 path: path.to_path_buf(),
@@ -711,6 +730,7 @@ impl Config {
                 smpp,
                 operators,
                 connectors,
+                engine_reserve,
             }),
             _ => Err(ConfigErrors(errs.list)),
         }
@@ -1031,6 +1051,31 @@ mod tests {
                 "connectors[1].interface_version",
             ]
         );
+    }
+
+    #[test]
+    fn engine_reserve() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("icaze.toml");
+        std::fs::write(
+            dir.path().join("rules.toml"),
+            include_str!("../config/rules.toml"),
+        )
+        .unwrap();
+        let env =
+            |k: &str| (k == PERMIT_KEY_ENV).then(|| "a long enough permit secret".to_string());
+        let c = Config::from_toml(&path, "[engine]\nreserve = 200000\n", &env).unwrap();
+        assert_eq!(c.engine_reserve, 200_000);
+        assert_eq!(
+            Config::from_toml(&path, "", &env).unwrap().engine_reserve,
+            0
+        );
+        let bad = Config::from_toml(&path, "[engine]\nreserve = 2000000000\n", &env)
+            .unwrap_err()
+            .0;
+        assert_eq!(bad[0].key, "engine.reserve");
+        let unknown = Config::from_toml(&path, "[engine]\nreserved = 1\n", &env).unwrap_err();
+        assert!(unknown.to_string().contains("reserved"), "{unknown}");
     }
 
     #[test]

@@ -198,12 +198,8 @@ impl Gateway {
         match &config.store {
             StoreConfig::Redis(redis) if !volatile => {
                 let store = Self::open_redis(redis, shutdown).await?;
-                Ok(Gateway::new(
-                    config,
-                    QuotaEngine::new(),
-                    Store::Redis(store),
-                    clock,
-                ))
+                let engine = QuotaEngine::with_capacity(config.engine_reserve);
+                Ok(Gateway::new(config, engine, Store::Redis(store), clock))
             }
             _ => Self::open(config, clock, volatile),
         }
@@ -262,7 +258,7 @@ impl Gateway {
         }
         let now = clock.now().timestamp();
         let rules = &config.rules;
-        let engine = QuotaEngine::new();
+        let engine = QuotaEngine::with_capacity(config.engine_reserve);
         let store = if volatile {
             tracing::warn!("store: volatile (nothing is durable; a restart forgets every permit)");
             Store::Volatile

@@ -1090,6 +1090,11 @@ impl QuotaEngine {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Entries the engine holds before any shard must grow (and pause under its lock).
+    pub fn capacity(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().grow_at).sum()
+    }
 }
 
 /// Reads the first line of every probe of `jobs`: independent plain loads, so the CPU has
@@ -1505,6 +1510,40 @@ codes = [3]
         batched.decide_batch_with(&r, &requests[700..], now, &mut out, &mut scratch);
         assert_eq!(out[1..], want[..]);
         assert_eq!(batched.len(), one_by_one.len());
+    }
+
+    #[test]
+    fn a_reserved_engine_takes_its_reserve_without_growing() {
+        let r = rules();
+        // These rules' codes 1 and 2 share a group: a grant is two entries.
+        let e = QuotaEngine::with_capacity(100_000);
+        let reserved = e.capacity();
+        assert!(reserved >= 100_000, "{reserved}");
+        for i in 0..50_000u32 {
+            let g = ask(
+                &e,
+                &r,
+                2,
+                doc(&format!("{:08}", 10_000_000 + i)),
+                "2020-04-06T10:00:00+04:00",
+            );
+            assert!(matches!(g, Outcome::Granted(_)), "{g:?}");
+        }
+        assert_eq!(e.len(), 100_000);
+        assert_eq!(e.capacity(), reserved, "no table grew");
+        // Unreserved, the same load makes the tables grow.
+        let grown = QuotaEngine::new();
+        let before = grown.capacity();
+        for i in 0..50_000u32 {
+            ask(
+                &grown,
+                &r,
+                2,
+                doc(&format!("{:08}", 10_000_000 + i)),
+                "2020-04-06T10:00:00+04:00",
+            );
+        }
+        assert!(grown.capacity() > before);
     }
 
     #[test]
