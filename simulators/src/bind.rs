@@ -27,6 +27,7 @@ use crate::run::{Phase, Settings, Shared};
 use crate::traffic::Citizens;
 use crate::wire::{self, Header};
 use bytes::BytesMut;
+use icaze::smpp::Status;
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -660,9 +661,9 @@ impl Session {
             id if id == wire::UNBIND | wire::RESP => self.unbound = true,
             id if id & wire::RESP != 0 => {}
             id if Role::of_bind(id).is_some() => {
-                wire::put_nack(&mut self.out, h.sequence, wire::ESME_RINVBNDSTS)
+                wire::put_nack(&mut self.out, h.sequence, Status::ESME_RINVBNDSTS.code())
             }
-            _ => wire::put_nack(&mut self.out, h.sequence, wire::ESME_RINVCMDID),
+            _ => wire::put_nack(&mut self.out, h.sequence, Status::ESME_RINVCMDID.code()),
         }
     }
 

@@ -31,6 +31,7 @@ use crate::rng::IntMap;
 use crate::rules::Rules;
 use crate::traffic::{Expect, Origin, Sms};
 use hdrhistogram::Histogram;
+use icaze::smpp::Status;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,17 +40,18 @@ use std::time::Instant;
 pub const LISTED: usize = 20;
 /// Sends of one MO before it is given up (throttled or queue full every time).
 pub const MAX_ATTEMPTS: u32 = 50;
-/// Statuses after which sending the same MO again can succeed (SMPP: throttled, queue
-/// full, system error, temporary application error), and ESME_RINVBNDSTS: the MO crossed
-/// an unbind (the gateway closing that session) and was not taken, so another session can
-/// carry it.
+/// Statuses after which sending the same MO again can succeed: those the gateway's own
+/// outbound queues retry ([`Status::is_transient`]: throttled, queue full, system error,
+/// temporary application error), and ESME_RINVBNDSTS: the MO crossed an unbind (the gateway
+/// closing that session) and was not taken, so another session can carry it.
 pub fn is_transient(status: u32) -> bool {
-    matches!(status, 0x58 | 0x14 | 0x08 | 0x64 | 0x04)
+    let status = Status(status);
+    status.is_transient() || status == Status::ESME_RINVBNDSTS
 }
 
 /// Names a command_status for the report (`ESME_RTHROTTLED`, or hex for unknown ones).
 pub fn status_name(status: u32) -> String {
-    icaze::smpp::Status(status)
+    Status(status)
         .name()
         .map_or_else(|| format!("0x{status:08X}"), str::to_string)
 }
@@ -415,7 +417,7 @@ impl Ledger {
         let attempts = f.attempts;
         let phone = f.phone;
         *self.stats.errors.entry(status_name(status)).or_default() += 1;
-        if status == 0x58 {
+        if status == Status::ESME_RTHROTTLED.code() {
             self.stats.throttled += 1;
             self.second(now).throttled += 1;
         }
@@ -829,7 +831,8 @@ mod tests {
             NOW,
         );
         assert_eq!(
-            w.ledger.on_ack(a, 0x58, Instant::now(), NOW),
+            w.ledger
+                .on_ack(a, Status::ESME_RTHROTTLED.code(), Instant::now(), NOW),
             AckOutcome::Retry
         );
         w.ledger.on_ack(invalid, 0, Instant::now(), NOW);

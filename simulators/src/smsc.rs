@@ -19,6 +19,7 @@ pub use crate::run::{Rate, Settings};
 use crate::wire;
 use anyhow::{Context, Result, bail};
 use bytes::BytesMut;
+use icaze::smpp::Status;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,8 +30,6 @@ use tokio::task::{AbortHandle, JoinSet};
 
 /// The system_id the SMSC names itself with in bind responses.
 pub const SYSTEM_ID: &str = "icaze-sim";
-/// command_status for a bind whose body cannot be read: ESME_RBINDFAIL.
-const ESME_RBINDFAIL: u32 = 0x0000_000D;
 
 /// Listens on `settings.target` and runs: waits for the gateway's binds, sends for the
 /// duration, drains, unbinds, and reports. An `Err` means the run could not start (address
@@ -82,13 +81,13 @@ impl Credentials {
     /// ESME_RBINDFAIL when the body cannot be read; and the system_id it gave.
     fn check(&self, body: &[u8]) -> (u32, String, u8) {
         let Some(bind) = wire::read_bind(body) else {
-            return (ESME_RBINDFAIL, String::new(), 0x34);
+            return (Status::ESME_RBINDFAIL.code(), String::new(), 0x34);
         };
         let system_id = String::from_utf8_lossy(bind.system_id).into_owned();
         let status = if bind.system_id != self.system_id.as_bytes() {
-            wire::ESME_RINVSYSID
+            Status::ESME_RINVSYSID.code()
         } else if bind.password != self.password.as_bytes() {
-            wire::ESME_RINVPASWD
+            Status::ESME_RINVPASWD.code()
         } else {
             0
         };
@@ -186,7 +185,7 @@ async fn answer_bind(
                     wire::put_resp(&mut out, wire::ENQUIRE_LINK, h.sequence, false)
                 }
                 id if id & wire::RESP != 0 => {}
-                _ => wire::put_nack(&mut out, h.sequence, wire::ESME_RINVBNDSTS),
+                _ => wire::put_nack(&mut out, h.sequence, Status::ESME_RINVBNDSTS.code()),
             }
         }
         if !out.is_empty() {
@@ -305,12 +304,15 @@ mod tests {
             password: "secret".into(),
         };
         assert_eq!(c.check(&bind_body("icaze", "secret")).0, 0);
-        assert_eq!(c.check(&bind_body("icaze", "nope")).0, wire::ESME_RINVPASWD);
+        assert_eq!(
+            c.check(&bind_body("icaze", "nope")).0,
+            Status::ESME_RINVPASWD.code()
+        );
         assert_eq!(
             c.check(&bind_body("other", "nope")),
-            (wire::ESME_RINVSYSID, "other".into(), 0x34)
+            (Status::ESME_RINVSYSID.code(), "other".into(), 0x34)
         );
-        assert_eq!(c.check(b"icaze\0").0, ESME_RBINDFAIL);
+        assert_eq!(c.check(b"icaze\0").0, Status::ESME_RBINDFAIL.code());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! load generator must cost less per message than the gateway it loads (these are a few
 //! `put_slice` calls and a field walk, no allocation), and a client that shares no wire code
 //! with the server checks the server's encoding instead of agreeing with its bugs. Status
-//! names and UDH parsing do come from the gateway's public `smpp` helpers.
+//! codes and names (`icaze::smpp::Status`) and UDH parsing do come from the gateway's public
+//! `smpp` helpers.
 
 use bytes::{Buf, BufMut, BytesMut};
 
@@ -35,14 +36,6 @@ pub const HEADER: usize = 16;
 pub const MAX_PDU: usize = 64 * 1024;
 /// esm_class bit: `short_message` starts with a UDH.
 pub const UDHI: u8 = 0x40;
-/// command_status ESME_RINVCMDID: a command this side does not serve.
-pub const ESME_RINVCMDID: u32 = 0x0000_0003;
-/// command_status ESME_RINVBNDSTS: a command the session's bind state does not allow.
-pub const ESME_RINVBNDSTS: u32 = 0x0000_0004;
-/// command_status ESME_RINVPASWD: wrong password.
-pub const ESME_RINVPASWD: u32 = 0x0000_000E;
-/// command_status ESME_RINVSYSID: unknown system_id.
-pub const ESME_RINVSYSID: u32 = 0x0000_000F;
 /// TLV tag of `sc_interface_version` in a bind response.
 const TLV_SC_INTERFACE_VERSION: u16 = 0x0210;
 /// TLV tag of `message_payload`.
@@ -382,6 +375,7 @@ pub fn read_message_id(body: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use icaze::smpp::Status;
 
     #[test]
     fn mo_is_framed_and_reads_back_through_the_gateway_codec_as_either_command() {
@@ -415,12 +409,7 @@ mod tests {
         )
         .collect();
         let mut buf = BytesMut::new();
-        icaze::smpp::codec::encode(
-            &mut buf,
-            11,
-            icaze::smpp::Status::ESME_ROK,
-            &parts[0].submit_sm(),
-        );
+        icaze::smpp::codec::encode(&mut buf, 11, Status::ESME_ROK, &parts[0].submit_sm());
         let (h, body) = next_pdu(&mut buf).unwrap().unwrap();
         assert_eq!((h.command_id, h.sequence), (SUBMIT_SM, 11));
         let d = read_deliver_sm(&body).unwrap();
@@ -453,7 +442,7 @@ mod tests {
             &mut out,
             BIND_TRANSCEIVER,
             6,
-            ESME_RINVPASWD,
+            Status::ESME_RINVPASWD.code(),
             "icaze-sim",
             0x34,
         );
@@ -476,7 +465,7 @@ mod tests {
         put_resp_with_id(&mut out, SUBMIT_SM, 9, 0);
         put_resp_with_id(&mut out, SUBMIT_SM, 10, 0xDEAD_BEEF);
         put_resp_with_id(&mut out, SUBMIT_SM, 11, u64::MAX);
-        put_nack(&mut out, 12, ESME_RINVCMDID);
+        put_nack(&mut out, 12, Status::ESME_RINVCMDID.code());
         for (seq, id) in [(9, &b"0"[..]), (10, b"deadbeef"), (11, b"ffffffffffffffff")] {
             let (h, body) = next_pdu(&mut out).unwrap().unwrap();
             assert_eq!(
@@ -503,12 +492,7 @@ mod tests {
         .collect();
         assert!(parts.len() > 1);
         let mut buf = BytesMut::new();
-        icaze::smpp::codec::encode(
-            &mut buf,
-            9,
-            icaze::smpp::Status::ESME_ROK,
-            &parts[0].deliver_sm(),
-        );
+        icaze::smpp::codec::encode(&mut buf, 9, Status::ESME_ROK, &parts[0].deliver_sm());
         let (h, body) = next_pdu(&mut buf).unwrap().unwrap();
         assert_eq!((h.command_id, h.sequence), (DELIVER_SM, 9));
         let d = read_deliver_sm(&body).unwrap();
