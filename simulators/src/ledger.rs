@@ -538,14 +538,10 @@ impl Ledger {
 
     /// Compares an MO's reply with its prediction and forgets the MO.
     fn resolve(&mut self, t: Ticket) {
-        let Some(f) = self.remove(t) else {
+        let Some(mut f) = self.remove(t) else {
             return;
         };
-        let right = match (&f.prediction, &f.actual) {
-            (Some(p), Some((got, _, _))) => f.right(p, *got),
-            _ => return,
-        };
-        let (Some(p), Some((got, said, reply))) = (f.prediction, f.actual) else {
+        let (Some(p), Some((got, said, reply))) = (f.prediction, f.actual.take()) else {
             return;
         };
         if p.alternative.is_some() {
@@ -554,7 +550,7 @@ impl Ledger {
         *self.stats.expected.entry(p.class.name()).or_default() += 1;
         *self.stats.got.entry(got.name()).or_default() += 1;
         let mut why = Vec::new();
-        if !right {
+        if !f.right(&p, got) {
             why.push(format!("expected {}, got {}", p.class.name(), got.name()));
         }
         if let (Expect::Request { doc, code }, Some(said)) = (f.expect, said.as_ref()) {
