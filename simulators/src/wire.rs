@@ -130,6 +130,15 @@ fn cstr(out: &mut BytesMut, s: &[u8]) {
     out.put_u8(0);
 }
 
+/// Reads the C-Octet String at `*at` in `body` (without its NUL) and moves `at` past it;
+/// `None` if no NUL ends it.
+fn cstring<'a>(body: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let rest = body.get(*at..)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    *at += end + 1;
+    Some(&rest[..end])
+}
+
 /// A bind of kind `command_id` (interface version 3.4).
 pub fn put_bind(
     out: &mut BytesMut,
@@ -250,15 +259,9 @@ pub struct BindRequest<'a> {
 /// malformed.
 pub fn read_bind(body: &[u8]) -> Option<BindRequest<'_>> {
     let mut at = 0usize;
-    let mut cstring = || -> Option<&[u8]> {
-        let rest = body.get(at..)?;
-        let end = rest.iter().position(|&b| b == 0)?;
-        at += end + 1;
-        Some(&rest[..end])
-    };
-    let system_id = cstring()?;
-    let password = cstring()?;
-    cstring()?; // system_type
+    let system_id = cstring(body, &mut at)?;
+    let password = cstring(body, &mut at)?;
+    cstring(body, &mut at)?; // system_type
     let interface_version = *body.get(at)?;
     Some(BindRequest {
         system_id,
@@ -308,29 +311,23 @@ pub struct DeliverSm<'a> {
 /// Reads a deliver_sm or submit_sm body; `None` if it is malformed.
 pub fn read_deliver_sm(body: &[u8]) -> Option<DeliverSm<'_>> {
     let mut at = 0usize;
-    let cstring = |at: &mut usize| -> Option<&[u8]> {
-        let rest = body.get(*at..)?;
-        let end = rest.iter().position(|&b| b == 0)?;
-        *at += end + 1;
-        Some(&rest[..end])
-    };
     let byte = |at: &mut usize| -> Option<u8> {
         let b = *body.get(*at)?;
         *at += 1;
         Some(b)
     };
-    cstring(&mut at)?; // service_type
+    cstring(body, &mut at)?; // service_type
     byte(&mut at)?;
     byte(&mut at)?;
-    let source = cstring(&mut at)?;
+    let source = cstring(body, &mut at)?;
     byte(&mut at)?;
     byte(&mut at)?;
-    let destination = cstring(&mut at)?;
+    let destination = cstring(body, &mut at)?;
     let esm_class = byte(&mut at)?;
     byte(&mut at)?; // protocol_id
     byte(&mut at)?; // priority_flag
-    cstring(&mut at)?; // schedule_delivery_time
-    cstring(&mut at)?; // validity_period
+    cstring(body, &mut at)?; // schedule_delivery_time
+    cstring(body, &mut at)?; // validity_period
     byte(&mut at)?; // registered_delivery
     byte(&mut at)?; // replace_if_present_flag
     let data_coding = byte(&mut at)?;
