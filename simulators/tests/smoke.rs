@@ -24,6 +24,14 @@ struct Running {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl Running {
+    /// Shuts the gateway down and waits (up to 5 s) for it to finish.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.done).await;
+    }
+}
+
 async fn gateway(rules: &std::path::Path) -> Running {
     gateway_with(rules, "").await
 }
@@ -151,6 +159,33 @@ fn settings(addr: std::net::SocketAddr, dir: &std::path::Path) -> Settings {
     s
 }
 
+/// Every MO acknowledged and answered exactly once, as predicted.
+fn assert_clean(report: &icaze_sim::report::Report) {
+    let t = &report.totals;
+    assert_eq!(t.mismatches, 0, "mismatches: {:#?}", report.mismatches);
+    assert_eq!(t.missing, 0, "missing: {:#?}", report.missing);
+    assert_eq!(t.duplicates, 0, "duplicates: {:#?}", report.duplicates);
+    assert_eq!(t.answered, t.sent);
+    assert_eq!(t.acknowledged, t.sent);
+    assert!(report.passed, "{}", report.summary());
+}
+
+/// The JSON report the run wrote into `dir`.
+fn report_json(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("report written"))
+        .expect("report is JSON")
+}
+
+/// A three-second run, gateway start and stop included, took under 25 s: no phase waited
+/// out a timeout.
+fn assert_quick(started: Instant) {
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadgen_against_a_real_gateway_gets_every_reply_right() {
     let started = Instant::now();
@@ -160,14 +195,12 @@ async fn loadgen_against_a_real_gateway_gets_every_reply_right() {
         .await
         .expect("loadgen runs");
     println!("{}", report.summary());
-    let t = &report.totals;
-    assert_eq!(t.mismatches, 0, "mismatches: {:#?}", report.mismatches);
-    assert_eq!(t.missing, 0, "missing: {:#?}", report.missing);
-    assert_eq!(t.duplicates, 0, "duplicates: {:#?}", report.duplicates);
-    assert!(t.sent > 1_000, "sent only {}", t.sent);
-    assert_eq!(t.answered, t.sent);
-    assert_eq!(t.acknowledged, t.sent);
-    assert!(report.passed);
+    assert_clean(&report);
+    assert!(
+        report.totals.sent > 1_000,
+        "sent only {}",
+        report.totals.sent
+    );
     assert!(
         report.session_errors.is_empty(),
         "{:?}",
@@ -187,20 +220,12 @@ async fn loadgen_against_a_real_gateway_gets_every_reply_right() {
         );
     }
     assert!(report.latency_ms.p99 > 0.0 && report.latency_ms.p99 < 1_000.0);
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("report.json")).expect("report written"),
-    )
-    .expect("report is JSON");
+    let json = report_json(out.path());
     assert_eq!(json["totals"]["mismatches"], 0);
     let svg = std::fs::read_to_string(out.path().join("report.svg")).expect("svg written");
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
-    gw.shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), gw.done).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(25),
-        "took {:?}",
-        started.elapsed()
-    );
+    gw.stop().await;
+    assert_quick(started);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,8 +261,7 @@ async fn pairs_max_rate_and_every_refusal() {
             report.got
         );
     }
-    gw.shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), gw.done).await;
+    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,8 +278,7 @@ async fn throttled_mos_are_sent_again_and_all_answered() {
     assert!(report.errors.contains_key("ESME_RTHROTTLED"));
     assert!(report.passed, "{}", report.summary());
     assert_eq!(report.totals.answered, report.totals.sent);
-    gw.shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), gw.done).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -285,16 +308,6 @@ async fn smsc_listener() -> (tokio::net::TcpListener, std::net::SocketAddr) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     (listener, addr)
-}
-
-fn assert_clean(report: &icaze_sim::report::Report) {
-    let t = &report.totals;
-    assert_eq!(t.mismatches, 0, "mismatches: {:#?}", report.mismatches);
-    assert_eq!(t.missing, 0, "missing: {:#?}", report.missing);
-    assert_eq!(t.duplicates, 0, "duplicates: {:#?}", report.duplicates);
-    assert_eq!(t.answered, t.sent);
-    assert_eq!(t.acknowledged, t.sent);
-    assert!(report.passed, "{}", report.summary());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,19 +354,11 @@ async fn smsc_with_a_real_gateway_in_connector_mode_gets_every_reply_right() {
     if std::path::Path::new("/proc/self/stat").exists() {
         assert_eq!(report.cpu.gateway_pid, Some(std::process::id()));
     }
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("report.json")).expect("report written"),
-    )
-    .expect("report is JSON");
+    let json = report_json(out.path());
     assert_eq!(json["config"]["mode"], "smsc");
     assert_eq!(json["totals"]["missing"], 0);
-    gw.shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), gw.done).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(25),
-        "took {:?}",
-        started.elapsed()
-    );
+    gw.stop().await;
+    assert_quick(started);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,8 +385,7 @@ async fn smsc_with_transmitter_receiver_pairs_at_max_rate() {
         (report.config.binds, report.config.bind_kind.as_str()),
         (4, "pair")
     );
-    gw.shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), gw.done).await;
+    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,8 +422,7 @@ async fn a_gateway_that_binds_again_takes_over_the_phones() {
         "sent only {}",
         report.totals.sent
     );
-    second.shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), second.done).await;
+    second.stop().await;
 }
 
 #[tokio::test]
