@@ -818,35 +818,24 @@ pub fn bind_request(
     } else {
         InterfaceVersion::Smpp3_4
     };
-    let (ton, npi, range) = (Ton::Unknown, Npi::Unknown, COctetString::default());
+    // The three bind PDUs have the same fields; only the type differs.
+    macro_rules! bind {
+        ($pdu:ident) => {
+            Pdu::$pdu($pdu::new(
+                system_id,
+                password,
+                system_type,
+                version,
+                Ton::Unknown,
+                Npi::Unknown,
+                COctetString::default(),
+            ))
+        };
+    }
     Some(match kind {
-        BindKind::Transmitter => Pdu::BindTransmitter(BindTransmitter::new(
-            system_id,
-            password,
-            system_type,
-            version,
-            ton,
-            npi,
-            range,
-        )),
-        BindKind::Receiver => Pdu::BindReceiver(BindReceiver::new(
-            system_id,
-            password,
-            system_type,
-            version,
-            ton,
-            npi,
-            range,
-        )),
-        BindKind::Transceiver => Pdu::BindTransceiver(BindTransceiver::new(
-            system_id,
-            password,
-            system_type,
-            version,
-            ton,
-            npi,
-            range,
-        )),
+        BindKind::Transmitter => bind!(BindTransmitter),
+        BindKind::Receiver => bind!(BindReceiver),
+        BindKind::Transceiver => bind!(BindTransceiver),
     })
 }
 
@@ -871,13 +860,10 @@ pub struct Address {
 impl Address {
     /// Builds an address; fails on non-ASCII, NUL, or more than 20 characters.
     pub fn new(ton: u8, npi: u8, addr: &str) -> Result<Address, AddressError> {
-        let err = || AddressError {
+        Self::check(addr)?;
+        let addr = addr.parse().map_err(|_| AddressError {
             addr: addr.to_owned(),
-        };
-        if addr.len() > 20 || addr.bytes().any(|b| b == 0 || !b.is_ascii()) {
-            return Err(err());
-        }
-        let addr = addr.parse().map_err(|_| err())?;
+        })?;
         Ok(Address { ton, npi, addr })
     }
 
@@ -1369,6 +1355,19 @@ impl tokio_util::codec::Encoder<&Response> for SmppCodec {
 mod tests {
     use super::*;
 
+    /// A reply part from 8103 to 994501234567 (international, E.164).
+    fn to_citizen(data_coding: u8, udh: bool, short_message: &[u8]) -> ReplyPart<'_> {
+        ReplyPart {
+            source: "8103",
+            dest_ton: 1,
+            dest_npi: 1,
+            destination: "994501234567",
+            data_coding,
+            udh,
+            short_message,
+        }
+    }
+
     #[test]
     fn reply_parts_written_by_hand_are_rusmpps_octets() {
         let texts = [
@@ -1383,15 +1382,7 @@ mod tests {
             let destination = Address::new(1, 1, "994501234567").unwrap();
             let parts: Vec<MtPart> = mt_parts(&source, &destination, encoded.clone()).collect();
             for (part, octets) in parts.iter().zip(&encoded.parts) {
-                let by_hand = ReplyPart {
-                    source: "8103",
-                    dest_ton: 1,
-                    dest_npi: 1,
-                    destination: "994501234567",
-                    data_coding: encoded.data_coding,
-                    udh: encoded.udh,
-                    short_message: octets,
-                };
+                let by_hand = to_citizen(encoded.data_coding, encoded.udh, octets);
                 for (id, pdu) in [
                     (CommandId::DeliverSm, part.deliver_sm()),
                     (CommandId::SubmitSm, part.submit_sm()),
@@ -1407,16 +1398,7 @@ mod tests {
         // A part longer than 255 octets goes into message_payload.
         let long = [0x41u8; 300];
         let mut out = BytesMut::new();
-        ReplyPart {
-            source: "8103",
-            dest_ton: 1,
-            dest_npi: 1,
-            destination: "994501234567",
-            data_coding: 0,
-            udh: false,
-            short_message: &long,
-        }
-        .encode(&mut out, CommandId::DeliverSm, 5);
+        to_citizen(0, false, &long).encode(&mut out, CommandId::DeliverSm, 5);
         let frame = decode(&mut out, DEFAULT_MAX_PDU_LEN).unwrap().unwrap();
         let sm = IncomingSm::from_pdu(frame.pdu).unwrap();
         assert_eq!(sm.segment().unwrap().user_data.as_ref(), &long[..]);
