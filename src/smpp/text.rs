@@ -433,11 +433,7 @@ fn encode_ucs2(text: &str, ref_num: u8) -> Result<Encoded, TextError> {
         for unit in text.encode_utf16() {
             buf.extend_from_slice(&unit.to_be_bytes());
         }
-        return Ok(Encoded {
-            data_coding: DCS_UCS2,
-            udh: false,
-            parts: vec![Bytes::from(buf)],
-        });
+        return Ok(one_part(buf, DCS_UCS2));
     }
     let estimate = total_units.div_ceil(UCS2_PART) + 1;
     let mut buf = Vec::with_capacity(total_units * 2 + estimate * CONCAT_UDH_LEN);
@@ -465,19 +461,38 @@ fn encode_ucs2(text: &str, ref_num: u8) -> Result<Encoded, TextError> {
         }
         lengths.push(buf.len() - start);
     }
+    concatenated(buf, &lengths, DCS_UCS2)
+}
+
+/// A message that fits one part: no UDH.
+fn one_part(buf: Vec<u8>, data_coding: u8) -> Encoded {
+    Encoded {
+        data_coding,
+        udh: false,
+        parts: vec![Bytes::from(buf)],
+    }
+}
+
+/// Parts laid end to end in `buf`, each of `lengths[i]` octets and starting with a
+/// concatenation UDH whose total (its fifth octet) is not yet known: writes the total in
+/// and splits the buffer into parts that share its allocation.
+fn concatenated(
+    mut buf: Vec<u8>,
+    lengths: &[usize],
+    data_coding: u8,
+) -> Result<Encoded, TextError> {
     let total = lengths.len();
     let total_u8 = u8::try_from(total).map_err(|_| TextError::TooManyParts { parts: total })?;
     let mut offset = 0;
-    for len in &lengths {
+    for len in lengths {
         buf[offset + 4] = total_u8;
         offset += len;
     }
     let mut all = Bytes::from(buf);
-    let parts = lengths.into_iter().map(|len| all.split_to(len)).collect();
     Ok(Encoded {
-        data_coding: DCS_UCS2,
+        data_coding,
         udh: true,
-        parts,
+        parts: lengths.iter().map(|&len| all.split_to(len)).collect(),
     })
 }
 
@@ -506,11 +521,7 @@ fn encode_ascii_single(text: &str) -> Option<Encoded> {
         }
         out.push(v & 0x7F);
     }
-    Some(Encoded {
-        data_coding: DCS_DEFAULT,
-        udh: false,
-        parts: vec![Bytes::from(out)],
-    })
+    Some(one_part(out, DCS_DEFAULT))
 }
 
 /// Size of `c` in the unit that limits a part: septets for GSM, UTF-16 units for UCS-2.
@@ -549,20 +560,10 @@ fn encode_parts(
     let octets_per_unit = if data_coding == DCS_UCS2 { 2 } else { 1 };
     if total_units <= single {
         let mut buf = Vec::with_capacity(total_units * octets_per_unit);
-        if data_coding == DCS_UCS2 {
-            for unit in text.encode_utf16() {
-                buf.extend_from_slice(&unit.to_be_bytes());
-            }
-        } else {
-            for c in text.chars() {
-                put_char(&mut buf, c, data_coding);
-            }
+        for c in text.chars() {
+            put_char(&mut buf, c, data_coding);
         }
-        return Ok(Encoded {
-            data_coding,
-            udh: false,
-            parts: vec![Bytes::from(buf)],
-        });
+        return Ok(one_part(buf, data_coding));
     }
 
     // Parts can come out shorter than `per_part` when a pair would straddle a boundary, so
@@ -587,24 +588,7 @@ fn encode_parts(
         in_part += n;
     }
     lengths.push(buf.len() - part_start);
-
-    let total = lengths.len();
-    let total_u8 = u8::try_from(total).map_err(|_| TextError::TooManyParts { parts: total })?;
-    let mut offset = 0;
-    for len in &lengths {
-        buf[offset + 4] = total_u8;
-        offset += len;
-    }
-    let mut all = Bytes::from(buf);
-    let mut parts = Vec::with_capacity(total);
-    for len in lengths {
-        parts.push(all.split_to(len));
-    }
-    Ok(Encoded {
-        data_coding,
-        udh: true,
-        parts,
-    })
+    concatenated(buf, &lengths, data_coding)
 }
 
 /// Concatenation information from a UDH (IEI 0x00 or 0x08) or from SMPP `sar_` TLVs.
