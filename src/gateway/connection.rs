@@ -126,40 +126,32 @@ pub struct Dial {
     pub name: String,
     /// The kind of bind to ask for.
     pub kind: BindKind,
-    /// The bind request, encoded once.
+    /// The bind request (built once per connector session).
     pub request: Pdu,
     /// The state its MOs and replies share with the connector's other binds.
     pub operator: Arc<OperatorState>,
 }
 
-/// How a connector's connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DialEnd {
-    /// It never got a bind_resp (the peer closed, timed out, or we were shut down).
-    NotBound,
-    /// The SMSC refused the bind with this status.
-    Refused(Status),
-    /// It was bound, and has now ended.
-    WasBound,
-}
-
 /// Runs a connector's connection (we are the ESME): binds with `dial`, then carries MOs in
-/// and replies out until the SMSC leaves, the link dies, or shutdown drains it.
+/// and replies out until the SMSC leaves, the link dies, or shutdown drains it. Returns
+/// whether the SMSC accepted the bind (a refusal is logged here).
 pub async fn run_dialled(
     gateway: Arc<Gateway>,
     stream: TcpStream,
     peer: SocketAddr,
     dial: Dial,
     shutdown: &CancellationToken,
-) -> DialEnd {
+) -> bool {
     let _ = stream.set_nodelay(true);
     let name = dial.name.clone();
     let mut conn = Connection::new(gateway, peer, Role::Esme, Some(dial));
     if let Err(e) = conn.serve(stream, shutdown).await {
         tracing::info!(connector = %name, %peer, error = %e, "connection to SMSC lost");
     }
+    // A connector's connection has an operator only once the SMSC accepted its bind.
+    let was_bound = conn.operator.is_some();
     conn.release();
-    conn.dial_end
+    was_bound
 }
 
 struct Connection {
@@ -170,7 +162,6 @@ struct Connection {
     /// A connector's bind: what to send, and when it went.
     dial: Option<Dial>,
     bind_sent: Option<(u32, Instant)>,
-    dial_end: DialEnd,
     state: BindState,
     operator: Option<Arc<OperatorState>>,
     out: BytesMut,
@@ -209,7 +200,6 @@ impl Connection {
             role,
             dial,
             bind_sent: None,
-            dial_end: DialEnd::NotBound,
             state: BindState::Open,
             operator: None,
             out: BytesMut::with_capacity(16 * 1024),
@@ -242,19 +232,9 @@ impl Connection {
             .map_or(0, |o| o.config.window as usize)
     }
 
-    /// Whether replies may go out on this bind: deliver_sm to an operator's receiver or
-    /// transceiver (listener), submit_sm on our transmitter or transceiver (connector).
-    fn carries_mt(&self) -> bool {
-        match (self.role, self.state) {
-            (Role::Mc, state) => state.can_receive_mt(),
-            (Role::Esme, BindState::Bound(kind)) => kind.esme_transmits(),
-            (Role::Esme, _) => false,
-        }
-    }
-
     /// Whether this bind should take another reply from the operator's queue now.
     fn can_pull(&self, now: Instant) -> bool {
-        self.carries_mt()
+        self.state.sends_messages(self.role)
             && self.unbind_sent.is_none()
             && self.inflight.len() + self.retries.len() < self.window()
             && self.paused_until.is_none_or(|t| t <= now)
@@ -267,9 +247,11 @@ impl Connection {
     ) -> std::io::Result<()> {
         let max_pdu = self.gw.config.smpp.max_pdu_bytes as usize;
         let mut inbuf = BytesMut::with_capacity(16 * 1024);
-        if let Some(request) = self.dial.as_ref().map(|d| d.request.clone()) {
+        if self.dial.is_some() {
             let seq = self.seq();
-            codec::encode(&mut self.out, seq, Status::ESME_ROK, &request);
+            if let Some(dial) = &self.dial {
+                codec::encode(&mut self.out, seq, Status::ESME_ROK, &dial.request);
+            }
             stream.write_all(&self.out).await?;
             self.out.clear();
             self.bind_sent = Some((seq, Instant::now()));
@@ -484,13 +466,11 @@ impl Connection {
         };
         if !status.is_ok() {
             tracing::error!(connector = %dial.name, peer = %self.peer, %status, "bind refused by the SMSC");
-            self.dial_end = DialEnd::Refused(status);
             self.close = true;
             return;
         }
         let (kind, op) = (dial.kind, dial.operator.clone());
         self.state = BindState::Bound(kind);
-        self.dial_end = DialEnd::WasBound;
         op.binds.fetch_add(1, Ordering::AcqRel);
         if kind.esme_transmits() {
             op.receivers.fetch_add(1, Ordering::AcqRel);
@@ -703,10 +683,6 @@ impl Connection {
                 break;
             }
             self.retries.pop_front();
-            let command_id = match self.role {
-                Role::Mc => CommandId::DeliverSm,
-                Role::Esme => CommandId::SubmitSm,
-            };
             let seq = self.seq();
             let Some(o) = self.outgoing.get(&id) else {
                 continue;
@@ -723,7 +699,7 @@ impl Connection {
                 udh: o.encoded.udh,
                 short_message: octets,
             }
-            .encode(&mut self.out, command_id, seq);
+            .encode(&mut self.out, self.role.message_command(), seq);
             self.inflight.insert(
                 seq,
                 Inflight {
@@ -872,7 +848,7 @@ impl Connection {
             let owed = self
                 .operator
                 .as_ref()
-                .is_some_and(|o| self.carries_mt() && !o.queue.is_empty());
+                .is_some_and(|o| self.state.sends_messages(self.role) && !o.queue.is_empty());
             let idle = self.inflight.is_empty()
                 && self.retries.is_empty()
                 && self.batches.is_empty()

@@ -11,7 +11,7 @@
 //! Replies owed while no transmitting bind is up wait in the connector's queue.
 
 use crate::config::{Connector, ConnectorBind};
-use crate::gateway::connection::{self, Dial, DialEnd};
+use crate::gateway::connection::{self, Dial};
 use crate::gateway::{Gateway, OperatorState};
 use crate::smpp::codec;
 use crate::smpp::session::BindKind;
@@ -81,7 +81,7 @@ async fn session(
             _ = shutdown.cancelled() => return,
             c = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&connector.address)) => c,
         };
-        let ended = match connected {
+        let was_bound = match connected {
             Ok(Ok(stream)) => {
                 let peer = stream
                     .peer_addr()
@@ -97,14 +97,14 @@ async fn session(
             }
             Ok(Err(e)) => {
                 tracing::warn!(connector = %name, address = %connector.address, error = %e, attempts, "cannot connect to the SMSC; retrying");
-                DialEnd::NotBound
+                false
             }
             Err(_) => {
                 tracing::warn!(connector = %name, address = %connector.address, attempts, "connecting to the SMSC timed out; retrying");
-                DialEnd::NotBound
+                false
             }
         };
-        if ended == DialEnd::WasBound {
+        if was_bound {
             attempts = 0;
             backoff = connector.reconnect;
             if !shutdown.is_cancelled() {
@@ -115,7 +115,7 @@ async fn session(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
-        if ended != DialEnd::WasBound {
+        if !was_bound {
             backoff = (backoff * 2).min(MAX_BACKOFF.max(connector.reconnect));
         }
     }

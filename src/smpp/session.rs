@@ -29,6 +29,15 @@ impl Role {
             Role::Mc => Role::Esme,
         }
     }
+
+    /// The command that carries a message from this side to the other: deliver_sm from an
+    /// MC, submit_sm from an ESME.
+    pub const fn message_command(self) -> CommandId {
+        match self {
+            Role::Mc => CommandId::DeliverSm,
+            Role::Esme => CommandId::SubmitSm,
+        }
+    }
 }
 
 /// The three kinds of bind: which way messages may flow.
@@ -209,6 +218,17 @@ impl BindState {
         self.receiver().is_some()
     }
 
+    /// Whether we, playing `role`, may send messages to the peer on this session: deliver_sm
+    /// to a receiver or transceiver as MC, submit_sm on our transmitter or transceiver as
+    /// ESME.
+    pub const fn sends_messages(self, role: Role) -> bool {
+        match (role, self) {
+            (Role::Mc, state) => state.can_receive_mt(),
+            (Role::Esme, BindState::Bound(kind)) => kind.esme_transmits(),
+            (Role::Esme, _) => false,
+        }
+    }
+
     /// The state after a successful bind of `kind`. Only an open session binds:
     /// ESME_RALYBND if already bound, ESME_RINVBNDSTS after unbind or close.
     pub fn bind(self, kind: BindKind) -> Result<BindState, Status> {
@@ -287,6 +307,25 @@ mod tests {
             assert_eq!(state.admit(Role::Mc, CommandId::EnquireLink), expect);
             assert_eq!(state.admit(Role::Esme, CommandId::EnquireLink), expect);
             assert_eq!(state.admit(Role::Mc, CommandId::GenericNack), expect);
+        }
+    }
+
+    #[test]
+    fn which_side_sends_messages() {
+        for (state, mc, esme) in [
+            (Bound(Receiver), true, false),
+            (Bound(Transmitter), false, true),
+            (Bound(Transceiver), true, true),
+            (Open, false, false),
+            (Unbound, false, false),
+        ] {
+            assert_eq!(state.sends_messages(Role::Mc), mc, "{state:?} as MC");
+            assert_eq!(state.sends_messages(Role::Esme), esme, "{state:?} as ESME");
+            // What we may send is exactly what the table lets us send.
+            let id = Role::Mc.message_command();
+            assert_eq!(state.may_send(Role::Mc, id), mc, "{state:?}");
+            let id = Role::Esme.message_command();
+            assert_eq!(state.may_send(Role::Esme, id), esme, "{state:?}");
         }
     }
 
