@@ -381,6 +381,56 @@ impl Errors<'_> {
         });
     }
 
+    /// An SMPP system_id: 1 to 15 characters.
+    fn system_id(&mut self, key: &str, id: &str) {
+        if id.is_empty() || id.len() > 15 {
+            self.push(key, "must be 1 to 15 characters (SMPP system_id)");
+        }
+    }
+
+    /// A password taken from the environment variable `var`.
+    fn env_password(
+        &mut self,
+        key: &str,
+        var: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> String {
+        env(var).unwrap_or_else(|| {
+            self.push(key, format!("the environment variable {var} is not set"));
+            String::new()
+        })
+    }
+
+    /// A plain SMPP password: at most 8 characters.
+    fn password_length(&mut self, key: &str, password: &str) {
+        if password.len() > 8 {
+            self.push(key, "SMPP passwords are at most 8 characters");
+        }
+    }
+
+    /// A reply language tag, `default` when absent.
+    fn language(&mut self, key: &str, value: Option<&str>, default: Language) -> Language {
+        match value {
+            None => default,
+            Some(l) => Language::parse(l).unwrap_or_else(|| {
+                self.push(key, "use az, en or ru");
+                default
+            }),
+        }
+    }
+
+    /// A count that must be at least 1, `default` when absent (or wrong).
+    fn at_least_one(&mut self, key: &str, value: Option<u32>, default: u32) -> u32 {
+        match value {
+            Some(0) => {
+                self.push(key, "must be at least 1");
+                default
+            }
+            Some(n) => n,
+            None => default,
+        }
+    }
+
     fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
         let Some(v) = value else {
             return default;
@@ -613,12 +663,7 @@ impl Config {
         let mut operators: Vec<Operator> = Vec::new();
         for (i, o) in raw.operators.into_iter().enumerate() {
             let key = format!("operators[{i}]");
-            if o.system_id.is_empty() || o.system_id.len() > 15 {
-                errs.push(
-                    format!("{key}.system_id"),
-                    "must be 1 to 15 characters (SMPP system_id)",
-                );
-            }
+            errs.system_id(&format!("{key}.system_id"), &o.system_id);
             if operators.iter().any(|p| p.system_id == o.system_id) {
                 errs.push(
                     format!("{key}.system_id"),
@@ -627,16 +672,9 @@ impl Config {
             }
             let password = match (o.password, o.password_env, o.password_sha256) {
                 (Some(p), None, None) => Password::Plain(p),
-                (None, Some(var), None) => match env(&var) {
-                    Some(p) => Password::Plain(p),
-                    None => {
-                        errs.push(
-                            format!("{key}.password_env"),
-                            format!("the environment variable {var} is not set"),
-                        );
-                        Password::Plain(String::new())
-                    }
-                },
+                (None, Some(var), None) => {
+                    Password::Plain(errs.env_password(&format!("{key}.password_env"), &var, env))
+                }
                 (None, None, Some(hex)) => match decode_hex32(&hex) {
                     Some(h) => Password::Sha256(h),
                     None => {
@@ -655,13 +693,8 @@ impl Config {
                     Password::Plain(String::new())
                 }
             };
-            if let Password::Plain(p) = &password
-                && p.len() > 8
-            {
-                errs.push(
-                    format!("{key}.password"),
-                    "SMPP passwords are at most 8 characters",
-                );
+            if let Password::Plain(p) = &password {
+                errs.password_length(&format!("{key}.password"), p);
             }
             let mut allowed_ips = Vec::new();
             for (j, ip) in o.allowed_ips.iter().enumerate() {
@@ -673,27 +706,15 @@ impl Config {
                     ),
                 }
             }
-            let language = match o.language.as_deref() {
-                None => default_language,
-                Some(l) => Language::parse(l).unwrap_or_else(|| {
-                    errs.push(format!("{key}.language"), "use az, en or ru");
-                    default_language
-                }),
-            };
-            let positive = |errs: &mut Errors, field: &str, v: Option<u32>, d: u32| -> u32 {
-                match v {
-                    Some(0) => {
-                        errs.push(format!("{key}.{field}"), "must be at least 1");
-                        d
-                    }
-                    Some(n) => n,
-                    None => d,
-                }
-            };
+            let language = errs.language(
+                &format!("{key}.language"),
+                o.language.as_deref(),
+                default_language,
+            );
             operators.push(Operator {
-                max_binds: positive(&mut errs, "max_binds", o.max_binds, 8),
-                tps: positive(&mut errs, "tps", o.tps, 1_000_000),
-                window: positive(&mut errs, "window", o.window, 256),
+                max_binds: errs.at_least_one(&format!("{key}.max_binds"), o.max_binds, 8),
+                tps: errs.at_least_one(&format!("{key}.tps"), o.tps, 1_000_000),
+                window: errs.at_least_one(&format!("{key}.window"), o.window, 256),
                 queue: o.queue.unwrap_or(100_000),
                 system_id: o.system_id,
                 password,
@@ -766,24 +787,13 @@ fn connector(
             format!("{:?} is not a host:port like \"10.0.0.5:2775\"", c.address),
         );
     }
-    if c.system_id.is_empty() || c.system_id.len() > 15 {
-        errs.push(
-            format!("{key}.system_id"),
-            "must be 1 to 15 characters (SMPP system_id)",
-        );
-    }
+    errs.system_id(&format!("{key}.system_id"), &c.system_id);
     if c.system_type.len() > 12 {
         errs.push(format!("{key}.system_type"), "at most 12 characters");
     }
     let password = match (c.password, c.password_env) {
         (Some(p), None) => p,
-        (None, Some(var)) => env(&var).unwrap_or_else(|| {
-            errs.push(
-                format!("{key}.password_env"),
-                format!("the environment variable {var} is not set"),
-            );
-            String::new()
-        }),
+        (None, Some(var)) => errs.env_password(&format!("{key}.password_env"), &var, env),
         _ => {
             errs.push(
                 format!("{key}.password"),
@@ -792,12 +802,7 @@ fn connector(
             String::new()
         }
     };
-    if password.len() > 8 {
-        errs.push(
-            format!("{key}.password"),
-            "SMPP passwords are at most 8 characters",
-        );
-    }
+    errs.password_length(&format!("{key}.password"), &password);
     let bind = match c.bind.as_deref() {
         None | Some("transceiver") => ConnectorBind::Transceiver,
         Some("pair") => ConnectorBind::Pair,
@@ -827,22 +832,14 @@ fn connector(
         c.reconnect.as_deref(),
         Duration::from_secs(1),
     );
-    let language = match c.language.as_deref() {
-        None => default_language,
-        Some(l) => Language::parse(l).unwrap_or_else(|| {
-            errs.push(format!("{key}.language"), "use az, en or ru");
-            default_language
-        }),
-    };
-    let mut positive = |field: &str, v: Option<u32>, d: u32| -> u32 {
-        if v == Some(0) {
-            errs.push(format!("{key}.{field}"), "must be at least 1");
-        }
-        v.filter(|n| *n > 0).unwrap_or(d)
-    };
-    let binds = positive("binds", c.binds, 1);
-    let tps = positive("tps", c.tps, 1_000_000);
-    let window = positive("window", c.window, 256);
+    let language = errs.language(
+        &format!("{key}.language"),
+        c.language.as_deref(),
+        default_language,
+    );
+    let binds = errs.at_least_one(&format!("{key}.binds"), c.binds, 1);
+    let tps = errs.at_least_one(&format!("{key}.tps"), c.tps, 1_000_000);
+    let window = errs.at_least_one(&format!("{key}.window"), c.window, 256);
     (errs.list.len() == before).then(|| Connector {
         name: c.name,
         address: c.address,
@@ -880,6 +877,23 @@ mod tests {
         None
     }
 
+    /// An environment holding only a valid permit key.
+    fn key_only(k: &str) -> Option<String> {
+        (k == PERMIT_KEY_ENV).then(|| "a long enough permit secret".to_string())
+    }
+
+    /// A temp folder with the shipped rules, and the path of a config file in it.
+    fn beside_shipped_rules() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.toml"),
+            include_str!("../config/rules.toml"),
+        )
+        .unwrap();
+        let path = dir.path().join("icaze.toml");
+        (dir, path)
+    }
+
     #[test]
     fn the_shipped_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/icaze.toml");
@@ -895,15 +909,8 @@ mod tests {
 
     #[test]
     fn store_settings() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("icaze.toml");
-        std::fs::write(
-            dir.path().join("rules.toml"),
-            include_str!("../config/rules.toml"),
-        )
-        .unwrap();
-        let env =
-            |k: &str| (k == PERMIT_KEY_ENV).then(|| "a long enough permit secret".to_string());
+        let (_dir, path) = beside_shipped_rules();
+        let env = key_only;
         let one = Config::from_toml(&path, "store = \"redis://127.0.0.1:7000\"\n[redis]\nflush_after = \"2ms\"\nwaitaof = { local = 1, timeout = \"500ms\" }\n", &env).unwrap();
         let StoreConfig::Redis(r) = one.store else {
             panic!("redis")
@@ -982,13 +989,7 @@ mod tests {
 
     #[test]
     fn connectors() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("icaze.toml");
-        std::fs::write(
-            dir.path().join("rules.toml"),
-            include_str!("../config/rules.toml"),
-        )
-        .unwrap();
+        let (_dir, path) = beside_shipped_rules();
         let env = |k: &str| match k {
             "SMSC_PW" => Some("s3cret".to_string()),
             PERMIT_KEY_ENV => Some("a long enough permit secret".to_string()),
@@ -1055,15 +1056,8 @@ mod tests {
 
     #[test]
     fn engine_reserve() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("icaze.toml");
-        std::fs::write(
-            dir.path().join("rules.toml"),
-            include_str!("../config/rules.toml"),
-        )
-        .unwrap();
-        let env =
-            |k: &str| (k == PERMIT_KEY_ENV).then(|| "a long enough permit secret".to_string());
+        let (_dir, path) = beside_shipped_rules();
+        let env = key_only;
         let c = Config::from_toml(&path, "[engine]\nreserve = 200000\n", &env).unwrap();
         assert_eq!(c.engine_reserve, 200_000);
         assert_eq!(
