@@ -25,6 +25,19 @@ async fn gateway_to(smsc: &TcpListener, extra: &str) -> TestGateway {
     TestGateway::start_with(config, dir).await
 }
 
+/// An SMSC listening on a free port and a gateway connected to it with `extra` keys.
+async fn smsc_and_gateway(extra: &str) -> (TcpListener, TestGateway) {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = gateway_to(&smsc, extra).await;
+    (smsc, gw)
+}
+
+/// Answers icaze's submit_sm `seq` (a reply part) as delivered.
+async fn answer_submit(c: &mut Client, seq: u32) {
+    c.send_raw(&smpp::pdu(SUBMIT_SM_RESP, 0, seq, b"mt-1\0"))
+        .await;
+}
+
 /// Accepts icaze's next connection and reads its bind request.
 async fn accept_bind(smsc: &TcpListener) -> (Client, RawPdu) {
     let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())
@@ -75,8 +88,7 @@ async fn exchange(c: &mut Client, seq: u32) -> (u32, smpp::Sm) {
         match p.command_id {
             DELIVER_SM_RESP if p.seq == seq => status = Some(p.status),
             smpp::SUBMIT_SM => {
-                c.send_raw(&smpp::pdu(SUBMIT_SM_RESP, 0, p.seq, b"mt-1\0"))
-                    .await;
+                answer_submit(c, p.seq).await;
                 // A long reply comes in parts (UDH); the whole of it counts.
                 if let Some(whole) = c.assemble(&p.body) {
                     reply = Some(whole);
@@ -99,8 +111,7 @@ fn bind_fields(body: &[u8]) -> (String, String, u8) {
 
 #[tokio::test]
 async fn mo_as_deliver_sm_gets_its_permit_as_submit_sm() {
-    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = gateway_to(&smsc, "").await;
+    let (smsc, gw) = smsc_and_gateway("").await;
     let (mut c, bind) = accept_bind(&smsc).await;
     assert_eq!(bind.command_id, smpp::BIND_TRANSCEIVER);
     assert_eq!(
@@ -155,8 +166,7 @@ async fn mo_as_deliver_sm_gets_its_permit_as_submit_sm() {
 
 #[tokio::test]
 async fn a_refused_bind_is_retried_until_the_smsc_accepts() {
-    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = gateway_to(&smsc, "").await;
+    let (smsc, gw) = smsc_and_gateway("").await;
     let (mut c, bind) = accept_bind(&smsc).await;
     answer_bind(&mut c, &bind, smpp::ESME_RINVPASWD).await;
     // icaze closes that connection and comes back after its back-off.
@@ -171,8 +181,7 @@ async fn a_refused_bind_is_retried_until_the_smsc_accepts() {
 
 #[tokio::test]
 async fn pairs_take_mo_on_the_receiver_and_send_replies_on_the_transmitter() {
-    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = gateway_to(&smsc, "bind = \"pair\"\n").await;
+    let (smsc, gw) = smsc_and_gateway("bind = \"pair\"\n").await;
     let (a, bind_a) = accept_bind(&smsc).await;
     let (b, bind_b) = accept_bind(&smsc).await;
     let ((mut rx, bind_rx), (mut tx, bind_tx)) = if bind_a.command_id == smpp::BIND_RECEIVER {
@@ -203,15 +212,13 @@ async fn pairs_take_mo_on_the_receiver_and_send_replies_on_the_transmitter() {
     let reply = smpp::parse_sm(&p.body);
     assert_eq!(reply.dest, "994551112233");
     assert!(smpp::sm_text(&reply).contains("7654321"));
-    tx.send_raw(&smpp::pdu(SUBMIT_SM_RESP, 0, p.seq, b"x\0"))
-        .await;
+    answer_submit(&mut tx, p.seq).await;
     gw.shutdown.cancel();
 }
 
 #[tokio::test]
 async fn a_reply_unanswered_when_the_link_drops_goes_out_again_after_reconnect() {
-    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = gateway_to(&smsc, "").await;
+    let (smsc, gw) = smsc_and_gateway("").await;
     let mut c = bound(&smsc).await;
     inject(&mut c, "994709998877", "8103", "2 DYI 1112223").await;
     let first = loop {
@@ -230,15 +237,13 @@ async fn a_reply_unanswered_when_the_link_drops_goes_out_again_after_reconnect()
         (again.dest.as_str(), smpp::sm_text(&again)),
         (first.dest.as_str(), smpp::sm_text(&first))
     );
-    c.send_raw(&smpp::pdu(SUBMIT_SM_RESP, 0, p.seq, b"x\0"))
-        .await;
+    answer_submit(&mut c, p.seq).await;
     gw.shutdown.cancel();
 }
 
 #[tokio::test]
 async fn shutdown_unbinds_from_the_smsc_and_does_not_reconnect() {
-    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = gateway_to(&smsc, "").await;
+    let (smsc, gw) = smsc_and_gateway("").await;
     let mut c = bound(&smsc).await;
     // Once icaze has taken the bind (it answers our enquire_link after it), stop it.
     let seq = c.send(smpp::ENQUIRE_LINK, &[]).await;

@@ -246,15 +246,7 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: std::net::SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).ok();
-        Client {
-            stream,
-            seq: 0,
-            buf: Vec::new(),
-            partial: Default::default(),
-            stashed: Vec::new(),
-        }
+        Client::from_stream(TcpStream::connect(addr).await.expect("connect"))
     }
 
     /// Wraps a connection the test accepted (playing an SMSC that icaze binds to).
