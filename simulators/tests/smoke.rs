@@ -80,15 +80,6 @@ async fn gateway_in(
     }
 }
 
-/// A `[[connectors]]` table binding to `smsc` as `icaze`/`secret`, `bind` = `transceiver`
-/// or `pair`, `binds` of them.
-fn connector(smsc: std::net::SocketAddr, bind: &str, binds: u32) -> String {
-    format!(
-        "[[connectors]]\nname = \"smsc1\"\naddress = \"{smsc}\"\nsystem_id = \"icaze\"\n\
-         password = \"secret\"\nbind = \"{bind}\"\nbinds = {binds}\nwindow = 256\nreconnect = \"100ms\"\n"
-    )
-}
-
 /// Later-2020 rules: codes 1 and 2 share one permit a day, code 3 is refused to a blocked
 /// document, code 4 is switched off, code 5 is only granted in hours that are not now.
 fn strict_rules(dir: &std::path::Path) -> PathBuf {
@@ -302,26 +293,26 @@ fn smsc_settings(binds: u32, dir: &std::path::Path) -> Settings {
     s
 }
 
-async fn smsc_listener() -> (tokio::net::TcpListener, std::net::SocketAddr) {
+/// The smsc's listener on a free port, and the gateway's `[[connectors]]` table binding to
+/// it as `icaze`/`secret`: `bind` = `transceiver` or `pair`, `binds` of them.
+async fn smsc_listener(bind: &str, binds: u32) -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    (listener, addr)
+    let smsc = listener.local_addr().expect("addr");
+    let tables = format!(
+        "[[connectors]]\nname = \"smsc1\"\naddress = \"{smsc}\"\nsystem_id = \"icaze\"\n\
+         password = \"secret\"\nbind = \"{bind}\"\nbinds = {binds}\nwindow = 256\nreconnect = \"100ms\"\n"
+    );
+    (listener, tables)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smsc_with_a_real_gateway_in_connector_mode_gets_every_reply_right() {
     let started = Instant::now();
     let out = tempfile::tempdir().expect("temp dir");
-    let (listener, smsc_addr) = smsc_listener().await;
-    let gw = gateway_in(
-        out.path(),
-        &rules_path(),
-        "",
-        &connector(smsc_addr, "transceiver", 1),
-    )
-    .await;
+    let (listener, tables) = smsc_listener("transceiver", 1).await;
+    let gw = gateway_in(out.path(), &rules_path(), "", &tables).await;
     let report = smsc::run_on(listener, smsc_settings(1, out.path()))
         .await
         .expect("smsc runs");
@@ -364,14 +355,8 @@ async fn smsc_with_a_real_gateway_in_connector_mode_gets_every_reply_right() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smsc_with_transmitter_receiver_pairs_at_max_rate() {
     let out = tempfile::tempdir().expect("temp dir");
-    let (listener, smsc_addr) = smsc_listener().await;
-    let gw = gateway_in(
-        out.path(),
-        &rules_path(),
-        "",
-        &connector(smsc_addr, "pair", 2),
-    )
-    .await;
+    let (listener, tables) = smsc_listener("pair", 2).await;
+    let gw = gateway_in(out.path(), &rules_path(), "", &tables).await;
     let mut s = smsc_settings(4, out.path());
     s.rate = Rate::Max;
     s.window = 64;
@@ -391,8 +376,7 @@ async fn smsc_with_transmitter_receiver_pairs_at_max_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_that_binds_again_takes_over_the_phones() {
     let out = tempfile::tempdir().expect("temp dir");
-    let (listener, smsc_addr) = smsc_listener().await;
-    let tables = connector(smsc_addr, "transceiver", 1);
+    let (listener, tables) = smsc_listener("transceiver", 1).await;
     let first = gateway_in(out.path(), &rules_path(), "", &tables).await;
     let mut s = smsc_settings(1, out.path());
     s.duration = Duration::from_secs(4);
@@ -428,8 +412,8 @@ async fn a_gateway_that_binds_again_takes_over_the_phones() {
 #[tokio::test]
 async fn smsc_refuses_a_wrong_password_and_gives_up_after_the_bind_timeout() {
     let out = tempfile::tempdir().expect("temp dir");
-    let (listener, smsc_addr) = smsc_listener().await;
-    let tables = connector(smsc_addr, "transceiver", 1).replace("secret", "wrong");
+    let (listener, tables) = smsc_listener("transceiver", 1).await;
+    let tables = tables.replace("secret", "wrong");
     let gw = gateway_in(out.path(), &rules_path(), "", &tables).await;
     let mut s = smsc_settings(1, out.path());
     s.bind_timeout = Duration::from_secs(1);
