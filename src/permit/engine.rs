@@ -1515,34 +1515,25 @@ codes = [3]
     #[test]
     fn a_reserved_engine_takes_its_reserve_without_growing() {
         let r = rules();
+        // 50,000 documents ask code 2 at 10:00; every one is granted.
+        let fill = |e: &QuotaEngine| {
+            for i in 0..50_000u32 {
+                let d = doc(&format!("{:08}", 10_000_000 + i));
+                let g = ask(e, &r, 2, d, "2020-04-06T10:00:00+04:00");
+                assert!(matches!(g, Outcome::Granted(_)), "{g:?}");
+            }
+        };
         // These rules' codes 1 and 2 share a group: a grant is two entries.
         let e = QuotaEngine::with_capacity(100_000);
         let reserved = e.capacity();
         assert!(reserved >= 100_000, "{reserved}");
-        for i in 0..50_000u32 {
-            let g = ask(
-                &e,
-                &r,
-                2,
-                doc(&format!("{:08}", 10_000_000 + i)),
-                "2020-04-06T10:00:00+04:00",
-            );
-            assert!(matches!(g, Outcome::Granted(_)), "{g:?}");
-        }
+        fill(&e);
         assert_eq!(e.len(), 100_000);
         assert_eq!(e.capacity(), reserved, "no table grew");
         // Unreserved, the same load makes the tables grow.
         let grown = QuotaEngine::new();
         let before = grown.capacity();
-        for i in 0..50_000u32 {
-            ask(
-                &grown,
-                &r,
-                2,
-                doc(&format!("{:08}", 10_000_000 + i)),
-                "2020-04-06T10:00:00+04:00",
-            );
-        }
+        fill(&grown);
         assert!(grown.capacity() > before);
     }
 
