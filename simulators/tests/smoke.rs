@@ -161,6 +161,35 @@ fn assert_clean(report: &icaze_sim::report::Report) {
     assert!(report.passed, "{}", report.summary());
 }
 
+/// Each of `classes` came back at least once.
+fn assert_got(report: &icaze_sim::report::Report, classes: &[&str]) {
+    for class in classes {
+        assert!(
+            report.got.contains_key(*class),
+            "no {class} in {:?}",
+            report.got
+        );
+    }
+}
+
+/// The smoke run of [`settings`] (500 MO/s for 3 s), from either side: clean, more than
+/// 1,000 MOs, no session errors, each of `classes` among the replies, p99 under a second.
+fn assert_smoke_run(report: &icaze_sim::report::Report, classes: &[&str]) {
+    assert_clean(report);
+    assert!(
+        report.totals.sent > 1_000,
+        "sent only {}",
+        report.totals.sent
+    );
+    assert!(
+        report.session_errors.is_empty(),
+        "{:?}",
+        report.session_errors
+    );
+    assert_got(report, classes);
+    assert!(report.latency_ms.p99 > 0.0 && report.latency_ms.p99 < 1_000.0);
+}
+
 /// The JSON report the run wrote into `dir`.
 fn report_json(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("report written"))
@@ -186,31 +215,16 @@ async fn loadgen_against_a_real_gateway_gets_every_reply_right() {
         .await
         .expect("loadgen runs");
     println!("{}", report.summary());
-    assert_clean(&report);
-    assert!(
-        report.totals.sent > 1_000,
-        "sent only {}",
-        report.totals.sent
-    );
-    assert!(
-        report.session_errors.is_empty(),
-        "{:?}",
-        report.session_errors
-    );
     // The traffic had every kind of reply the shipped rules can give.
-    for class in [
-        "granted",
-        "active",
-        "invalid:no_code",
-        "invalid:wrong_digit_count",
-    ] {
-        assert!(
-            report.got.contains_key(class),
-            "no {class} in {:?}",
-            report.got
-        );
-    }
-    assert!(report.latency_ms.p99 > 0.0 && report.latency_ms.p99 < 1_000.0);
+    assert_smoke_run(
+        &report,
+        &[
+            "granted",
+            "active",
+            "invalid:no_code",
+            "invalid:wrong_digit_count",
+        ],
+    );
     let json = report_json(out.path());
     assert_eq!(json["totals"]["mismatches"], 0);
     let svg = std::fs::read_to_string(out.path().join("report.svg")).expect("svg written");
@@ -238,20 +252,17 @@ async fn pairs_max_rate_and_every_refusal() {
     println!("{}", report.summary());
     assert!(report.passed, "{}", report.summary());
     assert!(report.totals.sent > 500);
-    for class in [
-        "granted",
-        "active",
-        "daily_limit",
-        "blocked",
-        "code_disabled",
-        "outside_hours",
-    ] {
-        assert!(
-            report.got.contains_key(class),
-            "no {class} in {:?}",
-            report.got
-        );
-    }
+    assert_got(
+        &report,
+        &[
+            "granted",
+            "active",
+            "daily_limit",
+            "blocked",
+            "code_disabled",
+            "outside_hours",
+        ],
+    );
     gw.stop().await;
 }
 
@@ -317,30 +328,12 @@ async fn smsc_with_a_real_gateway_in_connector_mode_gets_every_reply_right() {
         .await
         .expect("smsc runs");
     println!("{}", report.summary());
-    assert_clean(&report);
-    assert!(
-        report.totals.sent > 1_000,
-        "sent only {}",
-        report.totals.sent
-    );
+    assert_smoke_run(&report, &["granted", "active", "invalid:no_code"]);
     assert_eq!(report.config.mode, "smsc");
     assert_eq!(
         (report.config.binds, report.config.bind_kind.as_str()),
         (1, "trx")
     );
-    assert!(
-        report.session_errors.is_empty(),
-        "{:?}",
-        report.session_errors
-    );
-    for class in ["granted", "active", "invalid:no_code"] {
-        assert!(
-            report.got.contains_key(class),
-            "no {class} in {:?}",
-            report.got
-        );
-    }
-    assert!(report.latency_ms.p99 > 0.0 && report.latency_ms.p99 < 1_000.0);
     // The gateway is this process, found at the other end of its bind.
     if std::path::Path::new("/proc/self/stat").exists() {
         assert_eq!(report.cpu.gateway_pid, Some(std::process::id()));
