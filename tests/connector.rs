@@ -86,7 +86,10 @@ async fn exchange(c: &mut Client, seq: u32) -> (u32, smpp::Sm) {
     while status.is_none() || reply.is_none() {
         let p = c.read_skipping_enquire().await.expect("icaze answers");
         match p.command_id {
-            DELIVER_SM_RESP if p.seq == seq => status = Some(p.status),
+            DELIVER_SM_RESP if p.seq == seq => {
+                assert_eq!(p.body, [0], "deliver_sm_resp carries a NULL message_id");
+                status = Some(p.status);
+            }
             smpp::SUBMIT_SM => {
                 answer_submit(c, p.seq).await;
                 // A long reply comes in parts (UDH); the whole of it counts.

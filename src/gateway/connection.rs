@@ -481,16 +481,12 @@ impl Connection {
     }
 
     fn answer(&mut self, command_id: CommandId, seq: u32, status: Status, message_id: &str) {
-        // deliver_sm_resp's message_id is unused (NULL) in SMPP 3.4; an SMSC gets none.
-        let message_id = if self.role == Role::Esme {
-            ""
-        } else {
-            message_id
-        };
-        let resp = match command_id {
-            CommandId::DataSm => CommandId::DataSmResp,
-            CommandId::DeliverSm => CommandId::DeliverSmResp,
-            _ => CommandId::SubmitSmResp,
+        let (resp, message_id) = match command_id {
+            CommandId::DataSm => (CommandId::DataSmResp, message_id),
+            // deliver_sm_resp's message_id is unused (NULL) in SMPP 3.4, whoever sent it: an
+            // SMSC in connector mode, or an aggregator sending MOs as deliver_sm.
+            CommandId::DeliverSm => (CommandId::DeliverSmResp, ""),
+            _ => (CommandId::SubmitSmResp, message_id),
         };
         codec::encode_message_id_resp(&mut self.out, resp, seq, status, message_id);
     }
