@@ -196,6 +196,9 @@ pub struct Smpp {
     pub response_timeout: Duration,
     /// How long to hold parts of a concatenated MO.
     pub concat_timeout: Duration,
+    /// A peer that accepts none of our bytes for this long is dropped (it stopped reading;
+    /// its replies go back to its operator's queue).
+    pub write_timeout: Duration,
     /// How long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
 }
@@ -348,6 +351,7 @@ struct RawSmpp {
     inactivity_timeout: Option<String>,
     response_timeout: Option<String>,
     concat_timeout: Option<String>,
+    write_timeout: Option<String>,
     shutdown_grace: Option<String>,
 }
 
@@ -597,6 +601,11 @@ impl Config {
                 "smpp.concat_timeout",
                 s.concat_timeout.as_deref(),
                 Duration::from_secs(60),
+            ),
+            write_timeout: errs.duration(
+                "smpp.write_timeout",
+                s.write_timeout.as_deref(),
+                Duration::from_secs(30),
             ),
             shutdown_grace: errs.duration(
                 "smpp.shutdown_grace",
