@@ -325,7 +325,7 @@ fn serve(config: Config, volatile: bool) -> anyhow::Result<ExitCode> {
             }
             Err(e) => return Err(anyhow::Error::new(e).context("opening the store")),
         };
-        if let icaze::gateway::Store::Redis(redis) = &gateway.store {
+        if let icaze::store::Store::Redis(redis) = &gateway.store {
             tracing::info!(store = ?redis, "store: redis (grants decided in Redis, shared by every node)");
         }
         let listener = tokio::net::TcpListener::bind(listen)
@@ -333,7 +333,7 @@ fn serve(config: Config, volatile: bool) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         reload_on_sighup(gateway.clone(), shutdown.clone());
         icaze::gateway::listener::serve(gateway.clone(), listener, shutdown).await;
-        if let icaze::gateway::Store::Journal(_) = &gateway.store {
+        if let icaze::store::Store::Journal(_) = &gateway.store {
             tracing::info!("journal closed");
         }
         Ok(ExitCode::SUCCESS)

@@ -88,7 +88,7 @@ async fn housekeeping(gateway: Arc<Gateway>, shutdown: CancellationToken) {
         if dropped > 0 {
             tracing::info!(dropped, "engine: swept expired state");
         }
-        if let crate::gateway::Store::Journal(j) = &gateway.store
+        if let crate::store::Store::Journal(j) = &gateway.store
             && let Err(e) = j.compact(now).await
         {
             tracing::warn!(error = %e, "journal compaction failed");

@@ -1,13 +1,23 @@
-//! Durability behind the engine: the engine decides in memory, a store makes each grant
-//! survive a restart before the MO is acknowledged.
+//! Durability behind the engine: the engine decides tentatively in memory, a store makes each
+//! grant survive a restart (or, with Redis, decides it for every node), and only then does
+//! the engine commit it and the gateway acknowledge the MO.
 //!
 //! - [`journal`]: the embedded default, an append-only file with group commit.
-//! - [`redis`]: Redis or Redis Cluster, for several gateway nodes.
+//! - [`redis`]: Redis or Redis Cluster, for several gateway nodes sharing one quota.
+//! - [`Store`]: the store a gateway runs on, opened from the config, with one
+//!   [`Store::decide`] for every kind.
 
 pub mod journal;
 pub mod redis;
 
+use crate::config::{Config, RedisConfig, StoreConfig};
 use crate::permit::document::Document;
+use crate::permit::engine::QuotaEngine;
+use crate::permit::engine::Validity;
+use journal::{Journal, JournalError};
+use redis::{GrantAsk, RedisError, RedisOptions, RedisStore, RedisVerdict, WaitAof};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// One grant, as the stores keep it: enough to rebuild the engine's state and the permit id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,4 +30,236 @@ pub struct GrantRecord {
     pub from: i64,
     /// Valid until, Unix seconds.
     pub until: i64,
+}
+
+/// A grant the engine would make, handed to the store before anything is committed: what the
+/// journal writes (`validity`, as the engine computed it) and what Redis decides (`ask`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tentative {
+    /// The shared-state question (document, code, quota group, day), as Redis needs it.
+    pub ask: GrantAsk,
+    /// The permit's window as this node's engine computed it.
+    pub validity: Validity,
+}
+
+/// Where grants become durable.
+#[derive(Debug)]
+pub enum Store {
+    /// The embedded journal (the default).
+    Journal(Journal),
+    /// Redis or Redis Cluster: Redis decides grants, so several nodes share one quota.
+    Redis(RedisStore),
+    /// Nothing durable: for load tests that measure the gateway alone. A restart forgets
+    /// every permit; `serve` logs this loudly.
+    Volatile,
+}
+
+/// Why a store could not decide or make durable a round of grants. Nothing of the round
+/// may be committed or acknowledged as granted.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The journal could not write or sync (full or read-only disk, i/o error, closed).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// Redis could not decide (unreachable, not durable in time, closed).
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+}
+
+impl StoreError {
+    /// Whether the same round may succeed if tried again later (a disk that gets space
+    /// again, Redis back up), as opposed to a store that is stopping or misconfigured.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Journal(e) => e.is_retryable(),
+            StoreError::Redis(e) => e.is_retryable(),
+        }
+    }
+
+    /// Whether the store was closed because the gateway is stopping: the MO is left to the
+    /// operator to resend, to this node or another.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Journal(JournalError::Closed) | StoreError::Redis(RedisError::Closed)
+        )
+    }
+}
+
+/// Why the gateway could not open its store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The journal could not be opened or replayed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The Redis store could not be set up (bad options, no `WAITAOF`, no permission to
+    /// load functions, not a cluster node).
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// Shutdown was asked for while waiting for Redis to become reachable.
+    #[error("stopped while waiting for Redis ({last})")]
+    Stopped {
+        /// Why Redis was not reachable at the last try.
+        last: RedisError,
+    },
+}
+
+impl Store {
+    /// Opens the store `config` names, replaying a journal into `engine` (`now`: Unix
+    /// seconds). A Redis store is waited for while it is unreachable (see
+    /// [`Store::open_redis`]); `volatile` opens nothing durable whatever the config says.
+    pub async fn open(
+        config: &Config,
+        engine: &QuotaEngine,
+        now: i64,
+        volatile: bool,
+        shutdown: &CancellationToken,
+    ) -> Result<Store, OpenError> {
+        if volatile {
+            tracing::warn!("store: volatile (nothing is durable; a restart forgets every permit)");
+            return Ok(Store::Volatile);
+        }
+        match &config.store {
+            StoreConfig::Redis(redis) => Ok(Store::Redis(Self::open_redis(redis, shutdown).await?)),
+            StoreConfig::Journal => Self::open_journal(config, engine, now),
+        }
+    }
+
+    /// Opens the journal in `config.data_dir` and replays its grants into `engine`. Blocking
+    /// file I/O: call it at start, before serving.
+    pub fn open_journal(
+        config: &Config,
+        engine: &QuotaEngine,
+        now: i64,
+    ) -> Result<Store, OpenError> {
+        let rules = &config.rules;
+        let (journal, replayed) = Journal::open(
+            &config.data_dir,
+            rules.calendar.tz(),
+            now,
+            rules.longest_validity_secs,
+        )?;
+        for g in &replayed.grants {
+            engine.record_grant(
+                rules,
+                g.code,
+                g.document,
+                Validity {
+                    from: g.from,
+                    until: g.until,
+                },
+            );
+        }
+        tracing::info!(
+            dir = %config.data_dir.display(),
+            grants = replayed.grants.len(),
+            repaired = replayed.damage.len(),
+            "journal replayed"
+        );
+        Ok(Store::Journal(journal))
+    }
+
+    /// Connects to Redis and loads the function library. While Redis is unreachable (down,
+    /// refusing, still loading its data) it says so in the log and tries again, backing off
+    /// from 0.5 s to 10 s, until it succeeds or `shutdown` is cancelled; other errors (a
+    /// server that is not a cluster node, no permission to load functions, no `WAITAOF`)
+    /// are returned at once.
+    pub async fn open_redis(
+        redis: &RedisConfig,
+        shutdown: &CancellationToken,
+    ) -> Result<RedisStore, OpenError> {
+        let options = redis_options(redis);
+        let mut pause = Duration::from_millis(500);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match RedisStore::connect(options.clone()).await {
+                Ok(store) => {
+                    if attempts > 1 {
+                        tracing::info!(attempts, "redis reachable again: starting");
+                    }
+                    return Ok(store);
+                }
+                Err(e @ RedisError::Unreachable { .. }) => {
+                    tracing::warn!(
+                        error = %e,
+                        attempts,
+                        retry_in = ?pause,
+                        "redis store unreachable: SMPP stays closed until it answers; retrying"
+                    );
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Err(OpenError::Stopped { last: e }),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(OpenError::Redis(e)),
+            }
+        }
+    }
+
+    /// Decides a round of tentative grants for good, one verdict per grant in order. The
+    /// journal writes and syncs them all (group commit with the other connections' rounds)
+    /// and grants them as the engine computed; Redis decides each against the shared state
+    /// (another node may have granted first: then the verdict says active or limit used);
+    /// volatile grants them. On an error nothing of the round is durable (or, with Redis,
+    /// known to be), and the caller must commit nothing.
+    pub async fn decide(&self, grants: &[Tentative]) -> Result<Vec<RedisVerdict>, StoreError> {
+        if grants.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Store::Journal(journal) => {
+                let records: Vec<GrantRecord> = grants
+                    .iter()
+                    .map(|g| GrantRecord {
+                        document: g.ask.document,
+                        code: g.ask.code,
+                        from: g.validity.from,
+                        until: g.validity.until,
+                    })
+                    .collect();
+                journal.append(&records).await?;
+                Ok(granted(grants))
+            }
+            Store::Redis(redis) => {
+                let asks: Vec<GrantAsk> = grants.iter().map(|g| g.ask).collect();
+                Ok(redis.decide(&asks).await?)
+            }
+            Store::Volatile => Ok(granted(grants)),
+        }
+    }
+
+    /// The store's name in logs and health answers.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Journal(_) => "journal",
+            Store::Redis(_) => "redis",
+            Store::Volatile => "volatile",
+        }
+    }
+}
+
+fn granted(grants: &[Tentative]) -> Vec<RedisVerdict> {
+    grants
+        .iter()
+        .map(|g| RedisVerdict::Granted(g.validity))
+        .collect()
+}
+
+/// The Redis store's options from the config's `store` and `[redis]`.
+pub fn redis_options(config: &RedisConfig) -> RedisOptions {
+    RedisOptions {
+        nodes: config.nodes.clone(),
+        cluster: config.cluster,
+        batch_max: config.batch_max,
+        flush_after: config.flush_after,
+        retry_for: config.retry_for,
+        waitaof: config.waitaof.map(|(local, replicas, timeout)| WaitAof {
+            local,
+            replicas,
+            timeout,
+        }),
+        ..RedisOptions::default()
+    }
 }
