@@ -2,15 +2,17 @@
 //!
 //! # Layout
 //! - [`config`]: typed config and rules files, `validate()`, errors that name file and key.
-//! - [`smpp`]: the wire (framing, PDUs, sessions, text codings, concatenation); no permits.
-//! - [`permit`]: the domain (documents, parsing, rules, clock, engine, replies); no I/O.
-//! - [`store`]: durability behind the engine (embedded journal, Redis).
-//! - [`gateway`]: joins the wire to the domain (listener, connections, outbound, shutdown).
-//! - [`admin`]: HTTP health, metrics, permit verification, blocklist, rules reload.
+//! - [`smpp`]: the wire (framing, PDUs, the session state machine, text codings,
+//!   concatenation); knows nothing of permits.
+//! - [`permit`]: the domain (documents, parsing, rules, clock, the quota engine, replies);
+//!   no I/O.
+//! - [`store`]: durability behind the engine: opening a store, the embedded journal, Redis,
+//!   and one `decide` for every store.
+//! - [`gateway`]: joins the wire to the domain: the one MO pipeline, the listener and its
+//!   connections, connectors (client mode), replies owed, shutdown.
 //! - [`telemetry`]: tracing set-up; masks document and phone numbers.
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod config;
 pub mod gateway;
 pub mod permit;

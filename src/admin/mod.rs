@@ -1,1 +1,0 @@
-//! HTTP admin side (not written yet).
