@@ -193,6 +193,9 @@ pub struct JournalOptions {
     /// Records `blocklist.log` may hold before a rewrite to its net state is considered; it
     /// is rewritten only when that at least halves it.
     pub blocklist_rewrite_records: usize,
+    /// Faults to inject before the writer's writes and syncs (tests of a failing or slow
+    /// disk); `None` in the gateway.
+    pub faults: Option<Arc<dyn FaultHook>>,
 }
 
 impl Default for JournalOptions {
@@ -200,8 +203,28 @@ impl Default for JournalOptions {
         JournalOptions {
             queue_depth: 1024,
             blocklist_rewrite_records: 10_000,
+            faults: None,
         }
     }
+}
+
+/// A step of a commit round where a fault can be injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Before a round's bytes are written to a file.
+    Write,
+    /// Before a written file is `fdatasync`ed.
+    Sync,
+}
+
+/// Injects disk faults into the writer, so tests can show what the gateway does on a disk
+/// that fails or is slow without needing one. Called on the writer's thread: an `Err` is
+/// taken exactly as the real write or sync failing there (a failed write is rolled back and
+/// later rounds go on; a failed sync stops the journal), and a hook that sleeps is a slow
+/// disk.
+pub trait FaultHook: Send + Sync + std::fmt::Debug {
+    /// Called before `step`; an error fails the step.
+    fn before(&self, step: Step) -> io::Result<()>;
 }
 
 /// Why the journal could not open, write or compact.
@@ -479,6 +502,7 @@ impl Journal {
             pending_blocks: Vec::new(),
             waiters: Vec::new(),
             rewrite_threshold: options.blocklist_rewrite_records,
+            faults: options.faults.clone(),
         };
         let batch_limit = options.queue_depth.max(1);
         let handle = std::thread::Builder::new()
@@ -1020,6 +1044,8 @@ struct Writer {
     pending_blocks: Vec<BlockChange>,
     waiters: Vec<Done>,
     rewrite_threshold: usize,
+    /// Injected faults (tests only).
+    faults: Option<Arc<dyn FaultHook>>,
 }
 
 /// Which file a round touched.
@@ -1140,8 +1166,14 @@ impl Writer {
         }
         for &(target, _) in &touched {
             // Every touched segment is still open: segments are closed only between rounds.
+            let faults = self.faults.clone();
             if let Some(seg) = self.segment_of(target)
-                && let Err(e) = sync_file(&seg.file, &seg.path)
+                && let Err(e) = inject(faults.as_deref(), Step::Sync)
+                    .map_err(|e| JournalError::Sync {
+                        path: seg.path.clone(),
+                        source: Arc::new(e),
+                    })
+                    .and_then(|()| sync_file(&seg.file, &seg.path))
             {
                 return Err(self.fail(e));
             }
@@ -1161,6 +1193,7 @@ impl Writer {
         day_bufs: &[(i32, Vec<u8>)],
         touched: &mut Vec<(Target, u64)>,
     ) -> Result<(), RoundError> {
+        let faults = self.faults.clone();
         for (day, buf) in day_bufs {
             if buf.is_empty() {
                 continue;
@@ -1172,6 +1205,12 @@ impl Writer {
                 source,
             })?;
             touched.push((Target::Day(*day), seg.len));
+            inject(faults.as_deref(), Step::Write).map_err(|source| RoundError {
+                path: seg.path.clone(),
+                offset: seg.len,
+                bytes: buf.len(),
+                source,
+            })?;
             write_segment(seg, buf)?;
         }
         if !self.block_buf.is_empty() {
@@ -1347,6 +1386,11 @@ struct RoundError {
     source: io::Error,
 }
 
+/// Runs the injected fault of `step`, if any.
+fn inject(faults: Option<&dyn FaultHook>, step: Step) -> io::Result<()> {
+    faults.map_or(Ok(()), |f| f.before(step))
+}
+
 /// One `write` of a round's bytes at the end of a segment.
 fn write_segment(seg: &mut Segment, buf: &[u8]) -> Result<(), RoundError> {
     seg.file.write_all(buf).map_err(|source| RoundError {
@@ -1489,6 +1533,68 @@ mod tests {
             let expected: Vec<u64> = (0..EACH).map(|i| t * 1_000_000 + i).collect();
             assert_eq!(mine, expected);
         }
+    }
+
+    /// A disk that fails writes while `fail` is set, and whose syncs take `sync_ms`.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        fail: std::sync::atomic::AtomicBool,
+        sync_ms: AtomicU32,
+    }
+
+    impl FaultHook for Flaky {
+        fn before(&self, step: Step) -> io::Result<()> {
+            match step {
+                Step::Write if self.fail.load(Ordering::SeqCst) => Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "injected: no space left",
+                )),
+                Step::Sync => {
+                    let ms = self.sync_ms.load(Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+                    Ok(())
+                }
+                Step::Write => Ok(()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_rolled_back_and_a_later_append_survives_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let flaky = Arc::new(Flaky::default());
+        let options = JournalOptions {
+            faults: Some(flaky.clone()),
+            ..JournalOptions::default()
+        };
+        {
+            let (journal, _) =
+                Journal::open_with(dir.path(), BAKU, morning(), THREE_HOURS, options).unwrap();
+            journal.append(&[grant(1, morning())]).await.unwrap();
+            flaky.fail.store(true, Ordering::SeqCst);
+            let err = journal.append(&[grant(2, morning())]).await.unwrap_err();
+            assert!(
+                err.is_retryable(),
+                "a rolled-back write can be retried: {err}"
+            );
+            flaky.fail.store(false, Ordering::SeqCst);
+            journal.append(&[grant(3, morning())]).await.unwrap();
+            // A slow disk: the append is not answered before its sync is done.
+            flaky.sync_ms.store(300, Ordering::SeqCst);
+            let started = std::time::Instant::now();
+            journal.append(&[grant(4, morning())]).await.unwrap();
+            assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+        }
+        let (_, replayed) = open(dir.path(), morning());
+        assert_eq!(
+            replayed.grants,
+            vec![
+                grant(1, morning()),
+                grant(3, morning()),
+                grant(4, morning())
+            ],
+            "the failed grant is gone, the ones around it are whole"
+        );
     }
 
     #[tokio::test]
