@@ -678,17 +678,11 @@ impl Session {
             return Some(self.reply(b"?", what.into(), now));
         };
         let (concat, user_data) = if d.esm_class & wire::UDHI != 0 {
-            match icaze::smpp::text::parse_udh(d.message) {
-                Ok(udh) => (
-                    udh.concat.map(|c| (c.reference, c.total, c.seq)),
-                    udh.user_data,
-                ),
-                Err(_) => (None, d.message),
-            }
+            crate::text::split_udh(d.message).unwrap_or((None, d.message))
         } else {
             (d.sar, d.message)
         };
-        let text = icaze::smpp::text::decode(d.data_coding, user_data)
+        let text = crate::text::decode(d.data_coding, user_data)
             .unwrap_or_else(|e| format!("<undecodable: {e}>"));
         let Some((reference, total, seq)) = concat.filter(|c| c.1 > 1) else {
             return Some(self.reply(d.destination, text, now));

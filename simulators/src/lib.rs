@@ -19,6 +19,7 @@
 //! - [`oracle`]: the independent model of the rules that predicts each reply's class.
 //! - [`replies`]: reads a reply: which template it came from, what it echoes.
 //! - [`ledger`]: MOs in flight, per-phone FIFOs, matching replies, counting.
+//! - [`text`]: its own decoder of reply texts (GSM 03.38, UCS-2) and concatenation headers.
 //! - [`wire`]: the few SMPP PDUs either side needs (ESME and SMSC), by hand.
 //! - [`bind`]: one SMPP session, ESME or SMSC side: coalesced writes, windows, throttling,
 //!   unbind; the sender slots that outlive a session.
@@ -44,5 +45,6 @@ pub mod rules;
 pub mod run;
 pub mod smsc;
 pub mod svg;
+pub mod text;
 pub mod traffic;
 pub mod wire;

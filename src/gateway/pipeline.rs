@@ -5,7 +5,7 @@
 //! decided by the engine's batch path without committing anything ([`QuotaEngine::peek_batch`]).
 //! What the engine answers from its committed state (already active, limit used, blocked,
 //! outside hours) is final: the engine holds only grants the store made durable. Each
-//! possible grant claims its document ([`super::claims`]) and the claimed ones go to the
+//! possible grant claims its document (see `gateway/claims.rs`) and the claimed ones go to the
 //! store in one round ([`Store::decide`]): the journal writes and syncs them, Redis decides
 //! them against every node's state. Only the store's verdicts are committed to the engine.
 //! An MO whose document another round has claimed waits for that round, then is decided
