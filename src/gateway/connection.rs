@@ -12,6 +12,20 @@
 //! are pulled from the operator's queue only while the bind's window has room, so a slow
 //! peer holds them in the queue, where another bind (or a later one) can take them.
 //!
+//! The socket loop never waits on the peer alone: a write that the peer does not take is
+//! one branch of the loop's select, so reading (the peer's deliver_sm_resp, enquire_link),
+//! the timers and shutdown go on meanwhile. A peer that takes none of our bytes for
+//! `[smpp] write_timeout` is dropped; while our unsent bytes pile up past [`MAX_UNSENT`]
+//! we stop reading from it, so a peer that stops reading cannot make us buffer without
+//! bound. The protocol itself (bind states, keep-alive, the delivery window and its
+//! retries) is [`crate::smpp::session`]; this file joins it to the socket and the gateway.
+//!
+//! A reply is never thrown away while its operator exists: a peer that refuses one
+//! transiently gets it again after a back-off (see [`outbound::policy`]); a peer that leaves
+//! a reply unanswered for the response timeout is unresponsive, so the bind is closed and
+//! every reply it still owed goes back to the front of the operator's queue, for the next
+//! receiver bind.
+//!
 //! A batch handed to the gateway is not awaited in place: while its grants are being made
 //! durable (a journal fsync, a Redis round trip) the connection goes on reading, delivering
 //! replies and answering enquire_link. Up to [`MAX_BATCHES`] batches are under way at once,
@@ -22,19 +36,19 @@
 //! does the connection stop reading (backpressure on the peer). A held MO is not
 //! acknowledged; if the connection ends first, the operator resends it.
 
-use crate::gateway::outbound::Mt;
+use crate::gateway::outbound::{self, Mt};
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::reply::Replier;
 use crate::smpp::codec::{self, Address, IncomingSm, ReplyPart, Response, Status};
 use crate::smpp::concat::{MessageKey, Offer, Part, Reassembler, ReassemblyConfig};
-use crate::smpp::session::{BindKind, BindState, Role};
+use crate::smpp::session::{Answer, BindKind, BindState, Delivery, Due, Keepalive, Role};
 use crate::smpp::text::{self, DefaultAlphabet};
 use crate::telemetry::mask_msisdn;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use rusmpp::{CommandId, Pdu};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -48,12 +62,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Our system_id in bind responses.
 const SYSTEM_ID: &str = "icaze";
-/// Delivery attempts of one reply before it is given up (logged as an error).
-const MAX_ATTEMPTS: u32 = 8;
-/// First back-off after ESME_RTHROTTLED or a timeout; doubles per attempt.
-const BACKOFF: Duration = Duration::from_millis(200);
-/// Longest back-off.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Unsent bytes at which we stop reading from the peer until it takes some.
+const MAX_UNSENT: usize = 1 << 20;
 /// How long to wait for the peer's unbind_resp before closing anyway.
 const UNBIND_WAIT: Duration = Duration::from_secs(2);
 /// MO batches of one connection under way in the gateway at once.
@@ -81,18 +91,10 @@ struct PartToken {
     destination: String,
 }
 
-/// A reply being delivered on this bind: its encoded parts and how many are unanswered.
+/// A reply being delivered on this bind, with its encoded parts.
 struct Outgoing {
     mt: Mt,
     encoded: text::Encoded,
-    open: usize,
-}
-
-/// A deliver_sm waiting for its response.
-struct Inflight {
-    mt_id: u64,
-    part: usize,
-    sent: Instant,
 }
 
 /// An MO of the current read that passed the wire checks, with where its answer goes.
@@ -164,21 +166,20 @@ struct Connection {
     bind_sent: Option<(u32, Instant)>,
     state: BindState,
     operator: Option<Arc<OperatorState>>,
+    /// What to write; the loop writes it while it keeps reading.
     out: BytesMut,
+    /// Since when the peer has had bytes of ours to take and taken none.
+    stalled_since: Instant,
     next_seq: u32,
+    /// Replies being delivered on this bind, by id.
     outgoing: FastMap<u64, Outgoing>,
-    inflight: FastMap<u32, Inflight>,
-    retries: VecDeque<(Instant, u64, usize)>,
-    paused_until: Option<Instant>,
-    last_heard: Instant,
-    enquire: Option<(u32, Instant)>,
+    /// The window and retries of those replies (sized once the bind is up).
+    delivery: Delivery<u64>,
+    keepalive: Keepalive,
     concat: Reassembler<(), PartToken>,
     draining: Option<Instant>,
     unbind_sent: Option<Instant>,
     close: bool,
-    /// Whether this bind counts among the operator's receivers (binds that carry replies:
-    /// receiver-capable as listener, transmitter-capable as connector).
-    receiver: bool,
     /// MO batches being decided and made durable, oldest first.
     batches: FuturesOrdered<Batch>,
     /// MOs read while every batch slot was taken, in order, for the next batch.
@@ -189,8 +190,16 @@ struct Connection {
 
 impl Connection {
     fn new(gw: Arc<Gateway>, peer: SocketAddr, role: Role, dial: Option<Dial>) -> Self {
+        let smpp = &gw.config.smpp;
+        let delivery = Delivery::new(outbound::policy(1, smpp.response_timeout));
+        let keepalive = Keepalive::new(
+            smpp.enquire_link,
+            smpp.inactivity_timeout,
+            smpp.response_timeout,
+            Instant::now(),
+        );
         let concat = Reassembler::new(ReassemblyConfig {
-            timeout: gw.config.smpp.concat_timeout,
+            timeout: smpp.concat_timeout,
             max_pending: 1_000,
             ..ReassemblyConfig::default()
         });
@@ -203,18 +212,15 @@ impl Connection {
             state: BindState::Open,
             operator: None,
             out: BytesMut::with_capacity(16 * 1024),
+            stalled_since: Instant::now(),
             next_seq: 0,
             outgoing: FastMap::default(),
-            inflight: FastMap::default(),
-            retries: VecDeque::new(),
-            paused_until: None,
-            last_heard: Instant::now(),
-            enquire: None,
+            delivery,
+            keepalive,
             concat,
             draining: None,
             unbind_sent: None,
             close: false,
-            receiver: false,
             batches: FuturesOrdered::new(),
             held: Vec::new(),
             now: Instant::now(),
@@ -226,18 +232,12 @@ impl Connection {
         self.next_seq
     }
 
-    fn window(&self) -> usize {
-        self.operator
-            .as_ref()
-            .map_or(0, |o| o.config.window as usize)
-    }
-
     /// Whether this bind should take another reply from the operator's queue now.
     fn can_pull(&self, now: Instant) -> bool {
-        self.state.sends_messages(self.role)
+        self.operator.is_some()
+            && self.state.sends_messages(self.role)
             && self.unbind_sent.is_none()
-            && self.inflight.len() + self.retries.len() < self.window()
-            && self.paused_until.is_none_or(|t| t <= now)
+            && self.delivery.has_room(now)
     }
 
     async fn serve(
@@ -246,32 +246,50 @@ impl Connection {
         shutdown: &CancellationToken,
     ) -> std::io::Result<()> {
         let max_pdu = self.gw.config.smpp.max_pdu_bytes as usize;
+        let write_timeout = self.gw.config.smpp.write_timeout;
         let mut inbuf = BytesMut::with_capacity(16 * 1024);
+        let (mut rd, mut wr) = stream.split();
         if self.dial.is_some() {
             let seq = self.seq();
             if let Some(dial) = &self.dial {
                 codec::encode(&mut self.out, seq, Status::ESME_ROK, &dial.request);
             }
-            stream.write_all(&self.out).await?;
-            self.out.clear();
             self.bind_sent = Some((seq, Instant::now()));
         }
         loop {
             let now = Instant::now();
+            let unsent = !self.out.is_empty();
+            if !unsent {
+                self.stalled_since = now;
+            }
             let deadline = self.next_deadline(now);
+            let deadline = if unsent {
+                deadline.min(self.stalled_since + write_timeout)
+            } else {
+                deadline
+            };
             let operator = self.operator.clone();
             let pull = self.can_pull(now);
+            let read_more = self.held.len() < MAX_HELD && self.out.len() < MAX_UNSENT;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if self.draining.is_none() => {
                     self.draining = Some(now + self.gw.config.smpp.shutdown_grace);
+                }
+                // One write of everything the last turns produced; cancel-safe (a write
+                // that did not happen wrote nothing), so the loop can read meanwhile.
+                written = wr.write_buf(&mut self.out), if unsent => {
+                    if written? == 0 {
+                        return Err(std::io::ErrorKind::WriteZero.into());
+                    }
+                    self.stalled_since = Instant::now();
                 }
                 Some((owed, results)) = self.batches.next(), if !self.batches.is_empty() => {
                     self.now = Instant::now();
                     self.answer_batch(owed, results);
                     self.take_held();
                 }
-                read = stream.read_buf(&mut inbuf), if self.held.len() < MAX_HELD => {
+                read = rd.read_buf(&mut inbuf), if read_more => {
                     if read? == 0 {
                         // The MOs under way were handed over: let them finish (their
                         // replies are queued) though nobody is left to acknowledge them.
@@ -279,7 +297,7 @@ impl Connection {
                         return Ok(());
                     }
                     self.now = Instant::now();
-                    self.last_heard = self.now;
+                    self.keepalive.heard(self.now);
                     self.on_read(&mut inbuf, max_pdu);
                 }
                 mt = pop(&operator), if pull => {
@@ -290,20 +308,24 @@ impl Connection {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
             self.now = Instant::now();
-            self.on_timers(self.now);
-            if !self.out.is_empty() {
-                stream.write_all(&self.out).await?;
-                self.out.clear();
+            if !self.out.is_empty() && self.now >= self.stalled_since + write_timeout {
+                tracing::warn!(peer = %self.peer, unsent = self.out.len(), "peer took none of our bytes for the write timeout: dropped");
+                return Ok(());
             }
+            self.on_timers(self.now);
             if self.close {
                 // Acknowledge what was handed to the gateway before leaving.
                 while let Some((owed, results)) = self.batches.next().await {
                     self.answer_batch(owed, results);
                 }
-                if !self.out.is_empty() {
-                    stream.write_all(&self.out).await?;
+                match tokio::time::timeout(write_timeout, wr.write_all(&self.out)).await {
+                    Ok(written) => written?,
+                    Err(_) => {
+                        tracing::warn!(peer = %self.peer, "peer took none of our last bytes for the write timeout: dropped");
+                        return Ok(());
+                    }
                 }
-                let _ = stream.shutdown().await;
+                let _ = tokio::time::timeout(write_timeout, wr.shutdown()).await;
                 return Ok(());
             }
         }
@@ -360,23 +382,19 @@ impl Connection {
             | Pdu::BindTransceiverResp(_) => self.on_bind_resp(seq, frame.status),
             Pdu::DeliverSmResp(_) | Pdu::SubmitSmResp(_) => self.on_mt_resp(seq, frame.status),
             Pdu::GenericNack => {
-                if self.inflight.contains_key(&seq) {
-                    self.on_mt_resp(seq, frame.status);
-                } else if self.bind_sent.is_some_and(|(s, _)| s == seq) {
+                if self.bind_sent.is_some_and(|(s, _)| s == seq) {
                     self.on_bind_resp(seq, frame.status);
+                } else {
+                    self.on_mt_resp(seq, frame.status);
                 }
             }
             Pdu::EnquireLink => {
                 codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::EnquireLinkResp)
             }
-            Pdu::EnquireLinkResp => {
-                if self.enquire.is_some_and(|(s, _)| s == seq) {
-                    self.enquire = None;
-                }
-            }
+            Pdu::EnquireLinkResp => self.keepalive.answered(seq),
             Pdu::Unbind => {
                 codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::UnbindResp);
-                self.state = self.state.unbind();
+                self.state = BindState::Unbound;
                 self.close = true;
             }
             Pdu::UnbindResp => self.close = true,
@@ -443,10 +461,10 @@ impl Connection {
             return refuse(&mut self.out, Status::ESME_RBINDFAIL);
         }
         self.state = BindState::Bound(kind);
-        if kind.esme_receives() {
-            op.receivers.fetch_add(1, Ordering::AcqRel);
-            self.receiver = true;
-        }
+        self.delivery = Delivery::new(outbound::policy(
+            op.config.window,
+            self.gw.config.smpp.response_timeout,
+        ));
         tracing::info!(peer = %self.peer, system_id, ?kind, "bound");
         self.operator = Some(op);
         if let Some(r) = Response::bind_resp(command_id, seq, Status::ESME_ROK, SYSTEM_ID, version)
@@ -472,10 +490,10 @@ impl Connection {
         let (kind, op) = (dial.kind, dial.operator.clone());
         self.state = BindState::Bound(kind);
         op.binds.fetch_add(1, Ordering::AcqRel);
-        if kind.esme_transmits() {
-            op.receivers.fetch_add(1, Ordering::AcqRel);
-            self.receiver = true;
-        }
+        self.delivery = Delivery::new(outbound::policy(
+            op.config.window,
+            self.gw.config.smpp.response_timeout,
+        ));
         tracing::info!(connector = %dial.name, peer = %self.peer, ?kind, "bound to the SMSC");
         self.operator = Some(op);
     }
@@ -650,61 +668,40 @@ impl Connection {
             return;
         }
         let id = mt.id;
-        let n = encoded.parts.len();
-        self.outgoing.insert(
-            id,
-            Outgoing {
-                mt,
-                encoded,
-                open: n,
-            },
-        );
-        let now = self.now;
-        for part in 0..n {
-            self.retries.push_back((now, id, part));
-        }
-        self.send_due(now);
+        self.delivery.start(id, encoded.parts.len(), self.now);
+        self.outgoing.insert(id, Outgoing { mt, encoded });
+        self.send_due(self.now);
     }
 
     /// Sends the parts whose time has come, within the window.
     fn send_due(&mut self, now: Instant) {
-        if self.paused_until.is_some_and(|t| t > now) {
-            return;
-        }
-        while self.inflight.len() < self.window() {
-            let Some(&(due, id, part)) = self.retries.front() else {
-                break;
-            };
-            if due > now {
-                break;
+        let Connection {
+            delivery,
+            outgoing,
+            out,
+            next_seq,
+            role,
+            ..
+        } = self;
+        delivery.send_due(now, |id, part| {
+            *next_seq = *next_seq % 0x7FFF_FFFF + 1;
+            let seq = *next_seq;
+            if let Some(o) = outgoing.get(&id)
+                && let Some(octets) = o.encoded.parts.get(part)
+            {
+                ReplyPart {
+                    source: &o.mt.source,
+                    dest_ton: o.mt.dest_ton,
+                    dest_npi: o.mt.dest_npi,
+                    destination: &o.mt.destination,
+                    data_coding: o.encoded.data_coding,
+                    udh: o.encoded.udh,
+                    short_message: octets,
+                }
+                .encode(out, role.message_command(), seq);
             }
-            self.retries.pop_front();
-            let seq = self.seq();
-            let Some(o) = self.outgoing.get(&id) else {
-                continue;
-            };
-            let Some(octets) = o.encoded.parts.get(part) else {
-                continue;
-            };
-            ReplyPart {
-                source: &o.mt.source,
-                dest_ton: o.mt.dest_ton,
-                dest_npi: o.mt.dest_npi,
-                destination: &o.mt.destination,
-                data_coding: o.encoded.data_coding,
-                udh: o.encoded.udh,
-                short_message: octets,
-            }
-            .encode(&mut self.out, self.role.message_command(), seq);
-            self.inflight.insert(
-                seq,
-                Inflight {
-                    mt_id: id,
-                    part,
-                    sent: now,
-                },
-            );
-        }
+            seq
+        });
     }
 
     /// Pulls replies from the operator's queue while the window has room.
@@ -723,62 +720,31 @@ impl Connection {
     }
 
     fn on_mt_resp(&mut self, seq: u32, status: Status) {
-        let Some(f) = self.inflight.remove(&seq) else {
-            return;
-        };
-        if status.is_ok() {
-            if let Some(o) = self.outgoing.get_mut(&f.mt_id) {
-                o.open = o.open.saturating_sub(1);
-                if o.open == 0 {
-                    self.outgoing.remove(&f.mt_id);
+        match self.delivery.answer(seq, status, self.now) {
+            Answer::Stray | Answer::Part => {}
+            Answer::Delivered(id) => {
+                self.outgoing.remove(&id);
+            }
+            Answer::Retry(id) => {
+                if let Some(o) = self.outgoing.get_mut(&id) {
+                    o.mt.attempts += 1;
+                    tracing::debug!(msisdn = %mask_msisdn(&o.mt.destination), attempts = o.mt.attempts, %status, "reply refused for now: retrying");
                 }
             }
-            return;
-        }
-        let now = self.now;
-        if status.is_transient() {
-            self.retry(f.mt_id, f.part, now, status);
-            if status == Status::ESME_RTHROTTLED
-                && let Some(o) = self.outgoing.get(&f.mt_id)
-            {
-                self.paused_until = Some(now + backoff(o.mt.attempts));
+            Answer::Refused(id, status) => {
+                if let Some(o) = self.outgoing.remove(&id) {
+                    tracing::warn!(msisdn = %mask_msisdn(&o.mt.destination), %status, "reply refused by the operator: dropped");
+                }
             }
-        } else if let Some(o) = self.outgoing.remove(&f.mt_id) {
-            tracing::warn!(msisdn = %mask_msisdn(&o.mt.destination), %status, "reply refused by the operator: dropped");
         }
-    }
-
-    fn retry(&mut self, id: u64, part: usize, now: Instant, why: Status) {
-        let Some(o) = self.outgoing.get_mut(&id) else {
-            return;
-        };
-        o.mt.attempts += 1;
-        if o.mt.attempts >= MAX_ATTEMPTS {
-            tracing::error!(msisdn = %mask_msisdn(&o.mt.destination), attempts = o.mt.attempts, %why, "reply given up");
-            self.outgoing.remove(&id);
-            return;
-        }
-        let due = now + backoff(o.mt.attempts);
-        let at = self.retries.partition_point(|(d, _, _)| *d <= due);
-        self.retries.insert(at, (due, id, part));
     }
 
     fn next_deadline(&self, now: Instant) -> Instant {
         let smpp = &self.gw.config.smpp;
-        let mut next = now + Duration::from_secs(3600);
+        let mut next = self.keepalive.deadline(self.state.is_bound());
         let mut at = |t: Instant| next = next.min(t);
-        if self.state.is_bound() {
-            match self.enquire {
-                Some((_, sent)) => at(sent + smpp.response_timeout),
-                None => at(self.last_heard + smpp.enquire_link),
-            }
-        }
-        at(self.last_heard + smpp.inactivity_timeout);
-        if let Some(f) = self.inflight.values().map(|f| f.sent).min() {
-            at(f + smpp.response_timeout);
-        }
-        if let Some(&(due, _, _)) = self.retries.front() {
-            at(due.max(self.paused_until.unwrap_or(due)));
+        if let Some(t) = self.delivery.deadline() {
+            at(t);
         }
         if let Some(t) = self.concat.next_deadline() {
             at(Instant::from_std(t));
@@ -797,44 +763,36 @@ impl Connection {
     }
 
     fn on_timers(&mut self, now: Instant) {
-        let smpp = self.gw.config.smpp.clone();
+        let response_timeout = self.gw.config.smpp.response_timeout;
         if self
             .bind_sent
-            .is_some_and(|(_, sent)| now >= sent + smpp.response_timeout)
+            .is_some_and(|(_, sent)| now >= sent + response_timeout)
         {
             tracing::warn!(peer = %self.peer, "the SMSC did not answer our bind in time: closing");
             self.bind_sent = None;
             self.close = true;
         }
-        if now >= self.last_heard + smpp.inactivity_timeout {
-            tracing::info!(peer = %self.peer, "inactive: unbinding");
-            self.send_unbind(now);
-        }
-        match self.enquire {
-            Some((_, sent)) if now >= sent + smpp.response_timeout => {
+        match self.keepalive.due(now, self.state.is_bound()) {
+            Due::Nothing => {}
+            Due::Enquire => {
+                let seq = self.seq();
+                codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::EnquireLink);
+                self.keepalive.sent(seq, now);
+            }
+            Due::Close => {
                 tracing::info!(peer = %self.peer, "enquire_link unanswered: closing");
                 self.close = true;
             }
-            None if self.state.is_bound() && now >= self.last_heard + smpp.enquire_link => {
-                let seq = self.seq();
-                codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::EnquireLink);
-                self.enquire = Some((seq, now));
-            }
-            _ => {}
-        }
-        let timed_out: Vec<u32> = self
-            .inflight
-            .iter()
-            .filter(|(_, f)| now >= f.sent + smpp.response_timeout)
-            .map(|(s, _)| *s)
-            .collect();
-        for seq in timed_out {
-            if let Some(f) = self.inflight.remove(&seq) {
-                self.retry(f.mt_id, f.part, now, Status::ESME_RUNKNOWNERR);
+            Due::Unbind => {
+                tracing::info!(peer = %self.peer, "inactive: unbinding");
+                self.send_unbind(now);
             }
         }
-        if self.paused_until.is_some_and(|t| t <= now) {
-            self.paused_until = None;
+        if self.delivery.timed_out(now) {
+            // Unresponsive: another bind (or the next one) delivers what it owed.
+            tracing::warn!(peer = %self.peer, owed = self.outgoing.len(), "a reply went unanswered for the response timeout: closing the bind, its replies go back to the queue");
+            self.close = true;
+            return;
         }
         for expired in self.concat.expire(now.into_std()) {
             self.incomplete(&expired.key.source, expired.tokens);
@@ -845,11 +803,8 @@ impl Connection {
                 .operator
                 .as_ref()
                 .is_some_and(|o| self.state.sends_messages(self.role) && !o.queue.is_empty());
-            let idle = self.inflight.is_empty()
-                && self.retries.is_empty()
-                && self.batches.is_empty()
-                && self.held.is_empty()
-                && !owed;
+            let idle =
+                self.delivery.is_idle() && self.batches.is_empty() && self.held.is_empty() && !owed;
             if idle || now >= grace {
                 self.send_unbind(now);
             }
@@ -870,32 +825,27 @@ impl Connection {
         let seq = self.seq();
         codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::Unbind);
         self.unbind_sent = Some(now);
-        self.state = self.state.unbind();
+        self.state = BindState::Unbound;
     }
 
-    /// Leaves the operator's books: bind counts down, undelivered replies back to its queue.
+    /// Leaves the operator's books: bind counts down, replies not yet delivered back to the
+    /// front of its queue, oldest first.
     fn release(&mut self) {
         let Some(op) = self.operator.take() else {
             return;
         };
         op.binds.fetch_sub(1, Ordering::AcqRel);
-        if self.receiver {
-            op.receivers.fetch_sub(1, Ordering::AcqRel);
-        }
-        let owed = self.outgoing.len();
-        for (_, o) in self.outgoing.drain() {
-            op.queue.push(o.mt);
-        }
-        if owed > 0 {
-            tracing::info!(peer = %self.peer, replies = owed, "bind closed: undelivered replies requeued");
+        let owed: Vec<Mt> = self
+            .delivery
+            .owed()
+            .filter_map(|id| self.outgoing.remove(&id))
+            .map(|o| o.mt)
+            .collect();
+        if !owed.is_empty() {
+            tracing::info!(peer = %self.peer, replies = owed.len(), "bind closed: undelivered replies requeued");
+            op.queue.give_back(owed);
         }
     }
-}
-
-fn backoff(attempts: u32) -> Duration {
-    BACKOFF
-        .saturating_mul(1 << attempts.min(10).saturating_sub(1))
-        .min(MAX_BACKOFF)
 }
 
 async fn pop(op: &Option<Arc<OperatorState>>) -> Mt {

@@ -1,0 +1,136 @@
+//! Peers that hold the gateway up: a receiver that never answers deliver_sm, a client that
+//! stops reading. Neither may lose a reply or hang a bind, and other operators go on being
+//! served. The gateway's timeouts are short (config); the test's waits are generous.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::TestGateway;
+use support::smpp::*;
+
+/// Two operators: `demo` (one bind at most, window 4) and `other`.
+const OPERATORS: &str = "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nmax_binds = 1\nwindow = 4\n\
+                         [[operators]]\nsystem_id = \"other\"\npassword = \"other\"\n";
+
+#[tokio::test]
+async fn an_unresponsive_receiver_loses_its_bind_and_the_next_one_gets_every_reply() {
+    let gw = TestGateway::start(
+        "response_timeout = \"1s\"\nenquire_link = \"60s\"\n",
+        "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nwindow = 4\n",
+    )
+    .await;
+    let mut tx = Client::connect(gw.addr).await;
+    assert_eq!(tx.bind(BIND_TRANSMITTER, "demo", "demo").await, ESME_ROK);
+    let citizens: Vec<String> = (0..6).map(|i| format!("99450111220{i}")).collect();
+    let mut delivered = Vec::new();
+    for (i, msisdn) in citizens.iter().enumerate() {
+        let text = format!("2 AA 100000{i}");
+        let seq = tx.submit(msisdn, "8103", 0, text.as_bytes()).await;
+        assert_eq!(tx.expect_resp(seq, &mut delivered).await.status, ESME_ROK);
+    }
+    // A receiver that reads deliver_sm and never answers one.
+    let mut mute = Client::connect(gw.addr).await;
+    assert_eq!(mute.bind(BIND_RECEIVER, "demo", "demo").await, ESME_ROK);
+    let started = Instant::now();
+    let mut ignored = 0;
+    while let Some(p) = mute.read_within(Duration::from_secs(30)).await {
+        if p.command_id == DELIVER_SM {
+            ignored += 1;
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the mute receiver's bind was closed"
+    );
+    assert!(
+        (1..=4).contains(&ignored),
+        "it got no more than its window: {ignored}"
+    );
+    // The next receiver gets every reply, the ones the mute one held included.
+    let mut rx = Client::connect(gw.addr).await;
+    assert_eq!(rx.bind(BIND_RECEIVER, "demo", "demo").await, ESME_ROK);
+    let mut got: Vec<String> = Vec::new();
+    while got.len() < citizens.len() {
+        got.push(rx.expect_deliver().await.dest);
+    }
+    got.sort();
+    assert_eq!(got, citizens);
+    // Exactly once each: nothing more comes.
+    assert!(
+        rx.read_within(Duration::from_secs(2)).await.is_none(),
+        "no reply twice"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_and_others_are_served() {
+    let gw = TestGateway::start("write_timeout = \"1s\"\n", OPERATORS).await;
+    // A client with a tiny receive buffer that asks a lot and reads nothing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(gw.addr).await.unwrap();
+    let mut stuck = Client::from_stream(stream);
+    assert_eq!(stuck.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
+    // demo allows one bind, and the stuck client holds it.
+    let mut second = Client::connect(gw.addr).await;
+    assert_eq!(
+        second.bind(BIND_TRANSCEIVER, "demo", "demo").await,
+        ESME_RBINDFAIL
+    );
+    drop(second);
+    let Client { stream, .. } = stuck;
+    let (_unread, mut write) = stream.into_split();
+    let flood = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        // 16 MB of enquire_link: far more answers than the socket buffers hold.
+        let chunk: Vec<u8> = (1..=4096u32)
+            .flat_map(|seq| pdu(ENQUIRE_LINK, 0, seq, &[]))
+            .collect();
+        for _ in 0..256 {
+            if write.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    // Another operator is served meanwhile.
+    let mut other = Client::connect(gw.addr).await;
+    assert_eq!(
+        other.bind(BIND_TRANSCEIVER, "other", "other").await,
+        ESME_ROK
+    );
+    let seq = other
+        .submit("994502223300", "8103", 0, b"2 AA 2000000")
+        .await;
+    let mut delivered = Vec::new();
+    assert_eq!(
+        other.expect_resp(seq, &mut delivered).await.status,
+        ESME_ROK
+    );
+    if delivered.is_empty() {
+        delivered.push(other.expect_deliver().await);
+    }
+    assert_eq!(delivered[0].dest, "994502223300");
+    // The stuck client is dropped after the write timeout: demo can bind again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut again = Client::connect(gw.addr).await;
+        if again.bind(BIND_TRANSCEIVER, "demo", "demo").await == ESME_ROK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stuck client still holds its bind"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    flood.abort();
+    // And the other operator's bind is still served.
+    let seq = other
+        .submit("994502223301", "8103", 0, b"2 AA 2000001")
+        .await;
+    let mut delivered = Vec::new();
+    assert_eq!(
+        other.expect_resp(seq, &mut delivered).await.status,
+        ESME_ROK
+    );
+}
