@@ -40,11 +40,11 @@ use crate::gateway::outbound::{self, Mt};
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::reply::Replier;
 use crate::smpp::codec::{self, Address, IncomingSm, ReplyPart, Response, Status};
-use crate::smpp::concat::{MessageKey, Offer, Part, Reassembler, ReassemblyConfig};
+use crate::smpp::session::intake::{Abandoned, Intake, Text};
 use crate::smpp::session::{Answer, BindKind, BindState, Delivery, Due, Keepalive, Role};
-use crate::smpp::text::{self, DefaultAlphabet};
+use crate::smpp::text;
 use crate::telemetry::mask_msisdn;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use rusmpp::{CommandId, Pdu};
@@ -83,14 +83,6 @@ type Owed = Vec<(CommandId, u32)>;
 /// A batch under way in the gateway; yields its MOs' answers and their results.
 type Batch = Pin<Box<dyn Future<Output = (Owed, Vec<MoResult>)> + Send>>;
 
-/// What a deferred concatenated part needs to be answered or replied to later.
-#[derive(Debug, Clone)]
-struct PartToken {
-    source_ton: u8,
-    source_npi: u8,
-    destination: String,
-}
-
 /// A reply being delivered on this bind, with its encoded parts.
 struct Outgoing {
     mt: Mt,
@@ -98,7 +90,7 @@ struct Outgoing {
 }
 
 /// An MO of the current read that passed the wire checks, with where its answer goes.
-struct Intake {
+struct Taken {
     command_id: CommandId,
     sequence_number: u32,
     mo: Mo,
@@ -176,14 +168,15 @@ struct Connection {
     /// The window and retries of those replies (sized once the bind is up).
     delivery: Delivery<u64>,
     keepalive: Keepalive,
-    concat: Reassembler<(), PartToken>,
+    /// Concatenated MOs in progress.
+    intake: Intake,
     draining: Option<Instant>,
     unbind_sent: Option<Instant>,
     close: bool,
     /// MO batches being decided and made durable, oldest first.
     batches: FuturesOrdered<Batch>,
     /// MOs read while every batch slot was taken, in order, for the next batch.
-    held: Vec<Intake>,
+    held: Vec<Taken>,
     /// The time of this turn of the loop, read once per wake-up rather than per PDU.
     now: Instant,
 }
@@ -198,11 +191,7 @@ impl Connection {
             smpp.response_timeout,
             Instant::now(),
         );
-        let concat = Reassembler::new(ReassemblyConfig {
-            timeout: smpp.concat_timeout,
-            max_pending: 1_000,
-            ..ReassemblyConfig::default()
-        });
+        let intake = Intake::new(smpp.concat_timeout);
         Connection {
             gw,
             peer,
@@ -217,7 +206,7 @@ impl Connection {
             outgoing: FastMap::default(),
             delivery,
             keepalive,
-            concat,
+            intake,
             draining: None,
             unbind_sent: None,
             close: false,
@@ -333,7 +322,7 @@ impl Connection {
 
     /// Handles every complete PDU in `inbuf`, then the read's MOs as one batch.
     fn on_read(&mut self, inbuf: &mut BytesMut, max_pdu: usize) {
-        let mut intake: Vec<Intake> = Vec::new();
+        let mut intake: Vec<Taken> = Vec::new();
         loop {
             match codec::decode(inbuf, max_pdu) {
                 Ok(None) => break,
@@ -362,7 +351,7 @@ impl Connection {
         self.fill_window();
     }
 
-    fn on_frame(&mut self, frame: codec::Frame, intake: &mut Vec<Intake>) {
+    fn on_frame(&mut self, frame: codec::Frame, intake: &mut Vec<Taken>) {
         let (command_id, seq) = (frame.command_id, frame.sequence_number);
         if let Err(status) = self.state.admit(self.role, command_id) {
             if let Some(r) = Response::error_for(command_id, seq, status) {
@@ -509,7 +498,7 @@ impl Connection {
         codec::encode_message_id_resp(&mut self.out, resp, seq, status, message_id);
     }
 
-    fn on_mo(&mut self, command_id: CommandId, seq: u32, pdu: Pdu, intake: &mut Vec<Intake>) {
+    fn on_mo(&mut self, command_id: CommandId, seq: u32, pdu: Pdu, intake: &mut Vec<Taken>) {
         let Ok(sm) = IncomingSm::from_pdu(pdu) else {
             return;
         };
@@ -532,56 +521,20 @@ impl Connection {
         if op.throttle.take(1, self.now) == 0 {
             return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
         }
-        let segment = match sm.segment() {
-            Ok(s) => s,
-            Err(e) => return self.answer(command_id, seq, e.status(), ""),
-        };
-        let text = match segment.concat {
-            None => match text::decode(sm.data_coding, &segment.user_data) {
-                Ok(t) => t,
-                Err(e) => return self.answer(command_id, seq, e.status(), ""),
-            },
-            Some(concat) => {
-                let key = MessageKey {
-                    link: (),
-                    source: Bytes::copy_from_slice(sm.source.as_bytes()),
-                    reference: concat.reference,
-                    total: concat.total,
-                };
-                let part = Part {
-                    seq: concat.seq,
-                    data_coding: sm.data_coding,
-                    default_alphabet: DefaultAlphabet::Gsm7,
-                    user_data: segment.user_data.clone(),
-                    token: PartToken {
-                        source_ton: sm.source.ton,
-                        source_npi: sm.source.npi,
-                        destination: sm.destination.as_str().to_string(),
-                    },
-                };
-                match self.concat.offer(key, part, self.now.into_std()) {
-                    Offer::Incomplete { evicted, .. } => {
-                        // Held: acknowledged now; the last part carries the decision.
-                        self.answer(command_id, seq, Status::ESME_ROK, "");
-                        if let Some(e) = evicted {
-                            self.incomplete(&e.key.source, e.tokens);
-                        }
-                        return;
-                    }
-                    Offer::Duplicate(_) => {
-                        return self.answer(command_id, seq, Status::ESME_ROK, "");
-                    }
-                    Offer::Rejected(_, why) => {
-                        return self.answer(command_id, seq, why.status(), "");
-                    }
-                    Offer::Complete(done) => match done.text {
-                        Ok(t) => t,
-                        Err(e) => return self.answer(command_id, seq, e.status(), ""),
-                    },
+        let mut abandoned = None;
+        let text = match self.intake.text(&sm, self.now, |a| abandoned = Some(a)) {
+            Text::Whole(t) => t,
+            Text::Held => {
+                // Held: acknowledged now; the last part carries the decision.
+                self.answer(command_id, seq, Status::ESME_ROK, "");
+                if let Some(a) = abandoned {
+                    self.incomplete(a);
                 }
+                return;
             }
+            Text::Refused(status) => return self.answer(command_id, seq, status, ""),
         };
-        intake.push(Intake {
+        intake.push(Taken {
             command_id,
             sequence_number: seq,
             mo: Mo {
@@ -596,20 +549,19 @@ impl Connection {
 
     /// A concatenated MO that will never complete: its parts were acknowledged, so the
     /// citizen gets the "not understood, send CODE SERIES NUMBER" reply.
-    fn incomplete(&mut self, source: &Bytes, tokens: Vec<PartToken>) {
-        let (Some(op), Some(first)) = (self.operator.clone(), tokens.first()) else {
+    fn incomplete(&mut self, a: Abandoned) {
+        let Some(op) = self.operator.clone() else {
             return;
         };
         let rules = self.gw.rules();
         let text = Replier::new(&rules, &self.gw.key).invalid(op.config.language);
-        let destination = String::from_utf8_lossy(source).into_owned();
-        tracing::info!(msisdn = %mask_msisdn(&destination), parts = tokens.len(), "concatenated MO incomplete: hint sent");
+        tracing::info!(msisdn = %mask_msisdn(&a.source), parts = a.parts, "concatenated MO incomplete: hint sent");
         op.queue.push(Mt {
             id: op.queue.next_id(),
-            source: first.destination.clone(),
-            destination,
-            dest_ton: first.source_ton,
-            dest_npi: first.source_npi,
+            source: a.destination,
+            destination: a.source,
+            dest_ton: a.source_ton,
+            dest_npi: a.source_npi,
             text,
             attempts: 0,
         });
@@ -625,7 +577,7 @@ impl Connection {
     }
 
     /// Hands the MOs of one read to the gateway as one batch, answered when it is done.
-    fn take(&mut self, intake: Vec<Intake>) {
+    fn take(&mut self, intake: Vec<Taken>) {
         let Some(op) = self.operator.clone() else {
             return;
         };
@@ -746,8 +698,8 @@ impl Connection {
         if let Some(t) = self.delivery.deadline() {
             at(t);
         }
-        if let Some(t) = self.concat.next_deadline() {
-            at(Instant::from_std(t));
+        if let Some(t) = self.intake.deadline() {
+            at(t);
         }
         if let Some(grace) = self.draining {
             // Check the drain often; it ends at the grace period at the latest.
@@ -794,8 +746,9 @@ impl Connection {
             self.close = true;
             return;
         }
-        for expired in self.concat.expire(now.into_std()) {
-            self.incomplete(&expired.key.source, expired.tokens);
+        let abandoned: Vec<Abandoned> = self.intake.expire(now).collect();
+        for a in abandoned {
+            self.incomplete(a);
         }
         self.fill_window();
         if let Some(grace) = self.draining {

@@ -5,11 +5,13 @@
 //!
 //! - [`bind`]: bind states and the table of which side may send what in each.
 //! - [`keepalive`]: enquire_link on a quiet bind, close on an unanswered one, unbind on silence.
+//! - [`intake`]: an incoming short message's text, concatenated parts held until complete.
 //! - [`delivery`]: our messages to the peer: window, back-off on transient refusals, and the
 //!   verdict that an unanswering peer is unresponsive.
 
 pub mod bind;
 pub mod delivery;
+pub mod intake;
 pub mod keepalive;
 
 pub use bind::{BindKind, BindState, Role, allowed};
