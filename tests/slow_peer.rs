@@ -5,8 +5,9 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::TestGateway;
 use support::smpp::*;
+use support::{TestGateway, config};
+use tokio::net::TcpListener;
 
 /// Two operators: `demo` (one bind at most, window 4) and `other`.
 const OPERATORS: &str = "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nmax_binds = 1\nwindow = 4\n\
@@ -132,5 +133,80 @@ async fn a_client_that_stops_reading_is_dropped_and_others_are_served() {
     assert_eq!(
         other.expect_resp(seq, &mut delivered).await.status,
         ESME_ROK
+    );
+}
+
+/// Accepts icaze's next connection to the test's SMSC and binds it as a transceiver.
+async fn smsc_session(smsc: &TcpListener) -> Client {
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())
+        .await
+        .expect("icaze connects to the SMSC")
+        .unwrap();
+    let mut c = Client::from_stream(stream);
+    let bind = c.read().await.expect("a bind request");
+    assert_eq!(bind.command_id, BIND_TRANSCEIVER);
+    let mut body = b"SMSC\0".to_vec();
+    body.extend_from_slice(&[0x02, 0x10, 0x00, 0x01, 0x34]);
+    c.send_raw(&pdu(BIND_TRANSCEIVER | RESP, ESME_ROK, bind.seq, &body))
+        .await;
+    c
+}
+
+#[tokio::test]
+async fn a_connector_whose_smsc_stops_answering_rebinds_and_delivers_the_reply() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = smsc.local_addr().unwrap().port();
+    let tables = format!(
+        "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\n\
+         [[connectors]]\nname = \"smsc1\"\naddress = \"127.0.0.1:{port}\"\nsystem_id = \"icaze\"\n\
+         password = \"s3cret\"\nlanguage = \"en\"\nreconnect = \"100ms\"\n"
+    );
+    let config = config(dir.path(), "response_timeout = \"1s\"", &tables);
+    let _gw = TestGateway::start_with(config, dir).await;
+    let mut first = smsc_session(&smsc).await;
+    let mo = first
+        .send(
+            DELIVER_SM,
+            &sm_body("994503334400", "8103", 0, 0, b"2 AZE 33334444", &[]),
+        )
+        .await;
+    // The SMSC acknowledges nothing icaze submits: the session is closed.
+    let started = Instant::now();
+    let (mut acked, mut ignored) = (false, 0);
+    while let Some(p) = first.read_within(Duration::from_secs(30)).await {
+        match p.command_id {
+            c if c == DELIVER_SM | RESP && p.seq == mo => acked = p.status == ESME_ROK,
+            SUBMIT_SM => ignored += 1,
+            _ => {}
+        }
+    }
+    assert!(acked, "the MO was acknowledged");
+    assert!(ignored > 0, "the reply was submitted");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the unanswering session was closed"
+    );
+    // icaze binds again and the reply comes on the new session.
+    let mut second = smsc_session(&smsc).await;
+    let reply = loop {
+        let p = second
+            .read_skipping_enquire()
+            .await
+            .expect("the reply again");
+        if p.command_id == SUBMIT_SM {
+            second
+                .send_raw(&pdu(SUBMIT_SM | RESP, 0, p.seq, b"mt-1\0"))
+                .await;
+            if let Some(whole) = second.assemble(&p.body) {
+                break whole;
+            }
+        }
+    };
+    assert_eq!(reply.dest, "994503334400");
+    assert!(
+        sm_text(&reply).contains("AZE 33334444"),
+        "{}",
+        sm_text(&reply)
     );
 }
