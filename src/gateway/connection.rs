@@ -44,7 +44,7 @@ use crate::smpp::session::intake::{Abandoned, Intake, Text};
 use crate::smpp::session::{Answer, BindKind, BindState, Delivery, Due, Keepalive, Role};
 use crate::smpp::text;
 use crate::telemetry::mask_msisdn;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use rusmpp::{CommandId, Pdu};
@@ -302,6 +302,19 @@ impl Connection {
                 return Ok(());
             }
             self.on_timers(self.now);
+            // Write what this turn produced at once (one system call, as before the loop
+            // goes round); what the peer does not take now is left to the select.
+            if !self.out.is_empty() {
+                match wr.try_write(&self.out) {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        self.out.advance(n);
+                        self.stalled_since = self.now;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
             if self.close {
                 // Acknowledge what was handed to the gateway before leaving.
                 while let Some((owed, results)) = self.batches.next().await {
@@ -693,7 +706,11 @@ impl Connection {
 
     fn next_deadline(&self, now: Instant) -> Instant {
         let smpp = &self.gw.config.smpp;
-        let mut next = self.keepalive.deadline(self.state.is_bound());
+        // Once we unbound, the keep-alive has had its say: only the unbind wait is left.
+        let mut next = match self.unbind_sent {
+            Some(_) => now + Duration::from_secs(3600),
+            None => self.keepalive.deadline(self.state.is_bound()),
+        };
         let mut at = |t: Instant| next = next.min(t);
         if let Some(t) = self.delivery.deadline() {
             at(t);
@@ -724,7 +741,11 @@ impl Connection {
             self.bind_sent = None;
             self.close = true;
         }
-        match self.keepalive.due(now, self.state.is_bound()) {
+        let due = match self.unbind_sent {
+            Some(_) => Due::Nothing,
+            None => self.keepalive.due(now, self.state.is_bound()),
+        };
+        match due {
             Due::Nothing => {}
             Due::Enquire => {
                 let seq = self.seq();

@@ -67,15 +67,6 @@ impl BindKind {
         }
     }
 
-    /// The bind request for this kind (connector mode sends it).
-    pub const fn command_id(self) -> CommandId {
-        match self {
-            BindKind::Transmitter => CommandId::BindTransmitter,
-            BindKind::Receiver => CommandId::BindReceiver,
-            BindKind::Transceiver => CommandId::BindTransceiver,
-        }
-    }
-
     /// Whether the ESME may submit on this bind (Tx, Trx).
     pub const fn esme_transmits(self) -> bool {
         matches!(self, BindKind::Transmitter | BindKind::Transceiver)
@@ -255,10 +246,9 @@ mod tests {
     #[test]
     fn enquire_link_in_any_live_state() {
         for state in ALL {
-            let expect = Ok(());
-            assert_eq!(state.admit(Role::Mc, CommandId::EnquireLink), expect);
-            assert_eq!(state.admit(Role::Esme, CommandId::EnquireLink), expect);
-            assert_eq!(state.admit(Role::Mc, CommandId::GenericNack), expect);
+            assert_eq!(state.admit(Role::Mc, CommandId::EnquireLink), Ok(()));
+            assert_eq!(state.admit(Role::Esme, CommandId::EnquireLink), Ok(()));
+            assert_eq!(state.admit(Role::Mc, CommandId::GenericNack), Ok(()));
         }
     }
 
@@ -398,6 +388,5 @@ mod tests {
             Some(Transceiver)
         );
         assert_eq!(BindKind::from_command(CommandId::SubmitSm), None);
-        assert_eq!(Transmitter.command_id(), CommandId::BindTransmitter);
     }
 }
