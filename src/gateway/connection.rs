@@ -41,7 +41,9 @@ use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::reply::Replier;
 use crate::smpp::codec::{self, Address, IncomingSm, ReplyPart, Response, Status};
 use crate::smpp::session::intake::{Abandoned, Intake, Text};
-use crate::smpp::session::{Answer, BindKind, BindState, Delivery, Due, Keepalive, Role};
+use crate::smpp::session::{
+    Answer, BindKind, BindRequest, BindState, Delivery, Due, Keepalive, Role,
+};
 use crate::smpp::text;
 use crate::telemetry::mask_msisdn;
 use bytes::{Buf, BytesMut};
@@ -413,25 +415,13 @@ impl Connection {
     }
 
     fn on_bind(&mut self, command_id: CommandId, seq: u32, pdu: Pdu) {
-        let (system_id, password, version) = match &pdu {
-            Pdu::BindTransmitter(b) => (
-                b.system_id.as_str(),
-                b.password.as_str().as_bytes(),
-                u8::from(b.interface_version),
-            ),
-            Pdu::BindReceiver(b) => (
-                b.system_id.as_str(),
-                b.password.as_str().as_bytes(),
-                u8::from(b.interface_version),
-            ),
-            Pdu::BindTransceiver(b) => (
-                b.system_id.as_str(),
-                b.password.as_str().as_bytes(),
-                u8::from(b.interface_version),
-            ),
-            _ => return,
-        };
-        let Some(kind) = BindKind::from_command(command_id) else {
+        let Some(BindRequest {
+            kind,
+            system_id,
+            password,
+            interface_version: version,
+        }) = BindRequest::from_pdu(&pdu)
+        else {
             return;
         };
         let refuse = |out: &mut BytesMut, status: Status| {

@@ -9,7 +9,7 @@
 //! to a short-number service as transmitter/transceiver and send citizens' messages as
 //! deliver_sm. We accept that (and the deliver_sm_resp that answers it).
 
-use rusmpp::CommandId;
+use rusmpp::{CommandId, Pdu};
 
 use crate::smpp::codec::Status;
 
@@ -53,20 +53,6 @@ pub enum BindKind {
 }
 
 impl BindKind {
-    /// The bind kind a bind request asks for; `None` for any other command.
-    pub fn from_command(command_id: CommandId) -> Option<BindKind> {
-        match command_id {
-            CommandId::BindTransmitter | CommandId::BindTransmitterResp => {
-                Some(BindKind::Transmitter)
-            }
-            CommandId::BindReceiver | CommandId::BindReceiverResp => Some(BindKind::Receiver),
-            CommandId::BindTransceiver | CommandId::BindTransceiverResp => {
-                Some(BindKind::Transceiver)
-            }
-            _ => None,
-        }
-    }
-
     /// Whether the ESME may submit on this bind (Tx, Trx).
     pub const fn esme_transmits(self) -> bool {
         matches!(self, BindKind::Transmitter | BindKind::Transceiver)
@@ -75,6 +61,52 @@ impl BindKind {
     /// Whether the MC may deliver to the ESME on this bind (Rx, Trx): where replies go.
     pub const fn esme_receives(self) -> bool {
         matches!(self, BindKind::Receiver | BindKind::Transceiver)
+    }
+}
+
+/// What a bind request asks for, read once whichever of the three bind PDUs carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindRequest<'a> {
+    /// The kind of bind asked for.
+    pub kind: BindKind,
+    /// Who binds.
+    pub system_id: &'a str,
+    /// Its password, as octets (compared in constant time by the caller).
+    pub password: &'a [u8],
+    /// The SMPP version it speaks; the bind response answers in kind.
+    pub interface_version: u8,
+}
+
+impl<'a> BindRequest<'a> {
+    /// The request in `pdu`; `None` if it is not a bind.
+    pub fn from_pdu(pdu: &'a Pdu) -> Option<Self> {
+        let (kind, system_id, password, version) = match pdu {
+            Pdu::BindTransmitter(b) => (
+                BindKind::Transmitter,
+                &b.system_id,
+                &b.password,
+                b.interface_version,
+            ),
+            Pdu::BindReceiver(b) => (
+                BindKind::Receiver,
+                &b.system_id,
+                &b.password,
+                b.interface_version,
+            ),
+            Pdu::BindTransceiver(b) => (
+                BindKind::Transceiver,
+                &b.system_id,
+                &b.password,
+                b.interface_version,
+            ),
+            _ => return None,
+        };
+        Some(BindRequest {
+            kind,
+            system_id: system_id.as_str(),
+            password: password.as_str().as_bytes(),
+            interface_version: u8::from(version),
+        })
     }
 }
 
@@ -378,15 +410,21 @@ mod tests {
     }
 
     #[test]
-    fn bind_kind_from_command() {
-        assert_eq!(
-            BindKind::from_command(CommandId::BindReceiver),
-            Some(Receiver)
-        );
-        assert_eq!(
-            BindKind::from_command(CommandId::BindTransceiverResp),
-            Some(Transceiver)
-        );
-        assert_eq!(BindKind::from_command(CommandId::SubmitSm), None);
+    fn bind_request_read_from_each_kind() {
+        for kind in [Transmitter, Receiver, Transceiver] {
+            let pdu = crate::smpp::codec::bind_request(kind, "demo", "pw", "", 0x34)
+                .expect("a bind request");
+            let bind = BindRequest::from_pdu(&pdu).expect("read back");
+            assert_eq!(
+                (
+                    bind.kind,
+                    bind.system_id,
+                    bind.password,
+                    bind.interface_version
+                ),
+                (kind, "demo", &b"pw"[..], 0x34)
+            );
+        }
+        assert!(BindRequest::from_pdu(&Pdu::EnquireLink).is_none());
     }
 }

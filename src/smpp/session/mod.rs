@@ -14,6 +14,6 @@ pub mod delivery;
 pub mod intake;
 pub mod keepalive;
 
-pub use bind::{BindKind, BindState, Role, allowed};
+pub use bind::{BindKind, BindRequest, BindState, Role, allowed};
 pub use delivery::{Answer, Delivery, Policy};
 pub use keepalive::{Due, Keepalive};
