@@ -136,6 +136,20 @@ async fn a_client_that_stops_reading_is_dropped_and_others_are_served() {
     );
 }
 
+#[tokio::test]
+async fn a_quiet_client_is_not_taken_for_one_that_stopped_reading() {
+    let gw = TestGateway::start("write_timeout = \"1s\"\n", "").await;
+    let mut c = gw.trx().await;
+    // Quiet for longer than the write timeout, then asking: it is answered.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let seq = c.send(ENQUIRE_LINK, &[]).await;
+    let r = c.read().await.expect("still connected");
+    assert_eq!((r.command_id, r.seq), (ENQUIRE_LINK | RESP, seq));
+    let seq = c.submit("994504445500", "8103", 0, b"2 AA 4000000").await;
+    let mut delivered = Vec::new();
+    assert_eq!(c.expect_resp(seq, &mut delivered).await.status, ESME_ROK);
+}
+
 /// Accepts icaze's next connection to the test's SMSC and binds it as a transceiver.
 async fn smsc_session(smsc: &TcpListener) -> Client {
     let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())

@@ -250,9 +250,6 @@ impl Connection {
         loop {
             let now = Instant::now();
             let unsent = !self.out.is_empty();
-            if !unsent {
-                self.stalled_since = now;
-            }
             let deadline = self.next_deadline(now);
             let deadline = if unsent {
                 deadline.min(self.stalled_since + write_timeout)
@@ -299,6 +296,10 @@ impl Connection {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
             self.now = Instant::now();
+            if !unsent {
+                // Bytes made this turn: the peer's time to take them starts now.
+                self.stalled_since = self.now;
+            }
             if !self.out.is_empty() && self.now >= self.stalled_since + write_timeout {
                 tracing::warn!(peer = %self.peer, unsent = self.out.len(), "peer took none of our bytes for the write timeout: dropped");
                 return Ok(());
