@@ -15,7 +15,7 @@
 //! The socket loop never waits on the peer alone: a write that the peer does not take is
 //! one branch of the loop's select, so reading (the peer's deliver_sm_resp, enquire_link),
 //! the timers and shutdown go on meanwhile. A peer that takes none of our bytes for
-//! `[smpp] write_timeout` is dropped; while our unsent bytes pile up past [`MAX_UNSENT`]
+//! `[smpp] write_timeout` is dropped; while our unsent bytes pile up past `MAX_UNSENT` (1 MiB)
 //! we stop reading from it, so a peer that stops reading cannot make us buffer without
 //! bound. The protocol itself (bind states, keep-alive, the delivery window and its
 //! retries) is [`crate::smpp::session`]; this file joins it to the socket and the gateway.
@@ -28,11 +28,11 @@
 //!
 //! A batch handed to the gateway is not awaited in place: while its grants are being made
 //! durable (a journal fsync, a Redis round trip) the connection goes on reading, delivering
-//! replies and answering enquire_link. Up to [`MAX_BATCHES`] batches are under way at once,
+//! replies and answering enquire_link. Up to `MAX_BATCHES` (4) batches are under way at once,
 //! started in the order they were read and answered in that order. Past that, MOs read
-//! meanwhile are held (up to [`MAX_HELD`]) and go to the gateway as one batch when a slot
+//! meanwhile are held (up to `MAX_HELD`) and go to the gateway as one batch when a slot
 //! frees, while the connection keeps reading: the peer's deliver_sm_resp must keep
-//! flowing, or a slow store would stall the replies too. Only with [`MAX_HELD`] MOs held
+//! flowing, or a slow store would stall the replies too. Only with `MAX_HELD` MOs held
 //! does the connection stop reading (backpressure on the peer). A held MO is not
 //! acknowledged; if the connection ends first, the operator resends it.
 

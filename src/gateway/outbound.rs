@@ -49,7 +49,8 @@ pub struct Mt {
     pub dest_npi: u8,
     /// The reply text.
     pub text: String,
-    /// Delivery attempts so far (throttled or timed out ones count).
+    /// Transient refusals so far, on every bind it went to (for logs: a reply is never
+    /// given up on for being refused for now).
     pub attempts: u32,
 }
 
