@@ -12,29 +12,45 @@
 //! are pulled from the operator's queue only while the bind's window has room, so a slow
 //! peer holds them in the queue, where another bind (or a later one) can take them.
 //!
+//! The socket loop never waits on the peer alone: a write that the peer does not take is
+//! one branch of the loop's select, so reading (the peer's deliver_sm_resp, enquire_link),
+//! the timers and shutdown go on meanwhile. A peer that takes none of our bytes for
+//! `[smpp] write_timeout` is dropped; while our unsent bytes pile up past `MAX_UNSENT` (1 MiB)
+//! we stop reading from it, so a peer that stops reading cannot make us buffer without
+//! bound. The protocol itself (bind states, keep-alive, the delivery window and its
+//! retries) is [`crate::smpp::session`]; this file joins it to the socket and the gateway.
+//!
+//! A reply is never thrown away while its operator exists: a peer that refuses one
+//! transiently gets it again after a back-off (see [`outbound::policy`]); a peer that leaves
+//! a reply unanswered for the response timeout is unresponsive, so the bind is closed and
+//! every reply it still owed goes back to the front of the operator's queue, for the next
+//! receiver bind.
+//!
 //! A batch handed to the gateway is not awaited in place: while its grants are being made
 //! durable (a journal fsync, a Redis round trip) the connection goes on reading, delivering
-//! replies and answering enquire_link. Up to [`MAX_BATCHES`] batches are under way at once,
+//! replies and answering enquire_link. Up to `MAX_BATCHES` (4) batches are under way at once,
 //! started in the order they were read and answered in that order. Past that, MOs read
-//! meanwhile are held (up to [`MAX_HELD`]) and go to the gateway as one batch when a slot
+//! meanwhile are held (up to `MAX_HELD`) and go to the gateway as one batch when a slot
 //! frees, while the connection keeps reading: the peer's deliver_sm_resp must keep
-//! flowing, or a slow store would stall the replies too. Only with [`MAX_HELD`] MOs held
+//! flowing, or a slow store would stall the replies too. Only with `MAX_HELD` MOs held
 //! does the connection stop reading (backpressure on the peer). A held MO is not
 //! acknowledged; if the connection ends first, the operator resends it.
 
-use crate::gateway::outbound::Mt;
+use crate::gateway::outbound::{self, Mt};
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::reply::Replier;
 use crate::smpp::codec::{self, Address, IncomingSm, ReplyPart, Response, Status};
-use crate::smpp::concat::{MessageKey, Offer, Part, Reassembler, ReassemblyConfig};
-use crate::smpp::session::{BindKind, BindState, Role};
-use crate::smpp::text::{self, DefaultAlphabet};
+use crate::smpp::session::intake::{Abandoned, Intake, Text};
+use crate::smpp::session::{
+    Answer, BindKind, BindRequest, BindState, Delivery, Due, Keepalive, Role,
+};
+use crate::smpp::text;
 use crate::telemetry::mask_msisdn;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use rusmpp::{CommandId, Pdu};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -48,12 +64,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Our system_id in bind responses.
 const SYSTEM_ID: &str = "icaze";
-/// Delivery attempts of one reply before it is given up (logged as an error).
-const MAX_ATTEMPTS: u32 = 8;
-/// First back-off after ESME_RTHROTTLED or a timeout; doubles per attempt.
-const BACKOFF: Duration = Duration::from_millis(200);
-/// Longest back-off.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Unsent bytes at which we stop reading from the peer until it takes some.
+const MAX_UNSENT: usize = 1 << 20;
 /// How long to wait for the peer's unbind_resp before closing anyway.
 const UNBIND_WAIT: Duration = Duration::from_secs(2);
 /// MO batches of one connection under way in the gateway at once.
@@ -73,30 +85,14 @@ type Owed = Vec<(CommandId, u32)>;
 /// A batch under way in the gateway; yields its MOs' answers and their results.
 type Batch = Pin<Box<dyn Future<Output = (Owed, Vec<MoResult>)> + Send>>;
 
-/// What a deferred concatenated part needs to be answered or replied to later.
-#[derive(Debug, Clone)]
-struct PartToken {
-    source_ton: u8,
-    source_npi: u8,
-    destination: String,
-}
-
-/// A reply being delivered on this bind: its encoded parts and how many are unanswered.
+/// A reply being delivered on this bind, with its encoded parts.
 struct Outgoing {
     mt: Mt,
     encoded: text::Encoded,
-    open: usize,
-}
-
-/// A deliver_sm waiting for its response.
-struct Inflight {
-    mt_id: u64,
-    part: usize,
-    sent: Instant,
 }
 
 /// An MO of the current read that passed the wire checks, with where its answer goes.
-struct Intake {
+struct Taken {
     command_id: CommandId,
     sequence_number: u32,
     mo: Mo,
@@ -164,36 +160,40 @@ struct Connection {
     bind_sent: Option<(u32, Instant)>,
     state: BindState,
     operator: Option<Arc<OperatorState>>,
+    /// What to write; the loop writes it while it keeps reading.
     out: BytesMut,
+    /// Since when the peer has had bytes of ours to take and taken none.
+    stalled_since: Instant,
     next_seq: u32,
+    /// Replies being delivered on this bind, by id.
     outgoing: FastMap<u64, Outgoing>,
-    inflight: FastMap<u32, Inflight>,
-    retries: VecDeque<(Instant, u64, usize)>,
-    paused_until: Option<Instant>,
-    last_heard: Instant,
-    enquire: Option<(u32, Instant)>,
-    concat: Reassembler<(), PartToken>,
+    /// The window and retries of those replies (sized once the bind is up).
+    delivery: Delivery<u64>,
+    keepalive: Keepalive,
+    /// Concatenated MOs in progress.
+    intake: Intake,
     draining: Option<Instant>,
     unbind_sent: Option<Instant>,
     close: bool,
-    /// Whether this bind counts among the operator's receivers (binds that carry replies:
-    /// receiver-capable as listener, transmitter-capable as connector).
-    receiver: bool,
     /// MO batches being decided and made durable, oldest first.
     batches: FuturesOrdered<Batch>,
     /// MOs read while every batch slot was taken, in order, for the next batch.
-    held: Vec<Intake>,
+    held: Vec<Taken>,
     /// The time of this turn of the loop, read once per wake-up rather than per PDU.
     now: Instant,
 }
 
 impl Connection {
     fn new(gw: Arc<Gateway>, peer: SocketAddr, role: Role, dial: Option<Dial>) -> Self {
-        let concat = Reassembler::new(ReassemblyConfig {
-            timeout: gw.config.smpp.concat_timeout,
-            max_pending: 1_000,
-            ..ReassemblyConfig::default()
-        });
+        let smpp = &gw.config.smpp;
+        let delivery = Delivery::new(outbound::policy(1, smpp.response_timeout));
+        let keepalive = Keepalive::new(
+            smpp.enquire_link,
+            smpp.inactivity_timeout,
+            smpp.response_timeout,
+            Instant::now(),
+        );
+        let intake = Intake::new(smpp.concat_timeout);
         Connection {
             gw,
             peer,
@@ -203,18 +203,15 @@ impl Connection {
             state: BindState::Open,
             operator: None,
             out: BytesMut::with_capacity(16 * 1024),
+            stalled_since: Instant::now(),
             next_seq: 0,
             outgoing: FastMap::default(),
-            inflight: FastMap::default(),
-            retries: VecDeque::new(),
-            paused_until: None,
-            last_heard: Instant::now(),
-            enquire: None,
-            concat,
+            delivery,
+            keepalive,
+            intake,
             draining: None,
             unbind_sent: None,
             close: false,
-            receiver: false,
             batches: FuturesOrdered::new(),
             held: Vec::new(),
             now: Instant::now(),
@@ -226,18 +223,12 @@ impl Connection {
         self.next_seq
     }
 
-    fn window(&self) -> usize {
-        self.operator
-            .as_ref()
-            .map_or(0, |o| o.config.window as usize)
-    }
-
     /// Whether this bind should take another reply from the operator's queue now.
     fn can_pull(&self, now: Instant) -> bool {
-        self.state.sends_messages(self.role)
+        self.operator.is_some()
+            && self.state.sends_messages(self.role)
             && self.unbind_sent.is_none()
-            && self.inflight.len() + self.retries.len() < self.window()
-            && self.paused_until.is_none_or(|t| t <= now)
+            && self.delivery.has_room(now)
     }
 
     async fn serve(
@@ -246,32 +237,47 @@ impl Connection {
         shutdown: &CancellationToken,
     ) -> std::io::Result<()> {
         let max_pdu = self.gw.config.smpp.max_pdu_bytes as usize;
+        let write_timeout = self.gw.config.smpp.write_timeout;
         let mut inbuf = BytesMut::with_capacity(16 * 1024);
+        let (mut rd, mut wr) = stream.split();
         if self.dial.is_some() {
             let seq = self.seq();
             if let Some(dial) = &self.dial {
                 codec::encode(&mut self.out, seq, Status::ESME_ROK, &dial.request);
             }
-            stream.write_all(&self.out).await?;
-            self.out.clear();
             self.bind_sent = Some((seq, Instant::now()));
         }
         loop {
             let now = Instant::now();
+            let unsent = !self.out.is_empty();
             let deadline = self.next_deadline(now);
+            let deadline = if unsent {
+                deadline.min(self.stalled_since + write_timeout)
+            } else {
+                deadline
+            };
             let operator = self.operator.clone();
             let pull = self.can_pull(now);
+            let read_more = self.held.len() < MAX_HELD && self.out.len() < MAX_UNSENT;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if self.draining.is_none() => {
                     self.draining = Some(now + self.gw.config.smpp.shutdown_grace);
+                }
+                // One write of everything the last turns produced; cancel-safe (a write
+                // that did not happen wrote nothing), so the loop can read meanwhile.
+                written = wr.write_buf(&mut self.out), if unsent => {
+                    if written? == 0 {
+                        return Err(std::io::ErrorKind::WriteZero.into());
+                    }
+                    self.stalled_since = Instant::now();
                 }
                 Some((owed, results)) = self.batches.next(), if !self.batches.is_empty() => {
                     self.now = Instant::now();
                     self.answer_batch(owed, results);
                     self.take_held();
                 }
-                read = stream.read_buf(&mut inbuf), if self.held.len() < MAX_HELD => {
+                read = rd.read_buf(&mut inbuf), if read_more => {
                     if read? == 0 {
                         // The MOs under way were handed over: let them finish (their
                         // replies are queued) though nobody is left to acknowledge them.
@@ -279,7 +285,7 @@ impl Connection {
                         return Ok(());
                     }
                     self.now = Instant::now();
-                    self.last_heard = self.now;
+                    self.keepalive.heard(self.now);
                     self.on_read(&mut inbuf, max_pdu);
                 }
                 mt = pop(&operator), if pull => {
@@ -290,20 +296,41 @@ impl Connection {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
             self.now = Instant::now();
+            if !unsent {
+                // Bytes made this turn: the peer's time to take them starts now.
+                self.stalled_since = self.now;
+            }
+            if !self.out.is_empty() && self.now >= self.stalled_since + write_timeout {
+                tracing::warn!(peer = %self.peer, unsent = self.out.len(), "peer took none of our bytes for the write timeout: dropped");
+                return Ok(());
+            }
             self.on_timers(self.now);
+            // Write what this turn produced at once (one system call, as before the loop
+            // goes round); what the peer does not take now is left to the select.
             if !self.out.is_empty() {
-                stream.write_all(&self.out).await?;
-                self.out.clear();
+                match wr.try_write(&self.out) {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        self.out.advance(n);
+                        self.stalled_since = self.now;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
             }
             if self.close {
                 // Acknowledge what was handed to the gateway before leaving.
                 while let Some((owed, results)) = self.batches.next().await {
                     self.answer_batch(owed, results);
                 }
-                if !self.out.is_empty() {
-                    stream.write_all(&self.out).await?;
+                match tokio::time::timeout(write_timeout, wr.write_all(&self.out)).await {
+                    Ok(written) => written?,
+                    Err(_) => {
+                        tracing::warn!(peer = %self.peer, "peer took none of our last bytes for the write timeout: dropped");
+                        return Ok(());
+                    }
                 }
-                let _ = stream.shutdown().await;
+                let _ = tokio::time::timeout(write_timeout, wr.shutdown()).await;
                 return Ok(());
             }
         }
@@ -311,7 +338,7 @@ impl Connection {
 
     /// Handles every complete PDU in `inbuf`, then the read's MOs as one batch.
     fn on_read(&mut self, inbuf: &mut BytesMut, max_pdu: usize) {
-        let mut intake: Vec<Intake> = Vec::new();
+        let mut intake: Vec<Taken> = Vec::new();
         loop {
             match codec::decode(inbuf, max_pdu) {
                 Ok(None) => break,
@@ -340,7 +367,7 @@ impl Connection {
         self.fill_window();
     }
 
-    fn on_frame(&mut self, frame: codec::Frame, intake: &mut Vec<Intake>) {
+    fn on_frame(&mut self, frame: codec::Frame, intake: &mut Vec<Taken>) {
         let (command_id, seq) = (frame.command_id, frame.sequence_number);
         if let Err(status) = self.state.admit(self.role, command_id) {
             if let Some(r) = Response::error_for(command_id, seq, status) {
@@ -360,23 +387,19 @@ impl Connection {
             | Pdu::BindTransceiverResp(_) => self.on_bind_resp(seq, frame.status),
             Pdu::DeliverSmResp(_) | Pdu::SubmitSmResp(_) => self.on_mt_resp(seq, frame.status),
             Pdu::GenericNack => {
-                if self.inflight.contains_key(&seq) {
-                    self.on_mt_resp(seq, frame.status);
-                } else if self.bind_sent.is_some_and(|(s, _)| s == seq) {
+                if self.bind_sent.is_some_and(|(s, _)| s == seq) {
                     self.on_bind_resp(seq, frame.status);
+                } else {
+                    self.on_mt_resp(seq, frame.status);
                 }
             }
             Pdu::EnquireLink => {
                 codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::EnquireLinkResp)
             }
-            Pdu::EnquireLinkResp => {
-                if self.enquire.is_some_and(|(s, _)| s == seq) {
-                    self.enquire = None;
-                }
-            }
+            Pdu::EnquireLinkResp => self.keepalive.answered(seq),
             Pdu::Unbind => {
                 codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::UnbindResp);
-                self.state = self.state.unbind();
+                self.state = BindState::Unbound;
                 self.close = true;
             }
             Pdu::UnbindResp => self.close = true,
@@ -393,25 +416,13 @@ impl Connection {
     }
 
     fn on_bind(&mut self, command_id: CommandId, seq: u32, pdu: Pdu) {
-        let (system_id, password, version) = match &pdu {
-            Pdu::BindTransmitter(b) => (
-                b.system_id.as_str(),
-                b.password.as_str().as_bytes(),
-                u8::from(b.interface_version),
-            ),
-            Pdu::BindReceiver(b) => (
-                b.system_id.as_str(),
-                b.password.as_str().as_bytes(),
-                u8::from(b.interface_version),
-            ),
-            Pdu::BindTransceiver(b) => (
-                b.system_id.as_str(),
-                b.password.as_str().as_bytes(),
-                u8::from(b.interface_version),
-            ),
-            _ => return,
-        };
-        let Some(kind) = BindKind::from_command(command_id) else {
+        let Some(BindRequest {
+            kind,
+            system_id,
+            password,
+            interface_version: version,
+        }) = BindRequest::from_pdu(&pdu)
+        else {
             return;
         };
         let refuse = |out: &mut BytesMut, status: Status| {
@@ -443,10 +454,10 @@ impl Connection {
             return refuse(&mut self.out, Status::ESME_RBINDFAIL);
         }
         self.state = BindState::Bound(kind);
-        if kind.esme_receives() {
-            op.receivers.fetch_add(1, Ordering::AcqRel);
-            self.receiver = true;
-        }
+        self.delivery = Delivery::new(outbound::policy(
+            op.config.window,
+            self.gw.config.smpp.response_timeout,
+        ));
         tracing::info!(peer = %self.peer, system_id, ?kind, "bound");
         self.operator = Some(op);
         if let Some(r) = Response::bind_resp(command_id, seq, Status::ESME_ROK, SYSTEM_ID, version)
@@ -472,10 +483,10 @@ impl Connection {
         let (kind, op) = (dial.kind, dial.operator.clone());
         self.state = BindState::Bound(kind);
         op.binds.fetch_add(1, Ordering::AcqRel);
-        if kind.esme_transmits() {
-            op.receivers.fetch_add(1, Ordering::AcqRel);
-            self.receiver = true;
-        }
+        self.delivery = Delivery::new(outbound::policy(
+            op.config.window,
+            self.gw.config.smpp.response_timeout,
+        ));
         tracing::info!(connector = %dial.name, peer = %self.peer, ?kind, "bound to the SMSC");
         self.operator = Some(op);
     }
@@ -491,7 +502,7 @@ impl Connection {
         codec::encode_message_id_resp(&mut self.out, resp, seq, status, message_id);
     }
 
-    fn on_mo(&mut self, command_id: CommandId, seq: u32, pdu: Pdu, intake: &mut Vec<Intake>) {
+    fn on_mo(&mut self, command_id: CommandId, seq: u32, pdu: Pdu, intake: &mut Vec<Taken>) {
         let Ok(sm) = IncomingSm::from_pdu(pdu) else {
             return;
         };
@@ -514,56 +525,20 @@ impl Connection {
         if op.throttle.take(1, self.now) == 0 {
             return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
         }
-        let segment = match sm.segment() {
-            Ok(s) => s,
-            Err(e) => return self.answer(command_id, seq, e.status(), ""),
-        };
-        let text = match segment.concat {
-            None => match text::decode(sm.data_coding, &segment.user_data) {
-                Ok(t) => t,
-                Err(e) => return self.answer(command_id, seq, e.status(), ""),
-            },
-            Some(concat) => {
-                let key = MessageKey {
-                    link: (),
-                    source: Bytes::copy_from_slice(sm.source.as_bytes()),
-                    reference: concat.reference,
-                    total: concat.total,
-                };
-                let part = Part {
-                    seq: concat.seq,
-                    data_coding: sm.data_coding,
-                    default_alphabet: DefaultAlphabet::Gsm7,
-                    user_data: segment.user_data.clone(),
-                    token: PartToken {
-                        source_ton: sm.source.ton,
-                        source_npi: sm.source.npi,
-                        destination: sm.destination.as_str().to_string(),
-                    },
-                };
-                match self.concat.offer(key, part, self.now.into_std()) {
-                    Offer::Incomplete { evicted, .. } => {
-                        // Held: acknowledged now; the last part carries the decision.
-                        self.answer(command_id, seq, Status::ESME_ROK, "");
-                        if let Some(e) = evicted {
-                            self.incomplete(&e.key.source, e.tokens);
-                        }
-                        return;
-                    }
-                    Offer::Duplicate(_) => {
-                        return self.answer(command_id, seq, Status::ESME_ROK, "");
-                    }
-                    Offer::Rejected(_, why) => {
-                        return self.answer(command_id, seq, why.status(), "");
-                    }
-                    Offer::Complete(done) => match done.text {
-                        Ok(t) => t,
-                        Err(e) => return self.answer(command_id, seq, e.status(), ""),
-                    },
+        let mut abandoned = None;
+        let text = match self.intake.text(&sm, self.now, |a| abandoned = Some(a)) {
+            Text::Whole(t) => t,
+            Text::Held => {
+                // Held: acknowledged now; the last part carries the decision.
+                self.answer(command_id, seq, Status::ESME_ROK, "");
+                if let Some(a) = abandoned {
+                    self.incomplete(a);
                 }
+                return;
             }
+            Text::Refused(status) => return self.answer(command_id, seq, status, ""),
         };
-        intake.push(Intake {
+        intake.push(Taken {
             command_id,
             sequence_number: seq,
             mo: Mo {
@@ -578,20 +553,19 @@ impl Connection {
 
     /// A concatenated MO that will never complete: its parts were acknowledged, so the
     /// citizen gets the "not understood, send CODE SERIES NUMBER" reply.
-    fn incomplete(&mut self, source: &Bytes, tokens: Vec<PartToken>) {
-        let (Some(op), Some(first)) = (self.operator.clone(), tokens.first()) else {
+    fn incomplete(&mut self, a: Abandoned) {
+        let Some(op) = self.operator.clone() else {
             return;
         };
         let rules = self.gw.rules();
         let text = Replier::new(&rules, &self.gw.key).invalid(op.config.language);
-        let destination = String::from_utf8_lossy(source).into_owned();
-        tracing::info!(msisdn = %mask_msisdn(&destination), parts = tokens.len(), "concatenated MO incomplete: hint sent");
+        tracing::info!(msisdn = %mask_msisdn(&a.source), parts = a.parts, "concatenated MO incomplete: hint sent");
         op.queue.push(Mt {
             id: op.queue.next_id(),
-            source: first.destination.clone(),
-            destination,
-            dest_ton: first.source_ton,
-            dest_npi: first.source_npi,
+            source: a.destination,
+            destination: a.source,
+            dest_ton: a.source_ton,
+            dest_npi: a.source_npi,
             text,
             attempts: 0,
         });
@@ -607,7 +581,7 @@ impl Connection {
     }
 
     /// Hands the MOs of one read to the gateway as one batch, answered when it is done.
-    fn take(&mut self, intake: Vec<Intake>) {
+    fn take(&mut self, intake: Vec<Taken>) {
         let Some(op) = self.operator.clone() else {
             return;
         };
@@ -650,61 +624,40 @@ impl Connection {
             return;
         }
         let id = mt.id;
-        let n = encoded.parts.len();
-        self.outgoing.insert(
-            id,
-            Outgoing {
-                mt,
-                encoded,
-                open: n,
-            },
-        );
-        let now = self.now;
-        for part in 0..n {
-            self.retries.push_back((now, id, part));
-        }
-        self.send_due(now);
+        self.delivery.start(id, encoded.parts.len(), self.now);
+        self.outgoing.insert(id, Outgoing { mt, encoded });
+        self.send_due(self.now);
     }
 
     /// Sends the parts whose time has come, within the window.
     fn send_due(&mut self, now: Instant) {
-        if self.paused_until.is_some_and(|t| t > now) {
-            return;
-        }
-        while self.inflight.len() < self.window() {
-            let Some(&(due, id, part)) = self.retries.front() else {
-                break;
-            };
-            if due > now {
-                break;
+        let Connection {
+            delivery,
+            outgoing,
+            out,
+            next_seq,
+            role,
+            ..
+        } = self;
+        delivery.send_due(now, |id, part| {
+            *next_seq = *next_seq % 0x7FFF_FFFF + 1;
+            let seq = *next_seq;
+            if let Some(o) = outgoing.get(&id)
+                && let Some(octets) = o.encoded.parts.get(part)
+            {
+                ReplyPart {
+                    source: &o.mt.source,
+                    dest_ton: o.mt.dest_ton,
+                    dest_npi: o.mt.dest_npi,
+                    destination: &o.mt.destination,
+                    data_coding: o.encoded.data_coding,
+                    udh: o.encoded.udh,
+                    short_message: octets,
+                }
+                .encode(out, role.message_command(), seq);
             }
-            self.retries.pop_front();
-            let seq = self.seq();
-            let Some(o) = self.outgoing.get(&id) else {
-                continue;
-            };
-            let Some(octets) = o.encoded.parts.get(part) else {
-                continue;
-            };
-            ReplyPart {
-                source: &o.mt.source,
-                dest_ton: o.mt.dest_ton,
-                dest_npi: o.mt.dest_npi,
-                destination: &o.mt.destination,
-                data_coding: o.encoded.data_coding,
-                udh: o.encoded.udh,
-                short_message: octets,
-            }
-            .encode(&mut self.out, self.role.message_command(), seq);
-            self.inflight.insert(
-                seq,
-                Inflight {
-                    mt_id: id,
-                    part,
-                    sent: now,
-                },
-            );
-        }
+            seq
+        });
     }
 
     /// Pulls replies from the operator's queue while the window has room.
@@ -723,65 +676,38 @@ impl Connection {
     }
 
     fn on_mt_resp(&mut self, seq: u32, status: Status) {
-        let Some(f) = self.inflight.remove(&seq) else {
-            return;
-        };
-        if status.is_ok() {
-            if let Some(o) = self.outgoing.get_mut(&f.mt_id) {
-                o.open = o.open.saturating_sub(1);
-                if o.open == 0 {
-                    self.outgoing.remove(&f.mt_id);
+        match self.delivery.answer(seq, status, self.now) {
+            Answer::Stray | Answer::Part => {}
+            Answer::Delivered(id) => {
+                self.outgoing.remove(&id);
+            }
+            Answer::Retry(id) => {
+                if let Some(o) = self.outgoing.get_mut(&id) {
+                    o.mt.attempts += 1;
+                    tracing::debug!(msisdn = %mask_msisdn(&o.mt.destination), attempts = o.mt.attempts, %status, "reply refused for now: retrying");
                 }
             }
-            return;
-        }
-        let now = self.now;
-        if status.is_transient() {
-            self.retry(f.mt_id, f.part, now, status);
-            if status == Status::ESME_RTHROTTLED
-                && let Some(o) = self.outgoing.get(&f.mt_id)
-            {
-                self.paused_until = Some(now + backoff(o.mt.attempts));
+            Answer::Refused(id, status) => {
+                if let Some(o) = self.outgoing.remove(&id) {
+                    tracing::warn!(msisdn = %mask_msisdn(&o.mt.destination), %status, "reply refused by the operator: dropped");
+                }
             }
-        } else if let Some(o) = self.outgoing.remove(&f.mt_id) {
-            tracing::warn!(msisdn = %mask_msisdn(&o.mt.destination), %status, "reply refused by the operator: dropped");
         }
-    }
-
-    fn retry(&mut self, id: u64, part: usize, now: Instant, why: Status) {
-        let Some(o) = self.outgoing.get_mut(&id) else {
-            return;
-        };
-        o.mt.attempts += 1;
-        if o.mt.attempts >= MAX_ATTEMPTS {
-            tracing::error!(msisdn = %mask_msisdn(&o.mt.destination), attempts = o.mt.attempts, %why, "reply given up");
-            self.outgoing.remove(&id);
-            return;
-        }
-        let due = now + backoff(o.mt.attempts);
-        let at = self.retries.partition_point(|(d, _, _)| *d <= due);
-        self.retries.insert(at, (due, id, part));
     }
 
     fn next_deadline(&self, now: Instant) -> Instant {
         let smpp = &self.gw.config.smpp;
-        let mut next = now + Duration::from_secs(3600);
+        // Once we unbound, the keep-alive has had its say: only the unbind wait is left.
+        let mut next = match self.unbind_sent {
+            Some(_) => now + Duration::from_secs(3600),
+            None => self.keepalive.deadline(self.state.is_bound()),
+        };
         let mut at = |t: Instant| next = next.min(t);
-        if self.state.is_bound() {
-            match self.enquire {
-                Some((_, sent)) => at(sent + smpp.response_timeout),
-                None => at(self.last_heard + smpp.enquire_link),
-            }
+        if let Some(t) = self.delivery.deadline() {
+            at(t);
         }
-        at(self.last_heard + smpp.inactivity_timeout);
-        if let Some(f) = self.inflight.values().map(|f| f.sent).min() {
-            at(f + smpp.response_timeout);
-        }
-        if let Some(&(due, _, _)) = self.retries.front() {
-            at(due.max(self.paused_until.unwrap_or(due)));
-        }
-        if let Some(t) = self.concat.next_deadline() {
-            at(Instant::from_std(t));
+        if let Some(t) = self.intake.deadline() {
+            at(t);
         }
         if let Some(grace) = self.draining {
             // Check the drain often; it ends at the grace period at the latest.
@@ -797,47 +723,44 @@ impl Connection {
     }
 
     fn on_timers(&mut self, now: Instant) {
-        let smpp = self.gw.config.smpp.clone();
+        let response_timeout = self.gw.config.smpp.response_timeout;
         if self
             .bind_sent
-            .is_some_and(|(_, sent)| now >= sent + smpp.response_timeout)
+            .is_some_and(|(_, sent)| now >= sent + response_timeout)
         {
             tracing::warn!(peer = %self.peer, "the SMSC did not answer our bind in time: closing");
             self.bind_sent = None;
             self.close = true;
         }
-        if now >= self.last_heard + smpp.inactivity_timeout {
-            tracing::info!(peer = %self.peer, "inactive: unbinding");
-            self.send_unbind(now);
-        }
-        match self.enquire {
-            Some((_, sent)) if now >= sent + smpp.response_timeout => {
+        let due = match self.unbind_sent {
+            Some(_) => Due::Nothing,
+            None => self.keepalive.due(now, self.state.is_bound()),
+        };
+        match due {
+            Due::Nothing => {}
+            Due::Enquire => {
+                let seq = self.seq();
+                codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::EnquireLink);
+                self.keepalive.sent(seq, now);
+            }
+            Due::Close => {
                 tracing::info!(peer = %self.peer, "enquire_link unanswered: closing");
                 self.close = true;
             }
-            None if self.state.is_bound() && now >= self.last_heard + smpp.enquire_link => {
-                let seq = self.seq();
-                codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::EnquireLink);
-                self.enquire = Some((seq, now));
-            }
-            _ => {}
-        }
-        let timed_out: Vec<u32> = self
-            .inflight
-            .iter()
-            .filter(|(_, f)| now >= f.sent + smpp.response_timeout)
-            .map(|(s, _)| *s)
-            .collect();
-        for seq in timed_out {
-            if let Some(f) = self.inflight.remove(&seq) {
-                self.retry(f.mt_id, f.part, now, Status::ESME_RUNKNOWNERR);
+            Due::Unbind => {
+                tracing::info!(peer = %self.peer, "inactive: unbinding");
+                self.send_unbind(now);
             }
         }
-        if self.paused_until.is_some_and(|t| t <= now) {
-            self.paused_until = None;
+        if self.delivery.timed_out(now) {
+            // Unresponsive: another bind (or the next one) delivers what it owed.
+            tracing::warn!(peer = %self.peer, owed = self.outgoing.len(), "a reply went unanswered for the response timeout: closing the bind, its replies go back to the queue");
+            self.close = true;
+            return;
         }
-        for expired in self.concat.expire(now.into_std()) {
-            self.incomplete(&expired.key.source, expired.tokens);
+        let abandoned: Vec<Abandoned> = self.intake.expire(now).collect();
+        for a in abandoned {
+            self.incomplete(a);
         }
         self.fill_window();
         if let Some(grace) = self.draining {
@@ -845,11 +768,8 @@ impl Connection {
                 .operator
                 .as_ref()
                 .is_some_and(|o| self.state.sends_messages(self.role) && !o.queue.is_empty());
-            let idle = self.inflight.is_empty()
-                && self.retries.is_empty()
-                && self.batches.is_empty()
-                && self.held.is_empty()
-                && !owed;
+            let idle =
+                self.delivery.is_idle() && self.batches.is_empty() && self.held.is_empty() && !owed;
             if idle || now >= grace {
                 self.send_unbind(now);
             }
@@ -870,32 +790,27 @@ impl Connection {
         let seq = self.seq();
         codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::Unbind);
         self.unbind_sent = Some(now);
-        self.state = self.state.unbind();
+        self.state = BindState::Unbound;
     }
 
-    /// Leaves the operator's books: bind counts down, undelivered replies back to its queue.
+    /// Leaves the operator's books: bind counts down, replies not yet delivered back to the
+    /// front of its queue, oldest first.
     fn release(&mut self) {
         let Some(op) = self.operator.take() else {
             return;
         };
         op.binds.fetch_sub(1, Ordering::AcqRel);
-        if self.receiver {
-            op.receivers.fetch_sub(1, Ordering::AcqRel);
-        }
-        let owed = self.outgoing.len();
-        for (_, o) in self.outgoing.drain() {
-            op.queue.push(o.mt);
-        }
-        if owed > 0 {
-            tracing::info!(peer = %self.peer, replies = owed, "bind closed: undelivered replies requeued");
+        let owed: Vec<Mt> = self
+            .delivery
+            .owed()
+            .filter_map(|id| self.outgoing.remove(&id))
+            .map(|o| o.mt)
+            .collect();
+        if !owed.is_empty() {
+            tracing::info!(peer = %self.peer, replies = owed.len(), "bind closed: undelivered replies requeued");
+            op.queue.give_back(owed);
         }
     }
-}
-
-fn backoff(attempts: u32) -> Duration {
-    BACKOFF
-        .saturating_mul(1 << attempts.min(10).saturating_sub(1))
-        .min(MAX_BACKOFF)
 }
 
 async fn pop(op: &Option<Arc<OperatorState>>) -> Mt {

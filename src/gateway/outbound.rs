@@ -1,12 +1,38 @@
-//! Replies to operators: one queue per operator that every receiver-capable bind of that
-//! operator pulls from, so replies spread over its binds, wait while it has none, and go
-//! out as soon as one binds.
+//! Replies owed to operators: one queue per operator that every receiver-capable bind of
+//! that operator pulls from, so replies spread over its binds, wait while it has none, and
+//! go out as soon as one binds; and the policy a bind delivers them with ([`policy`]).
 //!
 //! The bound is enforced at intake (an MO is refused with ESME_RMSGQFUL while its
 //! operator's queue is full, before anything is decided), so a reply that is already owed
-//! is never dropped: replies taken back from a closing bind re-enter even a full queue.
+//! is never dropped: replies taken back from a closing bind re-enter even a full queue, at
+//! its front ([`ReplyQueue::give_back`]), so they go out first on the next bind.
 
+use crate::smpp::session::Policy;
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The wait after a reply's first transient refusal (ESME_RTHROTTLED, queue full); doubles
+/// per attempt.
+pub const BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between attempts of one reply. A reply is never given up on while the
+/// peer answers; a peer that stops answering loses the bind instead (see [`policy`]).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How a bind delivers replies: `window` parts at once; transient refusals retried after
+/// [`BACKOFF`] doubling to [`MAX_BACKOFF`], as often as it takes; a part unanswered for
+/// `response_timeout` makes the bind unresponsive, so it is closed and its replies go back
+/// to the queue for the next bind.
+pub fn policy(window: u32, response_timeout: Duration) -> Policy {
+    Policy {
+        window: window.max(1) as usize,
+        response_timeout,
+        backoff: BACKOFF,
+        max_backoff: MAX_BACKOFF,
+    }
+}
 
 /// One reply SMS (MT) owed to a citizen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,15 +49,16 @@ pub struct Mt {
     pub dest_npi: u8,
     /// The reply text.
     pub text: String,
-    /// Delivery attempts so far (throttled or timed out ones count).
+    /// Transient refusals so far, on every bind it went to (for logs: a reply is never
+    /// given up on for being refused for now).
     pub attempts: u32,
 }
 
 /// An operator's reply queue.
 #[derive(Debug)]
 pub struct ReplyQueue {
-    tx: async_channel::Sender<Mt>,
-    rx: async_channel::Receiver<Mt>,
+    items: Mutex<VecDeque<Mt>>,
+    ready: Notify,
     capacity: usize,
     next_id: AtomicU64,
 }
@@ -39,52 +66,78 @@ pub struct ReplyQueue {
 impl ReplyQueue {
     /// A queue that accepts new replies while it holds fewer than `capacity`.
     pub fn new(capacity: usize) -> Self {
-        let (tx, rx) = async_channel::unbounded();
         ReplyQueue {
-            tx,
-            rx,
+            items: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
             capacity,
             next_id: AtomicU64::new(1),
         }
     }
 
+    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Mt>> {
+        self.items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Whether a new MO may be taken: its reply will have room.
     pub fn has_room(&self) -> bool {
-        self.rx.len() < self.capacity
+        self.len() < self.capacity
     }
 
     /// Replies waiting.
     pub fn len(&self) -> usize {
-        self.rx.len()
+        self.items().len()
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        self.items().is_empty()
     }
 
-    /// A fresh id for a new reply.
+    /// A fresh id for a new reply; ids grow, so they also give the order replies were owed.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Queues a reply (never refused: the bound was checked when the MO was taken).
     pub fn push(&self, mt: Mt) {
-        // The queue holds both ends, so it is never closed and send cannot fail.
-        let _ = self.tx.try_send(mt);
+        self.items().push_back(mt);
+        self.ready.notify_one();
+    }
+
+    /// Puts replies a closing bind still owed back at the front, oldest first, so the next
+    /// bind sends them before anything newer.
+    pub fn give_back(&self, mut mts: Vec<Mt>) {
+        mts.sort_unstable_by_key(|m| m.id);
+        let n = mts.len();
+        {
+            let mut items = self.items();
+            for mt in mts.into_iter().rev() {
+                items.push_front(mt);
+            }
+        }
+        for _ in 0..n {
+            self.ready.notify_one();
+        }
     }
 
     /// Takes a reply if one waits.
     pub fn try_pop(&self) -> Option<Mt> {
-        self.rx.try_recv().ok()
+        self.items().pop_front()
     }
 
-    /// Waits for a reply. Cancel-safe: a dropped wait takes nothing.
+    /// Waits for a reply. Cancel-safe: a dropped wait takes nothing (and passes its wake-up
+    /// on to another waiter).
     pub async fn pop(&self) -> Mt {
         loop {
-            if let Ok(mt) = self.rx.recv().await {
+            let notified = self.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(mt) = self.try_pop() {
                 return mt;
             }
+            notified.await;
         }
     }
 }
@@ -119,5 +172,34 @@ mod tests {
         assert_eq!(q.try_pop().map(|m| m.id), Some(2));
         assert_eq!(q.try_pop().map(|m| m.id), Some(3));
         assert!(q.try_pop().is_none() && q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn given_back_replies_go_first_in_their_order() {
+        let q = ReplyQueue::new(10);
+        q.push(mt(7));
+        q.give_back(vec![mt(5), mt(3), mt(4)]);
+        let order: Vec<u64> = std::iter::from_fn(|| q.try_pop()).map(|m| m.id).collect();
+        assert_eq!(order, [3, 4, 5, 7]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_bind_wakes_for_a_given_back_reply() {
+        let q = std::sync::Arc::new(ReplyQueue::new(10));
+        let waiter = tokio::spawn({
+            let q = q.clone();
+            async move { q.pop().await.id }
+        });
+        tokio::task::yield_now().await;
+        q.give_back(vec![mt(2)]);
+        assert_eq!(waiter.await.unwrap(), 2);
+    }
+
+    #[test]
+    fn policy_never_gives_up_and_caps_the_back_off() {
+        let p = policy(0, Duration::from_secs(3));
+        assert_eq!(p.window, 1, "a zero window would never deliver");
+        assert_eq!(p.backoff(1), BACKOFF);
+        assert_eq!(p.backoff(30), MAX_BACKOFF);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`codec`]: framing (command_length bounds, never loses sync), PDU bodies via rusmpp,
 //!   command_status, MO accessors and MT builders.
-//! - [`session`]: bind states and which commands each state allows, both directions.
+//! - [`session`]: the session without I/O: bind states, keep-alive, delivery window and retry.
 //! - [`text`]: data_coding (GSM 03.38, IA5, Latin-1, UCS-2), MT encoding and segmentation, UDH.
 //! - [`concat`]: reassembly of concatenated MO, bounded in time and size.
 

@@ -1,16 +1,17 @@
 //! Bind states and which commands each state allows, in both directions.
 //!
-//! One table, [`allowed`], says what a side (ESME or MC) may send in a state; a connection
-//! checks each incoming PDU with [`BindState::admit`] (answering the refusal status) and each
-//! outgoing one with [`BindState::may_send`]. Pure logic: no I/O, no clocks.
+//! One table, [`allowed`], says what a side (ESME or MC) may send in a state; the session
+//! checks each incoming PDU with [`BindState::admit`] (answering the refusal status), and
+//! the tests check that what we send is what the table lets us send. Pure logic: no I/O,
+//! no clocks.
 //!
 //! One deliberate leniency: SMPP only lets an MC send deliver_sm, but some aggregators bind
 //! to a short-number service as transmitter/transceiver and send citizens' messages as
 //! deliver_sm. We accept that (and the deliver_sm_resp that answers it).
 
-use rusmpp::CommandId;
+use rusmpp::{CommandId, Pdu};
 
-use super::codec::Status;
+use crate::smpp::codec::Status;
 
 /// Which side of a bind a party plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,29 +53,6 @@ pub enum BindKind {
 }
 
 impl BindKind {
-    /// The bind kind a bind request asks for; `None` for any other command.
-    pub fn from_command(command_id: CommandId) -> Option<BindKind> {
-        match command_id {
-            CommandId::BindTransmitter | CommandId::BindTransmitterResp => {
-                Some(BindKind::Transmitter)
-            }
-            CommandId::BindReceiver | CommandId::BindReceiverResp => Some(BindKind::Receiver),
-            CommandId::BindTransceiver | CommandId::BindTransceiverResp => {
-                Some(BindKind::Transceiver)
-            }
-            _ => None,
-        }
-    }
-
-    /// The bind request for this kind (connector mode sends it).
-    pub const fn command_id(self) -> CommandId {
-        match self {
-            BindKind::Transmitter => CommandId::BindTransmitter,
-            BindKind::Receiver => CommandId::BindReceiver,
-            BindKind::Transceiver => CommandId::BindTransceiver,
-        }
-    }
-
     /// Whether the ESME may submit on this bind (Tx, Trx).
     pub const fn esme_transmits(self) -> bool {
         matches!(self, BindKind::Transmitter | BindKind::Transceiver)
@@ -84,27 +62,51 @@ impl BindKind {
     pub const fn esme_receives(self) -> bool {
         matches!(self, BindKind::Receiver | BindKind::Transceiver)
     }
-
-    /// Proof that this bind can carry MT to the ESME, for APIs that must only route replies
-    /// to receiver-capable binds.
-    pub const fn receiver(self) -> Option<ReceiverBind> {
-        if self.esme_receives() {
-            Some(ReceiverBind(self))
-        } else {
-            None
-        }
-    }
 }
 
-/// A bind kind known to accept deliver_sm (Rx or Trx). Only [`BindKind::receiver`] makes
-/// one, so an outbound queue typed on it cannot be handed a transmitter-only bind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ReceiverBind(BindKind);
+/// What a bind request asks for, read once whichever of the three bind PDUs carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindRequest<'a> {
+    /// The kind of bind asked for.
+    pub kind: BindKind,
+    /// Who binds.
+    pub system_id: &'a str,
+    /// Its password, as octets (compared in constant time by the caller).
+    pub password: &'a [u8],
+    /// The SMPP version it speaks; the bind response answers in kind.
+    pub interface_version: u8,
+}
 
-impl ReceiverBind {
-    /// The underlying kind (Receiver or Transceiver).
-    pub const fn kind(self) -> BindKind {
-        self.0
+impl<'a> BindRequest<'a> {
+    /// The request in `pdu`; `None` if it is not a bind.
+    pub fn from_pdu(pdu: &'a Pdu) -> Option<Self> {
+        let (kind, system_id, password, version) = match pdu {
+            Pdu::BindTransmitter(b) => (
+                BindKind::Transmitter,
+                &b.system_id,
+                &b.password,
+                b.interface_version,
+            ),
+            Pdu::BindReceiver(b) => (
+                BindKind::Receiver,
+                &b.system_id,
+                &b.password,
+                b.interface_version,
+            ),
+            Pdu::BindTransceiver(b) => (
+                BindKind::Transceiver,
+                &b.system_id,
+                &b.password,
+                b.interface_version,
+            ),
+            _ => return None,
+        };
+        Some(BindRequest {
+            kind,
+            system_id: system_id.as_str(),
+            password: password.as_str().as_bytes(),
+            interface_version: u8::from(version),
+        })
     }
 }
 
@@ -118,15 +120,13 @@ pub enum BindState {
     Bound(BindKind),
     /// unbind sent or received: waiting for the unbind_resp / the close.
     Unbound,
-    /// The connection is gone; nothing is allowed.
-    Closed,
 }
 
 /// Whether `sender` may send `command_id` in `state`; the error is the command_status the
 /// receiver answers with. ESME_RALYBND for a second bind, ESME_RINVBNDSTS for everything else
 /// out of place.
 pub fn allowed(sender: Role, state: BindState, command_id: CommandId) -> Result<(), Status> {
-    use BindState::{Bound, Closed, Open, Unbound};
+    use BindState::{Bound, Open, Unbound};
     use CommandId as C;
 
     let refuse = Err(Status::ESME_RINVBNDSTS);
@@ -135,9 +135,6 @@ pub fn allowed(sender: Role, state: BindState, command_id: CommandId) -> Result<
     let esme_rx = matches!(state, Bound(k) if k.esme_receives());
     let bound = matches!(state, Bound(_));
 
-    if state == Closed {
-        return refuse;
-    }
     match command_id {
         // Either side, any live state.
         C::EnquireLink | C::EnquireLinkResp | C::GenericNack => Ok(()),
@@ -194,28 +191,14 @@ impl BindState {
         allowed(role.peer(), self, command_id)
     }
 
-    /// Whether we, playing `role`, may send `command_id` now (e.g. no deliver_sm on a
-    /// transmitter bind, no submit_sm before the bind_resp).
-    pub fn may_send(self, role: Role, command_id: CommandId) -> bool {
-        allowed(role, self, command_id).is_ok()
-    }
-
     /// Whether the session is bound in any kind.
     pub const fn is_bound(self) -> bool {
         matches!(self, BindState::Bound(_))
     }
 
-    /// The receiver-capable bind, if this session can take MT (Rx or Trx).
-    pub const fn receiver(self) -> Option<ReceiverBind> {
-        match self {
-            BindState::Bound(kind) => kind.receiver(),
-            _ => None,
-        }
-    }
-
     /// Whether replies (deliver_sm as listener) may be routed to this session.
     pub const fn can_receive_mt(self) -> bool {
-        self.receiver().is_some()
+        matches!(self, BindState::Bound(kind) if kind.esme_receives())
     }
 
     /// Whether we, playing `role`, may send messages to the peer on this session: deliver_sm
@@ -230,20 +213,12 @@ impl BindState {
     }
 
     /// The state after a successful bind of `kind`. Only an open session binds:
-    /// ESME_RALYBND if already bound, ESME_RINVBNDSTS after unbind or close.
+    /// ESME_RALYBND if already bound, ESME_RINVBNDSTS after unbind.
     pub fn bind(self, kind: BindKind) -> Result<BindState, Status> {
         match self {
             BindState::Open => Ok(BindState::Bound(kind)),
             BindState::Bound(_) => Err(Status::ESME_RALYBND),
-            BindState::Unbound | BindState::Closed => Err(Status::ESME_RINVBNDSTS),
-        }
-    }
-
-    /// The state once unbind is sent or received.
-    pub fn unbind(self) -> BindState {
-        match self {
-            BindState::Closed => BindState::Closed,
-            _ => BindState::Unbound,
+            BindState::Unbound => Err(Status::ESME_RINVBNDSTS),
         }
     }
 }
@@ -252,16 +227,21 @@ impl BindState {
 mod tests {
     use super::*;
     use BindKind::{Receiver, Transceiver, Transmitter};
-    use BindState::{Bound, Closed, Open, Unbound};
+    use BindState::{Bound, Open, Unbound};
 
-    const ALL: [BindState; 6] = [
+    const ALL: [BindState; 5] = [
         Open,
         Bound(Transmitter),
         Bound(Receiver),
         Bound(Transceiver),
         Unbound,
-        Closed,
     ];
+
+    /// Whether we, playing `role`, may send `command_id` in `state`: the table read from
+    /// the other side.
+    fn may_send(state: BindState, role: Role, command_id: CommandId) -> bool {
+        allowed(role, state, command_id).is_ok()
+    }
 
     #[test]
     fn bind_only_when_open() {
@@ -275,7 +255,6 @@ mod tests {
                 assert_eq!(Bound(kind).admit(Role::Mc, id), Err(Status::ESME_RALYBND));
             }
             assert_eq!(Unbound.admit(Role::Mc, id), Err(Status::ESME_RINVBNDSTS));
-            assert_eq!(Closed.admit(Role::Mc, id), Err(Status::ESME_RINVBNDSTS));
         }
         assert_eq!(Open.bind(Transceiver), Ok(Bound(Transceiver)));
         assert_eq!(Bound(Receiver).bind(Transmitter), Err(Status::ESME_RALYBND));
@@ -299,14 +278,9 @@ mod tests {
     #[test]
     fn enquire_link_in_any_live_state() {
         for state in ALL {
-            let expect = if state == Closed {
-                Err(Status::ESME_RINVBNDSTS)
-            } else {
-                Ok(())
-            };
-            assert_eq!(state.admit(Role::Mc, CommandId::EnquireLink), expect);
-            assert_eq!(state.admit(Role::Esme, CommandId::EnquireLink), expect);
-            assert_eq!(state.admit(Role::Mc, CommandId::GenericNack), expect);
+            assert_eq!(state.admit(Role::Mc, CommandId::EnquireLink), Ok(()));
+            assert_eq!(state.admit(Role::Esme, CommandId::EnquireLink), Ok(()));
+            assert_eq!(state.admit(Role::Mc, CommandId::GenericNack), Ok(()));
         }
     }
 
@@ -323,9 +297,9 @@ mod tests {
             assert_eq!(state.sends_messages(Role::Esme), esme, "{state:?} as ESME");
             // What we may send is exactly what the table lets us send.
             let id = Role::Mc.message_command();
-            assert_eq!(state.may_send(Role::Mc, id), mc, "{state:?}");
+            assert_eq!(may_send(state, Role::Mc, id), mc, "{state:?}");
             let id = Role::Esme.message_command();
-            assert_eq!(state.may_send(Role::Esme, id), esme, "{state:?}");
+            assert_eq!(may_send(state, Role::Esme, id), esme, "{state:?}");
         }
     }
 
@@ -334,34 +308,47 @@ mod tests {
         assert!(Open.admit(Role::Mc, CommandId::Unbind).is_err());
         assert!(Bound(Receiver).admit(Role::Mc, CommandId::Unbind).is_ok());
         assert!(Unbound.admit(Role::Mc, CommandId::UnbindResp).is_ok());
-        assert_eq!(Bound(Transceiver).unbind(), Unbound);
-        assert_eq!(Closed.unbind(), Closed);
     }
 
     #[test]
     fn listener_delivers_only_to_receiver_capable_binds() {
-        assert!(Bound(Receiver).may_send(Role::Mc, CommandId::DeliverSm));
-        assert!(Bound(Transceiver).may_send(Role::Mc, CommandId::DeliverSm));
-        assert!(!Bound(Transmitter).may_send(Role::Mc, CommandId::DeliverSm));
-        assert!(!Open.may_send(Role::Mc, CommandId::DeliverSm));
+        assert!(may_send(Bound(Receiver), Role::Mc, CommandId::DeliverSm));
+        assert!(may_send(Bound(Transceiver), Role::Mc, CommandId::DeliverSm));
+        assert!(!may_send(
+            Bound(Transmitter),
+            Role::Mc,
+            CommandId::DeliverSm
+        ));
+        assert!(!may_send(Open, Role::Mc, CommandId::DeliverSm));
         assert!(Bound(Receiver).can_receive_mt());
         assert!(Bound(Transceiver).can_receive_mt());
         assert!(!Bound(Transmitter).can_receive_mt());
         assert!(!Open.can_receive_mt());
-        assert_eq!(
-            Bound(Transceiver).receiver().map(ReceiverBind::kind),
-            Some(Transceiver)
-        );
-        assert_eq!(Transmitter.receiver(), None);
     }
 
     #[test]
     fn listener_answers_what_it_receives() {
-        assert!(Open.may_send(Role::Mc, CommandId::BindTransceiverResp));
-        assert!(Bound(Transmitter).may_send(Role::Mc, CommandId::SubmitSmResp));
-        assert!(Bound(Transmitter).may_send(Role::Mc, CommandId::DeliverSmResp));
-        assert!(Bound(Transmitter).may_send(Role::Mc, CommandId::DataSmResp));
-        assert!(!Bound(Receiver).may_send(Role::Mc, CommandId::SubmitSmResp));
+        assert!(may_send(Open, Role::Mc, CommandId::BindTransceiverResp));
+        assert!(may_send(
+            Bound(Transmitter),
+            Role::Mc,
+            CommandId::SubmitSmResp
+        ));
+        assert!(may_send(
+            Bound(Transmitter),
+            Role::Mc,
+            CommandId::DeliverSmResp
+        ));
+        assert!(may_send(
+            Bound(Transmitter),
+            Role::Mc,
+            CommandId::DataSmResp
+        ));
+        assert!(!may_send(
+            Bound(Receiver),
+            Role::Mc,
+            CommandId::SubmitSmResp
+        ));
         // Replies to our deliver_sm come back on the receiver bind.
         assert_eq!(
             Bound(Receiver).admit(Role::Mc, CommandId::DeliverSmResp),
@@ -383,14 +370,18 @@ mod tests {
 
     #[test]
     fn connector_rules() {
-        assert!(Open.may_send(Role::Esme, CommandId::BindTransceiver));
+        assert!(may_send(Open, Role::Esme, CommandId::BindTransceiver));
         assert!(
             Open.admit(Role::Esme, CommandId::BindTransceiverResp)
                 .is_ok()
         );
         assert!(Open.admit(Role::Esme, CommandId::Outbind).is_ok());
-        assert!(Bound(Transceiver).may_send(Role::Esme, CommandId::SubmitSm));
-        assert!(!Bound(Receiver).may_send(Role::Esme, CommandId::SubmitSm));
+        assert!(may_send(
+            Bound(Transceiver),
+            Role::Esme,
+            CommandId::SubmitSm
+        ));
+        assert!(!may_send(Bound(Receiver), Role::Esme, CommandId::SubmitSm));
         assert!(
             Bound(Receiver)
                 .admit(Role::Esme, CommandId::DeliverSm)
@@ -406,7 +397,11 @@ mod tests {
                 .admit(Role::Esme, CommandId::SubmitSmResp)
                 .is_ok()
         );
-        assert!(Bound(Receiver).may_send(Role::Esme, CommandId::DeliverSmResp));
+        assert!(may_send(
+            Bound(Receiver),
+            Role::Esme,
+            CommandId::DeliverSmResp
+        ));
         assert!(
             Bound(Transceiver)
                 .admit(Role::Esme, CommandId::SubmitSm)
@@ -415,16 +410,21 @@ mod tests {
     }
 
     #[test]
-    fn bind_kind_from_command() {
-        assert_eq!(
-            BindKind::from_command(CommandId::BindReceiver),
-            Some(Receiver)
-        );
-        assert_eq!(
-            BindKind::from_command(CommandId::BindTransceiverResp),
-            Some(Transceiver)
-        );
-        assert_eq!(BindKind::from_command(CommandId::SubmitSm), None);
-        assert_eq!(Transmitter.command_id(), CommandId::BindTransmitter);
+    fn bind_request_read_from_each_kind() {
+        for kind in [Transmitter, Receiver, Transceiver] {
+            let pdu = crate::smpp::codec::bind_request(kind, "demo", "pw", "", 0x34)
+                .expect("a bind request");
+            let bind = BindRequest::from_pdu(&pdu).expect("read back");
+            assert_eq!(
+                (
+                    bind.kind,
+                    bind.system_id,
+                    bind.password,
+                    bind.interface_version
+                ),
+                (kind, "demo", &b"pw"[..], 0x34)
+            );
+        }
+        assert!(BindRequest::from_pdu(&Pdu::EnquireLink).is_none());
     }
 }
