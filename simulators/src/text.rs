@@ -73,7 +73,12 @@ fn decode_ucs2(bytes: &[u8]) -> Result<String, String> {
         .map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
     char::decode_utf16(units)
         .collect::<Result<String, _>>()
-        .map_err(|e| format!("UCS-2 with an unpaired surrogate {:#06x}", e.unpaired_surrogate()))
+        .map_err(|e| {
+            format!(
+                "UCS-2 with an unpaired surrogate {:#06x}",
+                e.unpaired_surrogate()
+            )
+        })
 }
 
 /// A concatenated part: (reference, total, seq), 8-bit references widened.
@@ -149,6 +154,10 @@ mod tests {
         // Another IE first, then concatenation.
         let mixed = [0x07, 0x70, 0x00, 0x00, 0x03, 0x01, 0x02, 0x02, b'y'];
         assert_eq!(split_udh(&mixed), Some((Some((1, 2, 2)), &b"y"[..])));
-        assert_eq!(split_udh(&[0x09, 0x00]), None, "header longer than the message");
+        assert_eq!(
+            split_udh(&[0x09, 0x00]),
+            None,
+            "header longer than the message"
+        );
     }
 }

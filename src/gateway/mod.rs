@@ -80,8 +80,6 @@ pub struct OperatorState {
     pub config: Operator,
     /// Binds open now.
     pub binds: AtomicU32,
-    /// Receiver-capable binds open now.
-    pub receivers: AtomicU32,
     /// Replies owed to its subscribers.
     pub queue: ReplyQueue,
     /// Its inbound rate limit.
@@ -93,7 +91,6 @@ impl OperatorState {
     pub fn new(config: Operator) -> Self {
         OperatorState {
             binds: AtomicU32::new(0),
-            receivers: AtomicU32::new(0),
             queue: ReplyQueue::new(config.queue),
             throttle: Throttle::new(config.tps),
             config,
