@@ -38,7 +38,8 @@ pub(super) const BLOCKLIST_FILE: &str = "blocklist.log";
 pub(super) const BLOCKLIST_TMP: &str = "blocklist.log.tmp";
 /// The lock file's name.
 pub(super) const LOCK_FILE: &str = "LOCK";
-/// `NaiveDate::num_days_from_ce` of 1970-01-01, to turn a [`Calendar`](crate::permit::clock::Calendar) day into a date.
+/// `NaiveDate::num_days_from_ce` of 1970-01-01, to turn a
+/// [`Calendar`](crate::permit::clock::Calendar) day into a date.
 const CE_DAYS_AT_EPOCH: i32 = 719_163;
 
 /// The file name of a day's grants, e.g. `grants-2020-04-06.log`.
