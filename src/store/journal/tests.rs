@@ -1,0 +1,194 @@
+//! Tests of the whole journal, and the helpers the tests of its parts share.
+
+use super::format::{GRANT_FRAME, HEADER_LEN};
+use super::*;
+use chrono::DateTime;
+use chrono_tz::Tz;
+use std::fs;
+
+pub(super) const BAKU: Tz = chrono_tz::Asia::Baku;
+pub(super) const THREE_HOURS: u32 = 3 * 3600;
+
+pub(super) fn unix(s: &str) -> i64 {
+    DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+}
+
+pub(super) fn doc(n: u64) -> Document {
+    Document::new(b"AZE", format!("{n:08}").as_bytes()).unwrap()
+}
+
+pub(super) fn grant(n: u64, from: i64) -> GrantRecord {
+    GrantRecord {
+        document: doc(n),
+        code: (n % 3) as u8 + 1,
+        from,
+        until: from + i64::from(THREE_HOURS),
+    }
+}
+
+/// 10:00 in Baku on 2020-04-06.
+pub(super) fn morning() -> i64 {
+    unix("2020-04-06T10:00:00+04:00")
+}
+
+pub(super) fn open(dir: &Path, now: i64) -> (Journal, Replayed) {
+    Journal::open(dir, BAKU, now, THREE_HOURS).unwrap()
+}
+
+pub(super) fn today_file(dir: &Path) -> PathBuf {
+    dir.join("grants-2020-04-06.log")
+}
+
+pub(super) async fn append_each(journal: &Journal, grants: &[GrantRecord]) {
+    for g in grants {
+        journal.append(std::slice::from_ref(g)).await.unwrap();
+    }
+}
+
+/// The blocked state per (document, code), applying changes one by one.
+pub(super) fn model(changes: &[BlockChange]) -> BTreeMap<(Document, u8), bool> {
+    let mut state = BTreeMap::new();
+    for c in changes {
+        for code in 0..=255u8 {
+            if c.codes[usize::from(code / 64)] & (1 << (code % 64)) != 0 {
+                state.insert((c.document, code), c.blocked);
+            }
+        }
+    }
+    state
+}
+
+pub(super) fn change(n: u64, codes: &[u8], blocked: bool, at: i64) -> BlockChange {
+    let mut set = [0u64; 4];
+    for &c in codes {
+        set[usize::from(c / 64)] |= 1 << (c % 64);
+    }
+    BlockChange {
+        document: doc(n),
+        codes: if codes.is_empty() { ALL_CODES } else { set },
+        blocked,
+        at,
+    }
+}
+
+#[test]
+fn journal_is_cheap_to_share() {
+    fn shared<T: Send + Sync + Clone + 'static>() {}
+    fn sendable<T: Send + 'static>(_: &T) {}
+    shared::<Journal>();
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), morning());
+    let future = journal.append(&[grant(1, morning())]);
+    sendable(&future);
+}
+
+#[tokio::test]
+async fn append_and_reopen_replays_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (journal, replayed) = open(&data, morning());
+    assert!(replayed.grants.is_empty() && replayed.damage.is_empty());
+    let grants: Vec<_> = (0..100).map(|n| grant(n, morning() + n as i64)).collect();
+    journal.append(&grants[..40]).await.unwrap();
+    append_each(&journal, &grants[40..]).await;
+    journal.append(&[]).await.unwrap();
+    assert_eq!(journal.stats().grants, 100);
+    journal.close().await;
+
+    let (_journal, replayed) = open(&data, morning() + 60);
+    assert_eq!(replayed.grants, grants);
+    assert!(replayed.damage.is_empty());
+    let len = fs::metadata(today_file(&data)).unwrap().len();
+    assert_eq!(len, (HEADER_LEN + 100 * GRANT_FRAME) as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appenders_share_commits() {
+    const TASKS: u64 = 8;
+    const EACH: u64 = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), morning());
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let journal = journal.clone();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let n = t * 1_000_000 + i;
+                    journal
+                        .append(&[grant(n, morning() + i as i64)])
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = journal.stats();
+    assert_eq!(stats.grants, TASKS * EACH);
+    assert!(
+        stats.commits < TASKS * EACH,
+        "group commit should share fsyncs: {stats:?}"
+    );
+    drop(journal);
+
+    let (_journal, replayed) = open(dir.path(), morning());
+    assert_eq!(replayed.grants.len() as u64, TASKS * EACH);
+    // Each task's grants come back in the order it appended them.
+    for t in 0..TASKS {
+        let mine: Vec<u64> = replayed
+            .grants
+            .iter()
+            .map(|g| g.document.number())
+            .filter(|n| n / 1_000_000 == t)
+            .collect();
+        let expected: Vec<u64> = (0..EACH).map(|i| t * 1_000_000 + i).collect();
+        assert_eq!(mine, expected);
+    }
+}
+
+#[tokio::test]
+async fn a_second_journal_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), morning());
+    let err = Journal::open(dir.path(), BAKU, morning(), THREE_HOURS).unwrap_err();
+    assert!(matches!(err, JournalError::Locked { .. }));
+    assert!(err.is_retryable());
+    drop(journal);
+    let _ = open(dir.path(), morning());
+}
+
+#[tokio::test]
+async fn appends_after_close_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), morning());
+    let other = journal.clone();
+    journal.close().await;
+    let err = other.append(&[grant(1, morning())]).await.unwrap_err();
+    assert!(matches!(err, JournalError::Closed));
+    assert!(!err.is_retryable());
+    assert!(matches!(
+        other.compact(morning()).await,
+        Err(JournalError::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn a_pending_append_outlives_the_last_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), morning());
+    let pending = journal.append(&[grant(1, morning())]);
+    drop(journal);
+    pending.await.unwrap();
+    // Its end released the writer and the lock.
+    let (_journal, replayed) = open(dir.path(), morning());
+    assert_eq!(replayed.grants, vec![grant(1, morning())]);
+}
+
+#[test]
+fn log_lines_never_hold_a_whole_document() {
+    let c = change(12_345_678, &[3], true, 0);
+    let shown = format!("{c:?} {:?}", grant(12_345_678, 0));
+    assert!(!shown.contains("12345678"), "{shown}");
+}

@@ -1,0 +1,135 @@
+#!lua name=icaze
+
+-- A value is "day count from until ask": the local day start the count is for, the grants
+-- counted on that day, the latest permit's window and the id of the ask that made it.
+-- Returns its fields (0 0 0 0 0 for a missing key), or nil if it is not in this form.
+local function parse(value)
+  if not value then
+    return 0, 0, 0, 0, '0'
+  end
+  local day, count, from, till, ask = string.match(value, '^(%-?%d+) (%d+) (%-?%d+) (%-?%d+) (%x+)$')
+  if not day then
+    return nil
+  end
+  return tonumber(day), tonumber(count), tonumber(from), tonumber(till), ask
+end
+
+-- Sets `key` to `value` only if it is missing, and returns what it held (false if nothing):
+-- the first ask of a document's day finds no key, and is decided with this one command.
+local function claim(key, value, exat)
+  return redis.call('SET', key, value, 'NX', 'EXAT', exat, 'GET')
+end
+
+-- The verdict for an ask that finds a permit still active: its own grant if its id made it
+-- (a retry after a lost reply), else the same permit again.
+local function active(from, till, maker, id)
+  if maker == id then
+    return 0, from, till
+  end
+  return 1, from, till
+end
+
+-- One ask, by the engine's rules: its verdict as three numbers (see `grant`). `group` and
+-- `code` are its keys (the same key when the code has a group of its own); `now`, `till`,
+-- `exat` and `id` are strings as given.
+local function decide(group, code, now, till, limit, day_start, exat, id)
+  local t = tonumber(now)
+  if limit == 0 then
+    -- Nothing can be granted: only an active permit is answered.
+    local day, _, from, ends, maker = parse(redis.call('GET', code))
+    if not day then
+      return 3, 0, 0
+    end
+    if ends > t then
+      return active(from, ends, maker, id)
+    end
+    return 2, 0, 0
+  end
+  if code == group then
+    local old = claim(group, day_start .. ' 1 ' .. now .. ' ' .. till .. ' ' .. id, exat)
+    if not old then
+      return 0, t, tonumber(till)
+    end
+    local day, count, from, ends, maker = parse(old)
+    if not day then
+      return 3, 0, 0
+    end
+    if ends > t then
+      return active(from, ends, maker, id)
+    end
+    if day < tonumber(day_start) then
+      day, count = tonumber(day_start), 0
+    end
+    if limit > 0 and count >= limit then
+      return 2, limit, 0
+    end
+    redis.call('SET', group, string.format('%d %d %s %s %s', day, count + 1, now, till, id), 'EXAT', exat)
+    return 0, t, tonumber(till)
+  end
+  -- A code sharing its group: the permit is claimed first (tentatively if the key was
+  -- missing), then the group's count decides.
+  local permit = '0 0 ' .. now .. ' ' .. till .. ' ' .. id
+  local old = claim(code, permit, exat)
+  if old then
+    local kept, _, from, ends, maker = parse(old)
+    if not kept then
+      return 3, 0, 0
+    end
+    if ends > t then
+      return active(from, ends, maker, id)
+    end
+  end
+  local counted = claim(group, day_start .. ' 1 0 0 0', exat)
+  if counted then
+    local day, count = parse(counted)
+    local refused = nil
+    if not day then
+      refused = 3
+    else
+      if day < tonumber(day_start) then
+        day, count = tonumber(day_start), 0
+      end
+      if limit > 0 and count >= limit then
+        refused = 2
+      end
+    end
+    if refused then
+      if not old then
+        redis.call('DEL', code)
+      end
+      if refused == 2 then
+        return 2, limit, 0
+      end
+      return 3, 0, 0
+    end
+    redis.call('SET', group, string.format('%d %d 0 0 0', day, count + 1), 'EXAT', exat)
+  end
+  if old then
+    redis.call('SET', code, permit, 'EXAT', exat)
+  end
+  return 0, t, tonumber(till)
+end
+
+-- Any number of asks, decided in order.
+-- KEYS: per ask, its quota group's key and its code's grant key.
+-- ARGV: per ask, now, until, limit (-1 for none), day_start, expire_at (Unix seconds) and
+-- the ask's id (hex, never 0; the same for every attempt of one ask).
+-- Returns three integers per ask, flat: 0 from until granted, 1 from until still active,
+-- 2 limit 0 the daily limit is used, 3 0 0 a key holds a value icaze did not write
+-- (nothing changed for that ask).
+local function grant(keys, args)
+  local asks = #keys / 2
+  if #keys % 2 ~= 0 or #args ~= 6 * asks then
+    return redis.error_reply('ERR icaze_grant takes 2 keys and 6 arguments per ask')
+  end
+  local out = {}
+  for i = 1, asks do
+    local a = 6 * (i - 1)
+    local o = 3 * (i - 1)
+    out[o + 1], out[o + 2], out[o + 3] = decide(keys[2 * i - 1], keys[2 * i], args[a + 1],
+      args[a + 2], tonumber(args[a + 3]), args[a + 4], args[a + 5], args[a + 6])
+  end
+  return out
+end
+
+redis.register_function('icaze_grant', grant)
