@@ -45,89 +45,15 @@
 //! Rules are passed in on each call, so a reload swaps them without touching state.
 
 use crate::permit::clock::Moment;
+pub use crate::permit::decision::{Decision, Denial, Outcome, Validity};
 use crate::permit::document::{DOCUMENT_BITS, Document};
 use crate::permit::request::PermitRequest;
-use crate::permit::rules::{CodeRule, DailyLimit, Hours, Rules};
+use crate::permit::rules::{CodeRule, DailyLimit, Rules};
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
-
-/// A permit's validity window, Unix seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Validity {
-    /// When the permit was issued and starts.
-    pub from: i64,
-    /// When it ends.
-    pub until: i64,
-}
-
-/// Why a request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denial {
-    /// The quota group's daily limit is used up for today.
-    DailyLimit {
-        /// The limit that is used up.
-        limit: u32,
-    },
-    /// The code may not be granted at this local hour.
-    OutsideHours {
-        /// When it may.
-        hours: Hours,
-    },
-    /// The code is switched off (e.g. a weekend lockdown).
-    CodeDisabled,
-    /// The document is on the blocklist for this code.
-    Blocked,
-    /// The code is not in the current rules (they were reloaded after parsing).
-    UnknownCode,
-}
-
-impl Denial {
-    /// A stable snake_case key for templates and JSON.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Denial::DailyLimit { .. } => "daily_limit",
-            Denial::OutsideHours { .. } => "outside_hours",
-            Denial::CodeDisabled => "code_disabled",
-            Denial::Blocked => "blocked",
-            Denial::UnknownCode => "unknown_code",
-        }
-    }
-}
-
-/// What the engine decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A new permit: the store must make it durable before the MO is acknowledged.
-    Granted(Validity),
-    /// A permit of this code is still active: the same permit is sent again, no quota used.
-    Active(Validity),
-    /// Refused.
-    Denied(Denial),
-}
-
-/// One decision about one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    /// The code asked for.
-    pub code: u8,
-    /// The document asked for.
-    pub document: Document,
-    /// What was decided.
-    pub outcome: Outcome,
-}
-
-impl Decision {
-    /// The permit's window if the decision carries a permit (new or re-sent).
-    pub fn validity(&self) -> Option<Validity> {
-        match self.outcome {
-            Outcome::Granted(v) | Outcome::Active(v) => Some(v),
-            Outcome::Denied(_) => None,
-        }
-    }
-}
 
 /// Shards. Fewer shards make a batch denser per shard (more misses overlapped under one
 /// lock, fewer lock round trips: each lock and unlock is an atomic instruction of some 10 ns
