@@ -19,7 +19,8 @@ use std::sync::{MutexGuard, TryLockError};
 /// all 16; two threads 19, 20 and 40 ns).
 const WINDOW: usize = 4;
 
-/// Reusable buffers for [`QuotaEngine::decide_batch_with`]: once they have grown to the
+/// Reusable buffers for [`QuotaEngine::decide_batch_with`] and
+/// [`QuotaEngine::peek_batch_with`]: once they have grown to the
 /// batch size, deciding a batch allocates nothing.
 #[derive(Debug)]
 pub struct BatchScratch {
@@ -87,8 +88,8 @@ impl Default for BatchScratch {
 }
 
 thread_local! {
-    /// [`QuotaEngine::decide_batch`]'s scratch: one per thread, so the convenience form does
-    /// not allocate per batch either.
+    /// The scratch of [`QuotaEngine::decide_batch`] and [`QuotaEngine::peek_batch`]: one per
+    /// thread, so the convenience forms do not allocate per batch either.
     static SCRATCH: RefCell<BatchScratch> = RefCell::new(BatchScratch::new());
 }
 
@@ -126,11 +127,59 @@ impl QuotaEngine {
         out: &mut Vec<Decision>,
         scratch: &mut BatchScratch,
     ) {
+        self.batch::<true>(rules, requests, now, out, scratch);
+    }
+
+    /// What [`QuotaEngine::peek_at`] would answer for each request, at one instant, without
+    /// recording anything; see [`QuotaEngine::peek_batch_with`]. Appends one decision per
+    /// request to `out`, in request order.
+    pub fn peek_batch(
+        &self,
+        rules: &Rules,
+        requests: &[PermitRequest],
+        now: i64,
+        out: &mut Vec<Decision>,
+    ) {
+        SCRATCH.with_borrow_mut(|scratch| {
+            self.peek_batch_with(rules, requests, now, out, scratch);
+            scratch.trim();
+        });
+    }
+
+    /// The tentative decisions of a batch: for each request, what [`QuotaEngine::peek_at`]
+    /// would answer at `now`, appended to `out` in request order. Nothing is committed, so
+    /// the same document twice in one batch gets two answers as if each were alone (two
+    /// possible grants, say): the gateway's claims settle which one goes to the store.
+    ///
+    /// The same path as [`QuotaEngine::decide_batch_with`] (one lock per shard, misses
+    /// overlapped), only without the writes.
+    pub fn peek_batch_with(
+        &self,
+        rules: &Rules,
+        requests: &[PermitRequest],
+        now: i64,
+        out: &mut Vec<Decision>,
+        scratch: &mut BatchScratch,
+    ) {
+        self.batch::<false>(rules, requests, now, out, scratch);
+    }
+
+    /// The batch path of [`QuotaEngine::decide_batch_with`] (`COMMIT`) and
+    /// [`QuotaEngine::peek_batch_with`] (not): one loop, the writes switched by `COMMIT` as
+    /// in [`Table::decide`].
+    fn batch<const COMMIT: bool>(
+        &self,
+        rules: &Rules,
+        requests: &[PermitRequest],
+        now: i64,
+        out: &mut Vec<Decision>,
+        scratch: &mut BatchScratch,
+    ) {
         // Jobs index requests with a `u32`.
         const MAX_BATCH: usize = u32::MAX as usize;
         if requests.len() > MAX_BATCH {
             for part in requests.chunks(MAX_BATCH) {
-                self.decide_batch_with(rules, part, now, out, scratch);
+                self.batch::<COMMIT>(rules, part, now, out, scratch);
             }
             return;
         }
@@ -222,7 +271,7 @@ impl QuotaEngine {
             std::hint::black_box(seen);
             for slot in held[..taken].iter_mut() {
                 if let Some((s, mut table)) = slot.take() {
-                    decide_in_shard(&mut table, rules, jobs(s), &m, out);
+                    decide_in_shard::<COMMIT>(&mut table, rules, jobs(s), &m, out);
                     pending &= !(1 << s);
                 }
             }
@@ -232,7 +281,7 @@ impl QuotaEngine {
             let s = pending.trailing_zeros() as usize;
             let mut table = self.shards[s].lock();
             std::hint::black_box(touch(&table, jobs(s)));
-            decide_in_shard(&mut table, rules, jobs(s), &m, out);
+            decide_in_shard::<COMMIT>(&mut table, rules, jobs(s), &m, out);
             pending &= !(1 << s);
         }
     }
@@ -253,9 +302,10 @@ fn touch(table: &Table, jobs: &[Job]) -> u64 {
     seen
 }
 
-/// Decides one shard's share of a batch under its lock, in request order.
+/// Decides one shard's share of a batch under its lock, in request order (with `COMMIT`
+/// false, only tentatively: see [`Table::decide`]).
 #[inline]
-fn decide_in_shard(
+fn decide_in_shard<const COMMIT: bool>(
     table: &mut Table,
     rules: &Rules,
     jobs: &[Job],
@@ -265,7 +315,7 @@ fn decide_in_shard(
     for job in jobs {
         if let Some(rule) = rules.code(job.code) {
             let probes = job.probes(&table.hasher);
-            out[job.index as usize].outcome = table.decide::<true>(rule, probes, m);
+            out[job.index as usize].outcome = table.decide::<COMMIT>(rule, probes, m);
         }
     }
 }

@@ -383,6 +383,61 @@ fn a_batch_decides_as_one_by_one_in_request_order() {
 }
 
 #[test]
+fn a_peeked_batch_answers_as_peek_at_and_records_nothing() {
+    let r = rules();
+    let now = at("2020-04-06T10:00:00+04:00");
+    let m = r.calendar.moment(now);
+    let (held, fresh) = (doc("81818181"), doc("82828282"));
+    let e = QuotaEngine::new();
+    e.decide_at(&r, 1, held, &m);
+    let ask = |code, document| PermitRequest {
+        code,
+        document,
+        extra: String::new(),
+    };
+    // The same fresh document twice for one group, an active permit, a used-up shared
+    // limit, a blocked and an unknown code.
+    let requests = [
+        ask(2, fresh),
+        ask(1, fresh),
+        ask(1, held),
+        ask(2, held),
+        ask(3, doc("99999999")),
+        ask(9, fresh),
+        ask(2, fresh),
+    ];
+    let len = e.len();
+    let mut out = vec![e.peek_at(&r, 4, held, &m)];
+    e.peek_batch(&r, &requests, now, &mut out);
+    let mut scratch = BatchScratch::new();
+    e.peek_batch_with(&r, &requests, now, &mut out, &mut scratch);
+    let want: Vec<Decision> = requests
+        .iter()
+        .map(|q| e.peek_at(&r, q.code, q.document, &m))
+        .collect();
+    assert_eq!(out[1..8], want[..]);
+    assert_eq!(out[8..], want[..]);
+    // Each answered as if alone: both asks of the fresh group may be granted.
+    assert!(matches!(out[1].outcome, Outcome::Granted(_)));
+    assert!(matches!(out[2].outcome, Outcome::Granted(_)));
+    assert!(matches!(out[3].outcome, Outcome::Active(_)));
+    assert_eq!(
+        out[4].outcome,
+        Outcome::Denied(Denial::DailyLimit { limit: 1 })
+    );
+    // Nothing was recorded: a later decision still grants, once.
+    assert_eq!(e.len(), len);
+    assert!(matches!(
+        e.decide(&r, &requests[0], now).outcome,
+        Outcome::Granted(_)
+    ));
+    assert_eq!(
+        e.decide(&r, &requests[1], now).outcome,
+        Outcome::Denied(Denial::DailyLimit { limit: 1 })
+    );
+}
+
+#[test]
 fn a_reserved_engine_takes_its_reserve_without_growing() {
     let r = rules();
     // 50,000 documents ask code 2 at 10:00; every one is granted.
