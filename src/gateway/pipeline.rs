@@ -133,11 +133,7 @@ impl Gateway {
                 again.extend(pending.iter().map(|&k| requests[k].clone()));
                 &again[..]
             };
-            decisions.extend(
-                batch
-                    .iter()
-                    .map(|r| self.engine.peek_at(rules, r.code, r.document, &moment)),
-            );
+            self.engine.peek_batch(rules, batch, now, &mut decisions);
 
             tentative.clear();
             sent.clear();
