@@ -40,7 +40,9 @@
 //! every request of those shards (plain independent loads, so the misses overlap), then
 //! decides them in request order from cache. Decisions are exactly those of deciding the
 //! requests one after another in request order: the sort is stable and a document's
-//! requests all fall in one shard.
+//! requests all fall in one shard. [`QuotaEngine::peek_batch_with`] is the same path
+//! without the writes: the gateway's tentative pass over the MOs of one read, whose grants
+//! the store makes durable before [`QuotaEngine::record_grant`] commits them.
 //!
 //! Rules are passed in on each call, so a reload swaps them without touching state.
 
