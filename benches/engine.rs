@@ -1,6 +1,7 @@
 //! Quota engine: ns per decision at 1M and 10M distinct documents, 1 and 2 threads, through
 //! the single path (`decide_at`, one lock per decision) and the batch path
-//! (`decide_batch_with`, batches of 256 and 1024 requests), with governor's keyed limiter
+//! (`decide_batch_with`, batches of 256 and 1024 requests; `peek_batch_with`, the gateway's
+//! tentative pass that records nothing, batches of 256), with governor's keyed limiter
 //! (DashMap + foldhash, `check_key` one key at a time: it has no batch form) on the same keys
 //! in the same run as the baseline; and bytes of memory per (document, quota group) entry.
 //!
@@ -166,7 +167,9 @@ fn engine_bench(c: &mut Criterion) {
                 black_box(engine.decide_at(&rules, code_of(i), d, &moment));
             }
         };
-        let batched = |batch: usize| {
+        // `commit` false: the gateway's tentative pass (`peek_batch_with`), the same path
+        // without the writes.
+        let batched = |batch: usize, commit: bool| {
             let docs = &docs;
             let engine = &engine;
             let rules = &rules;
@@ -185,7 +188,11 @@ fn engine_bench(c: &mut Criterion) {
                             extra: String::new(),
                         }));
                         out.clear();
-                        engine.decide_batch_with(rules, requests, now, out, scratch);
+                        if commit {
+                            engine.decide_batch_with(rules, requests, now, out, scratch);
+                        } else {
+                            engine.peek_batch_with(rules, requests, now, out, scratch);
+                        }
                         black_box(&out);
                     }
                 })
@@ -198,12 +205,14 @@ fn engine_bench(c: &mut Criterion) {
                 let _ = black_box(governor.check_key(&key));
             }
         };
-        let batch_256 = batched(256);
-        let batch_1024 = batched(1024);
-        let variants: [Variant<'_>; 4] = [
+        let batch_256 = batched(256, true);
+        let batch_1024 = batched(1024, true);
+        let peek_256 = batched(256, false);
+        let variants: [Variant<'_>; 5] = [
             ("icaze", &single),
             ("icaze-batch256", &batch_256),
             ("icaze-batch1024", &batch_1024),
+            ("icaze-peek-batch256", &peek_256),
             ("governor", &gov),
         ];
         for threads in [1usize, 2] {

@@ -2,7 +2,9 @@
 //! engine and through a deliberately simple reference model (a list of every grant,
 //! searched from scratch), and the two must agree on every decision. The same sequence also
 //! goes through a second engine in batches (the asks between two clock steps, the same
-//! document several times over included), which must agree too.
+//! document several times over included), which must agree too; before each batch is
+//! decided, its tentative decisions (`peek_batch`) must be those of `peek_at` one by one and
+//! leave the engine as it was.
 
 use chrono::{DateTime, TimeZone};
 use icaze::permit::document::Document;
@@ -206,9 +208,32 @@ impl Pending {
         if self.requests.is_empty() {
             return Ok(());
         }
+        self.batches += 1;
+        // First the batch's tentative decisions: each the one `peek_at` gives alone, and
+        // nothing recorded (the engine keeps its size, and the decisions below still agree
+        // with the model).
+        let len = engine.len();
+        let mut peeked = Vec::new();
+        if self.batches % 2 == 1 {
+            engine.peek_batch(rules, &self.requests, now, &mut peeked);
+        } else {
+            engine.peek_batch_with(rules, &self.requests, now, &mut peeked, scratch);
+        }
+        prop_assert_eq!(peeked.len(), self.requests.len());
+        let m = rules.calendar.moment(now);
+        for (k, (got, r)) in peeked.iter().zip(&self.requests).enumerate() {
+            prop_assert_eq!(
+                *got,
+                engine.peek_at(rules, r.code, r.document, &m),
+                "peeked, step {} ({} of {} in the batch)",
+                self.steps[k],
+                k,
+                self.requests.len()
+            );
+        }
+        prop_assert_eq!(engine.len(), len, "peek_batch recorded something");
         // Decisions are appended: keep what is already there to check that.
         let base = out.len();
-        self.batches += 1;
         if self.batches % 2 == 1 {
             engine.decide_batch(rules, &self.requests, now, out);
         } else {

@@ -23,7 +23,7 @@ use super::outbound::Mt;
 use super::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::answer::{Verdict, reply_text};
 use crate::permit::clock::Moment;
-use crate::permit::engine::{Decision, Denial, Outcome};
+use crate::permit::decision::{Decision, Denial, Outcome};
 use crate::permit::reply::Replier;
 use crate::permit::request::PermitRequest;
 use crate::permit::rules::Rules;
@@ -133,11 +133,7 @@ impl Gateway {
                 again.extend(pending.iter().map(|&k| requests[k].clone()));
                 &again[..]
             };
-            decisions.extend(
-                batch
-                    .iter()
-                    .map(|r| self.engine.peek_at(rules, r.code, r.document, &moment)),
-            );
+            self.engine.peek_batch(rules, batch, now, &mut decisions);
 
             tentative.clear();
             sent.clear();

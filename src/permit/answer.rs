@@ -1,8 +1,9 @@
 //! One text in, one decision and one reply out: the path every caller shares (the gateway,
 //! `icaze decide`, `icaze replay`, tests), so they can never disagree.
 
+use crate::permit::decision::{Decision, Outcome};
 use crate::permit::document::Document;
-use crate::permit::engine::{Decision, Outcome, QuotaEngine};
+use crate::permit::engine::QuotaEngine;
 use crate::permit::id::PermitKey;
 use crate::permit::reply::{Language, Replier};
 use crate::permit::request::ParseError;

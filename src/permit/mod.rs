@@ -2,6 +2,7 @@
 
 pub mod answer;
 pub mod clock;
+pub mod decision;
 pub mod document;
 pub mod engine;
 pub mod id;

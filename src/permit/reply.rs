@@ -4,7 +4,7 @@
 //! costs one `String` and no parsing. The built-in templates below are the defaults; a rules
 //! file overrides any of them under `[replies.az]`, `[replies.en]`, `[replies.ru]`.
 
-use crate::permit::engine::{Decision, Denial, Outcome};
+use crate::permit::decision::{Decision, Denial, Outcome};
 use crate::permit::id::PermitKey;
 use crate::permit::request::ParseError;
 use crate::permit::rules::{RuleError, Rules, check_template};

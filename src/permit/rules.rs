@@ -6,6 +6,7 @@
 //! file and names it in errors) and can be swapped at run time without a restart.
 
 use crate::permit::clock::Calendar;
+pub use crate::permit::decision::Hours;
 use crate::permit::document::{Document, DocumentKind};
 use crate::permit::reply::{Language, ReplyKey, Template, Templates};
 use crate::permit::request::Parser;
@@ -39,52 +40,6 @@ pub enum DailyLimit {
     PerDay(u32),
     /// No limit (code 3, funerals, in 2020).
     Unlimited,
-}
-
-/// Local hours in which a code may be granted, e.g. 07:00–20:00. `from > until` wraps
-/// midnight (22:00–06:00).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hours {
-    /// First allowed second of the local day.
-    pub from: u32,
-    /// First second no longer allowed.
-    pub until: u32,
-}
-
-impl Hours {
-    /// Whether a local second of the day lies inside these hours.
-    pub fn contains(&self, second_of_day: u32) -> bool {
-        if self.from <= self.until {
-            (self.from..self.until).contains(&second_of_day)
-        } else {
-            second_of_day >= self.from || second_of_day < self.until
-        }
-    }
-
-    /// `HH:MM–HH:MM`, as replies print it.
-    pub fn window(&self) -> String {
-        format!(
-            "{:02}:{:02}\u{2013}{:02}:{:02}",
-            self.from / 3600,
-            self.from / 60 % 60,
-            self.until / 3600,
-            self.until / 60 % 60
-        )
-    }
-
-    fn parse(s: &str) -> Option<Hours> {
-        let (a, b) = s.split_once(['-', '\u{2013}'])?;
-        let hm = |t: &str| -> Option<u32> {
-            let (h, m) = t.trim().split_once(':')?;
-            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-            (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 3600 + m * 60)
-        };
-        let (from, until) = (hm(a)?, hm(b)?);
-        (from != until).then_some(Hours {
-            from: from % 86_400,
-            until: if until == 86_400 { 86_400 } else { until },
-        })
-    }
 }
 
 /// One permit code as the engine applies it.

@@ -11,9 +11,9 @@ pub mod journal;
 pub mod redis;
 
 use crate::config::{Config, RedisConfig, StoreConfig};
+use crate::permit::decision::Validity;
 use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
-use crate::permit::engine::Validity;
 use journal::{Journal, JournalError};
 use redis::{GrantAsk, RedisError, RedisOptions, RedisStore, RedisVerdict, WaitAof};
 use std::time::Duration;
