@@ -9,3 +9,4 @@ pub mod id;
 pub mod reply;
 pub mod request;
 pub mod rules;
+pub mod templates;

@@ -8,8 +8,8 @@
 use crate::permit::clock::Calendar;
 pub use crate::permit::decision::Hours;
 use crate::permit::document::{Document, DocumentKind};
-use crate::permit::reply::{Language, ReplyKey, Template, Templates};
 use crate::permit::request::Parser;
+use crate::permit::templates::{Language, Templates};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -572,30 +572,6 @@ impl RawRules {
             templates,
             longest_validity_secs,
         })
-    }
-}
-
-/// Checks one template key against the outcome it is for; used by [`Templates`].
-pub(crate) fn check_template(
-    lang: &str,
-    name: &str,
-    text: &str,
-    errors: &mut Vec<RuleError>,
-) -> Option<(ReplyKey, Template)> {
-    let key = format!("replies.{lang}.{name}");
-    let Some(reply_key) = ReplyKey::parse(name) else {
-        errors.push(RuleError::new(
-            key,
-            format!("unknown reply; known: {}", ReplyKey::names().join(", ")),
-        ));
-        return None;
-    };
-    match Template::parse(text, reply_key) {
-        Ok(t) => Some((reply_key, t)),
-        Err(message) => {
-            errors.push(RuleError::new(key, message));
-            None
-        }
     }
 }
 

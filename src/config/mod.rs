@@ -1,0 +1,330 @@
+//! Typed config: the gateway file (`config/icaze.toml`) and the rules file it points to.
+//!
+//! Loading collects every problem, each naming its file and dotted key, so an official
+//! fixing a file sees all mistakes at once; `icaze` exits with code 64 (EX_USAGE's
+//! neighbour EX_DATAERR is 65; DESIGN.md fixes 64) when there are any.
+//!
+//! [`Config::from_toml`] reads the file once and hands each section to its own function:
+//! `[smpp]` in `smpp.rs`, `store` and `[redis]` in `store.rs`, `[[operators]]` in
+//! `operators.rs`, `[[connectors]]` in `connectors.rs`; the one-key `[permit]` and
+//! `[engine]` sections are checked here.
+
+mod connectors;
+mod error;
+mod operators;
+mod smpp;
+mod store;
+
+pub use connectors::{Connector, ConnectorBind};
+pub use error::{ConfigError, ConfigErrors};
+pub use operators::{Operator, Password};
+pub use smpp::Smpp;
+pub use store::{RedisConfig, StoreConfig};
+
+use crate::permit::id::PermitKey;
+use crate::permit::reply::Language;
+use crate::permit::rules::{Rules, deserialize_toml};
+use error::{Errors, rule_errors};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The process exit code for bad config.
+pub const EXIT_BAD_CONFIG: i32 = 64;
+
+/// Environment variable that overrides `[permit] key`.
+pub const PERMIT_KEY_ENV: &str = "ICAZE_PERMIT_KEY";
+
+/// The demo secret in `config/icaze.toml`; `check-config` warns about it.
+pub const DEMO_KEY: &str = "demo-only-change-me";
+
+/// The whole gateway config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The rules file, resolved against the config file's folder.
+    pub rules_path: PathBuf,
+    /// The rules, loaded and validated.
+    pub rules: Rules,
+    /// The journal's folder.
+    pub data_dir: PathBuf,
+    /// The secret behind permit ids.
+    pub permit_key: PermitKey,
+    /// Whether the permit key is the demo key shipped in the repository.
+    pub demo_key: bool,
+    /// Where grants become durable.
+    pub store: StoreConfig,
+    /// SMPP settings.
+    pub smpp: Smpp,
+    /// Operators allowed to bind.
+    pub operators: Vec<Operator>,
+    /// Operators' SMSCs icaze binds to.
+    pub connectors: Vec<Connector>,
+    /// (document, quota group) entries the engine reserves at start (`[engine] reserve`), so
+    /// a busy first morning never waits for a table to grow; 0 grows as needed.
+    pub engine_reserve: usize,
+}
+
+/// The file as written; each section's raw type lives beside the function that checks it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    rules: Option<String>,
+    data_dir: Option<String>,
+    store: Option<store::RawStore>,
+    #[serde(default)]
+    redis: store::RawRedis,
+    #[serde(default)]
+    permit: RawPermit,
+    #[serde(default)]
+    smpp: smpp::RawSmpp,
+    #[serde(default)]
+    operators: Vec<operators::RawOperator>,
+    #[serde(default)]
+    connectors: Vec<connectors::RawConnector>,
+    #[serde(default)]
+    engine: RawEngine,
+}
+
+/// `[engine]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    reserve: Option<usize>,
+}
+
+/// `[permit]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPermit {
+    key: Option<String>,
+}
+
+/// Reads a whole file, or the one error that says it cannot be read.
+fn read(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            key: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        }])
+    })
+}
+
+/// Loads and validates a rules file on its own (for reloads).
+pub fn load_rules(path: &Path) -> Result<Rules, ConfigErrors> {
+    let text = read(path)?;
+    Rules::from_toml(&text).map_err(|e| ConfigErrors(rule_errors(path, e)))
+}
+
+impl Config {
+    /// Loads the config file and the rules file it names; `env` is how the environment is
+    /// read (tests pass their own).
+    pub fn load_with_env(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let text = read(path)?;
+        Self::from_toml(path, &text, env)
+    }
+
+    /// Loads with the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_with_env(path, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses config text as if it were the file at `path` (relative paths resolve from
+    /// its folder). Errors come in section order: the rules file's, then `[permit]`,
+    /// `[smpp]`, `store`/`[redis]`, `[[operators]]`, `[[connectors]]`, `[engine]`.
+    pub fn from_toml(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errs = Errors::new(path);
+        let raw: RawConfig = match deserialize_toml(text) {
+            Ok(r) => r,
+            Err(e) => return Err(ConfigErrors(rule_errors(path, vec![e]))),
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let rules_path = dir.join(raw.rules.as_deref().unwrap_or("rules.toml"));
+        let rules = match load_rules(&rules_path) {
+            Ok(r) => Some(r),
+            Err(ConfigErrors(list)) => {
+                errs.list.extend(list);
+                None
+            }
+        };
+        let data_dir = dir.join(raw.data_dir.as_deref().unwrap_or("../data"));
+        let (key_text, demo_key) = permit_key(&mut errs, raw.permit, env);
+        let smpp = smpp::smpp(&mut errs, raw.smpp);
+        let store = store::store(&mut errs, raw.store, raw.redis);
+        let default_language = rules.as_ref().map_or(Language::Az, |r| r.default_language);
+        let operators = operators::operators(&mut errs, raw.operators, env, default_language);
+        let connectors = connectors::connectors(&mut errs, raw.connectors, env, default_language);
+        let engine_reserve = engine_reserve(&mut errs, raw.engine);
+
+        match (errs.list.is_empty(), rules) {
+            (true, Some(rules)) => Ok(Config {
+                path: path.to_path_buf(),
+                rules_path,
+                rules,
+                data_dir,
+                permit_key: PermitKey::from_secret(key_text.as_bytes()),
+                demo_key,
+                store,
+                smpp,
+                operators,
+                connectors,
+                engine_reserve,
+            }),
+            _ => Err(ConfigErrors(errs.list)),
+        }
+    }
+}
+
+/// Checks `[permit]`: the secret (the environment wins over the file) and whether it is
+/// the demo key.
+fn permit_key(
+    errs: &mut Errors,
+    raw: RawPermit,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (String, bool) {
+    let (key_text, demo_key) = match (env(PERMIT_KEY_ENV), raw.key) {
+        (Some(k), _) if !k.is_empty() => (k, false),
+        (_, Some(k)) if !k.is_empty() => {
+            let demo = k == DEMO_KEY;
+            (k, demo)
+        }
+        _ => {
+            errs.push(
+                "permit.key",
+                format!("missing: set [permit] key or the {PERMIT_KEY_ENV} environment variable"),
+            );
+            (String::new(), false)
+        }
+    };
+    if !key_text.is_empty() && key_text.len() < 16 {
+        errs.push(
+            "permit.key",
+            "too short: use at least 16 characters of secret",
+        );
+    }
+    (key_text, demo_key)
+}
+
+/// Checks `[engine]`: how many entries to reserve at start.
+fn engine_reserve(errs: &mut Errors, raw: RawEngine) -> usize {
+    let reserve = raw.reserve.unwrap_or(0);
+    if reserve > 1_000_000_000 {
+        errs.push(
+            "engine.reserve",
+            "at most 1000000000 entries (about 36 GB of memory)",
+        );
+    }
+    reserve
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    /// An environment holding only a valid permit key.
+    pub(crate) fn key_only(k: &str) -> Option<String> {
+        (k == PERMIT_KEY_ENV).then(|| "a long enough permit secret".to_string())
+    }
+
+    /// A temp folder with the shipped rules, and the path of a config file in it.
+    pub(crate) fn beside_shipped_rules() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.toml"),
+            include_str!("../../config/rules.toml"),
+        )
+        .unwrap();
+        let path = dir.path().join("icaze.toml");
+        (dir, path)
+    }
+
+    #[test]
+    fn the_shipped_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/icaze.toml");
+        let c = Config::load_with_env(&path, &no_env).unwrap();
+        assert_eq!(c.smpp.listen.to_string(), "127.0.0.1:2775");
+        assert_eq!(c.smpp.short_numbers, ["8103"]);
+        assert_eq!(c.operators[0].system_id, "demo");
+        assert!(c.operators[0].password.matches(b"demo"));
+        assert!(!c.operators[0].password.matches(b"demO"));
+        assert!(c.demo_key);
+        assert_eq!(c.store, StoreConfig::Journal);
+    }
+
+    #[test]
+    fn every_error_names_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("icaze.toml");
+        std::fs::write(dir.path().join("rules.toml"), "[codes.1]\nname = \"x\"\nvalidity = \"soon\"\ndaily_limit = 1\n[[documents]]\nseries = \"AA\"\ndigits = [7]\n").unwrap();
+        let text = "[permit]\nkey = \"short\"\n[smpp]\nlisten = \"nowhere\"\nenquire_link = \"often\"\n\
+                    [[operators]]\nsystem_id = \"op\"\npassword_env = \"OP_PW\"\nwindow = 0\n";
+        let errs = Config::from_toml(&path, text, &no_env).unwrap_err().0;
+        let found: Vec<(String, String)> = errs
+            .iter()
+            .map(|e| {
+                (
+                    e.file.file_name().unwrap().to_string_lossy().into_owned(),
+                    e.key.clone(),
+                )
+            })
+            .collect();
+        let want = [
+            ("rules.toml", "codes.1.validity"),
+            ("icaze.toml", "permit.key"),
+            ("icaze.toml", "smpp.listen"),
+            ("icaze.toml", "smpp.enquire_link"),
+            ("icaze.toml", "operators[0].password_env"),
+            ("icaze.toml", "operators[0].window"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(found, want, "{errs:?}");
+        // The environment fills what the file leaves to it.
+        let env = |k: &str| match k {
+            "OP_PW" => Some("secret".to_string()),
+            PERMIT_KEY_ENV => Some("a long enough permit secret".to_string()),
+            _ => None,
+        };
+        std::fs::write(dir.path().join("rules.toml"), "[codes.1]\nname = \"x\"\nvalidity = \"3h\"\ndaily_limit = 1\n[[documents]]\nseries = \"AA\"\ndigits = [7]\n").unwrap();
+        let ok = Config::from_toml(
+            &path,
+            "[[operators]]\nsystem_id = \"op\"\npassword_env = \"OP_PW\"\n",
+            &env,
+        )
+        .unwrap();
+        assert!(ok.operators[0].password.matches(b"secret"));
+        assert!(!ok.demo_key);
+    }
+
+    #[test]
+    fn engine_reserve() {
+        let (_dir, path) = beside_shipped_rules();
+        let env = key_only;
+        let c = Config::from_toml(&path, "[engine]\nreserve = 200000\n", &env).unwrap();
+        assert_eq!(c.engine_reserve, 200_000);
+        assert_eq!(
+            Config::from_toml(&path, "", &env).unwrap().engine_reserve,
+            0
+        );
+        let bad = Config::from_toml(&path, "[engine]\nreserve = 2000000000\n", &env)
+            .unwrap_err()
+            .0;
+        assert_eq!(bad[0].key, "engine.reserve");
+        let unknown = Config::from_toml(&path, "[engine]\nreserved = 1\n", &env).unwrap_err();
+        assert!(unknown.to_string().contains("reserved"), "{unknown}");
+    }
+}
