@@ -171,11 +171,10 @@ fn can_mount(at: &Path) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true: this test needs to mount a tmpfs (run as root)"
+        support::needs::missing(
+            "a_full_disk_refuses_and_the_retry_once_space_returns_survives_a_restart",
+            "cannot mount a tmpfs here (run as root)",
         );
-        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
     }
     ok
 }

@@ -65,7 +65,7 @@ fn decode_gsm(bytes: &[u8]) -> Result<String, String> {
 }
 
 fn decode_ucs2(bytes: &[u8]) -> Result<String, String> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(format!("UCS-2 of {} octets (odd)", bytes.len()));
     }
     let units = bytes

@@ -1,13 +1,15 @@
 //! The few SMPP PDUs the simulator needs, encoded and read by hand: both the ESME side
 //! (loadgen binds, sends submit_sm, answers deliver_sm) and the SMSC side (smsc answers binds,
-//! sends deliver_sm, answers submit_sm).
+//! sends deliver_sm, answers submit_sm). icaze's integration tests (`tests/support/smpp.rs`)
+//! drive the gateway through this same wire, with [`put_pdu`], [`put_sm`] and [`put_data_sm`]
+//! for the odd PDUs a test sends on purpose.
 //!
 //! Written from the SMPP 3.4 spec rather than with the gateway's codec for two reasons: a
 //! load generator must cost less per message than the gateway it loads (these are a few
 //! `put_slice` calls and a field walk, no allocation), and a client that shares no wire code
 //! with the server checks the server's encoding instead of agreeing with its bugs. Status
-//! codes and names (`icaze::smpp::Status`) and UDH parsing do come from the gateway's public
-//! `smpp` helpers.
+//! codes and names (`icaze::smpp::Status`) come from the gateway's public `smpp` helpers;
+//! concatenation headers and texts are read by [`crate::text`].
 
 use bytes::{Buf, BufMut, BytesMut};
 
@@ -25,6 +27,8 @@ pub const UNBIND: u32 = 0x0000_0006;
 pub const BIND_TRANSCEIVER: u32 = 0x0000_0009;
 /// `enquire_link`.
 pub const ENQUIRE_LINK: u32 = 0x0000_0015;
+/// `data_sm`: an MO some SMSCs send instead of deliver_sm, its text in `message_payload`.
+pub const DATA_SM: u32 = 0x0000_0103;
 /// The response bit; `generic_nack` is this alone.
 pub const RESP: u32 = 0x8000_0000;
 /// `generic_nack`.
@@ -39,7 +43,7 @@ pub const UDHI: u8 = 0x40;
 /// TLV tag of `sc_interface_version` in a bind response.
 const TLV_SC_INTERFACE_VERSION: u16 = 0x0210;
 /// TLV tag of `message_payload`.
-const TLV_MESSAGE_PAYLOAD: u16 = 0x0424;
+pub const TLV_MESSAGE_PAYLOAD: u16 = 0x0424;
 /// TLV tags of the `sar_` concatenation fields.
 const TLV_SAR_REF: u16 = 0x020C;
 const TLV_SAR_TOTAL: u16 = 0x020E;
@@ -156,6 +160,14 @@ pub fn put_bind(
     finish(out, at);
 }
 
+/// Any PDU, its body given whole: for what the typed builders do not make, such as the
+/// malformed or unknown PDUs a test sends to see how the gateway refuses them.
+pub fn put_pdu(out: &mut BytesMut, command_id: u32, status: u32, sequence: u32, body: &[u8]) {
+    let at = begin(out, command_id, status, sequence);
+    out.put_slice(body);
+    finish(out, at);
+}
+
 /// A citizen's MO from `msisdn` (international, ISDN) to the short number, as
 /// `command_id`: `submit_sm` when an ESME sends it (loadgen), `deliver_sm` when an SMSC does
 /// (smsc). Both have the same body; esm_class 0 (a plain message), no receipt asked.
@@ -168,22 +180,91 @@ pub fn put_mo(
     data_coding: u8,
     short_message: &[u8],
 ) {
+    put_sm(
+        out,
+        command_id,
+        sequence,
+        &OutgoingSm {
+            source: msisdn,
+            destination: short_number,
+            esm_class: 0,
+            data_coding,
+            short_message,
+            tlvs: &[],
+        },
+    );
+}
+
+/// A short message to send with [`put_sm`]: more than an MO carries, for tests that send
+/// concatenated parts (UDHI in `esm_class`, or `sar_` TLVs) or the text in
+/// `message_payload`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutgoingSm<'a> {
+    /// The sender (international, ISDN).
+    pub source: &'a str,
+    /// The recipient (unknown type and plan, as a short number is sent).
+    pub destination: &'a str,
+    /// esm_class: [`UDHI`] when `short_message` starts with a UDH.
+    pub esm_class: u8,
+    /// data_coding.
+    pub data_coding: u8,
+    /// short_message, at most 254 octets (longer is cut).
+    pub short_message: &'a [u8],
+    /// Optional parameters after the mandatory fields, (tag, value), in this order.
+    pub tlvs: &'a [(u16, &'a [u8])],
+}
+
+/// A submit_sm or deliver_sm (`command_id`) carrying `sm`; no receipt asked.
+pub fn put_sm(out: &mut BytesMut, command_id: u32, sequence: u32, sm: &OutgoingSm<'_>) {
     let at = begin(out, command_id, 0, sequence);
     cstr(out, b"");
     out.put_slice(&[1, 1]);
-    cstr(out, msisdn.as_bytes());
+    cstr(out, sm.source.as_bytes());
     out.put_slice(&[0, 0]);
-    cstr(out, short_number.as_bytes());
+    cstr(out, sm.destination.as_bytes());
     // esm_class, protocol_id, priority_flag
-    out.put_slice(&[0, 0, 0]);
+    out.put_slice(&[sm.esm_class, 0, 0]);
     cstr(out, b"");
     cstr(out, b"");
     // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
-    out.put_slice(&[0, 0, data_coding, 0]);
-    let n = short_message.len().min(254);
+    out.put_slice(&[0, 0, sm.data_coding, 0]);
+    let n = sm.short_message.len().min(254);
     out.put_u8(n as u8);
-    out.put_slice(&short_message[..n]);
+    out.put_slice(&sm.short_message[..n]);
+    for (tag, value) in sm.tlvs {
+        put_tlv(out, *tag, value);
+    }
     finish(out, at);
+}
+
+/// A data_sm from `source` to `destination`: the submit_sm fields up to data_coding, then
+/// the text in `message_payload` (at most 65,535 octets; longer is cut).
+pub fn put_data_sm(
+    out: &mut BytesMut,
+    sequence: u32,
+    source: &str,
+    destination: &str,
+    data_coding: u8,
+    payload: &[u8],
+) {
+    let at = begin(out, DATA_SM, 0, sequence);
+    cstr(out, b"");
+    out.put_slice(&[1, 1]);
+    cstr(out, source.as_bytes());
+    out.put_slice(&[0, 0]);
+    cstr(out, destination.as_bytes());
+    // esm_class, registered_delivery, data_coding
+    out.put_slice(&[0, 0, data_coding]);
+    put_tlv(out, TLV_MESSAGE_PAYLOAD, payload);
+    finish(out, at);
+}
+
+/// One TLV; a value longer than a u16 length can say is cut to 65,535 octets.
+fn put_tlv(out: &mut BytesMut, tag: u16, value: &[u8]) {
+    let n = value.len().min(usize::from(u16::MAX));
+    out.put_u16(tag);
+    out.put_u16(n as u16);
+    out.put_slice(&value[..n]);
 }
 
 /// A response with an empty message_id (deliver_sm_resp) or no body at all
@@ -294,6 +375,10 @@ pub fn encode_text(text: &str, out: &mut Vec<u8>) -> u8 {
 /// (loadgen) or a submit_sm from it (smsc), whose bodies have the same layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliverSm<'a> {
+    /// source_addr_ton.
+    pub source_ton: u8,
+    /// source_addr_npi.
+    pub source_npi: u8,
     /// The sender: the short number on a reply.
     pub source: &'a [u8],
     /// The citizen's number.
@@ -317,8 +402,8 @@ pub fn read_deliver_sm(body: &[u8]) -> Option<DeliverSm<'_>> {
         Some(b)
     };
     cstring(body, &mut at)?; // service_type
-    byte(&mut at)?;
-    byte(&mut at)?;
+    let source_ton = byte(&mut at)?;
+    let source_npi = byte(&mut at)?;
     let source = cstring(body, &mut at)?;
     byte(&mut at)?;
     byte(&mut at)?;
@@ -354,6 +439,8 @@ pub fn read_deliver_sm(body: &[u8]) -> Option<DeliverSm<'_>> {
         _ => None,
     };
     Some(DeliverSm {
+        source_ton,
+        source_npi,
         source,
         destination,
         esm_class,
@@ -393,6 +480,70 @@ mod tests {
             assert!(!sm.has_udhi() && !sm.is_receipt());
             assert_eq!(sm.text().unwrap(), "2 MYİ 1234567");
         }
+    }
+
+    #[test]
+    fn parts_payloads_and_data_sm_read_back_through_the_gateway_codec() {
+        let udh_part = [0x05, 0x00, 0x03, 0x2A, 0x02, 0x01, b'2', b' ', b'A'];
+        let sar: [(u16, &[u8]); 3] = [(0x020C, &[0, 7]), (0x020E, &[2]), (0x020F, &[1])];
+        let payload: [(u16, &[u8]); 1] = [(TLV_MESSAGE_PAYLOAD, b"2 AA7654321")];
+        let mut out = BytesMut::new();
+        for (seq, esm_class, short_message, tlvs) in [
+            (1, UDHI, &udh_part[..], &[][..]),
+            (2, 0, &b"1 AA 12"[..], &sar[..]),
+            (3, 0, &[][..], &payload[..]),
+        ] {
+            let sm = OutgoingSm {
+                source: "994509998877",
+                destination: "8103",
+                esm_class,
+                data_coding: 0,
+                short_message,
+                tlvs,
+            };
+            put_sm(&mut out, SUBMIT_SM, seq, &sm);
+        }
+        put_data_sm(&mut out, 4, "994551112244", "8103", 8, &[0x01, 0x30]);
+        put_pdu(&mut out, 0x0777, 0, 5, &[1, 2, 3]);
+        let mut read = |seq: u32| {
+            let frame = icaze::smpp::codec::decode(&mut out, MAX_PDU)
+                .unwrap()
+                .unwrap();
+            assert_eq!(frame.sequence_number, seq);
+            icaze::smpp::codec::IncomingSm::from_pdu(frame.pdu).unwrap()
+        };
+        let first = read(1);
+        assert!(first.has_udhi());
+        assert_eq!(first.source.as_str(), "994509998877");
+        let second = read(2);
+        assert!(!second.has_udhi());
+        assert_eq!(second.text().unwrap(), "1 AA 12");
+        assert_eq!(read(3).text().unwrap(), "2 AA7654321");
+        assert_eq!(read(4).text().unwrap(), "İ");
+        let (h, body) = next_pdu(&mut out).unwrap().unwrap();
+        assert_eq!(
+            (h.command_id, h.length, &body[..]),
+            (0x0777, 19, &[1u8, 2, 3][..])
+        );
+        assert!(out.is_empty());
+
+        let mut again = BytesMut::new();
+        put_sm(
+            &mut again,
+            DELIVER_SM,
+            6,
+            &OutgoingSm {
+                source: "8103",
+                destination: "994509998877",
+                esm_class: 0,
+                data_coding: 0,
+                short_message: b"x",
+                tlvs: &sar,
+            },
+        );
+        let (_, body) = next_pdu(&mut again).unwrap().unwrap();
+        let d = read_deliver_sm(&body).unwrap();
+        assert_eq!((d.source_ton, d.source_npi, d.sar), (1, 1, Some((7, 2, 1))));
     }
 
     #[test]

@@ -6,6 +6,11 @@ pub mod process;
 pub mod redis;
 pub mod smpp;
 
+/// Skip-or-fail for missing dependencies; declared in `redis.rs`, which
+/// `tests/redis_store.rs` includes on its own and which needs it too.
+#[allow(unused_imports)] // only the tests that can skip use it
+pub use redis::needs;
+
 use icaze::config::Config;
 use icaze::gateway::Gateway;
 use icaze::permit::clock::FakeClock;

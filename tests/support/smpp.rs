@@ -1,22 +1,23 @@
-//! A small SMPP client written from the spec for tests, byte by byte, sharing no code with
-//! icaze's codec: what it sends and reads is checked independently of what icaze believes.
+//! A test's SMPP client on top of the load simulator's wire (`icaze_sim::wire`, written
+//! from the spec) and text decoder (`icaze_sim::text`): they share no code with icaze's
+//! codec, so what the tests send and read is checked independently of what icaze believes.
+//! This file adds only what a test needs on top: raw PDUs by the byte, reading with a
+//! time limit, answering enquire_link and deliver_sm, reassembling concatenated replies.
 
 #![allow(dead_code)]
 
+use bytes::BytesMut;
+use icaze_sim::{text, wire};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub const BIND_RECEIVER: u32 = 0x0000_0001;
-pub const BIND_TRANSMITTER: u32 = 0x0000_0002;
-pub const SUBMIT_SM: u32 = 0x0000_0004;
-pub const DELIVER_SM: u32 = 0x0000_0005;
-pub const UNBIND: u32 = 0x0000_0006;
-pub const BIND_TRANSCEIVER: u32 = 0x0000_0009;
-pub const ENQUIRE_LINK: u32 = 0x0000_0015;
-pub const DATA_SM: u32 = 0x0000_0103;
-pub const GENERIC_NACK: u32 = 0x8000_0000;
-pub const RESP: u32 = 0x8000_0000;
+// Each test crate uses some of these; the rest would warn as unused in it.
+#[allow(unused_imports)]
+pub use icaze_sim::wire::{
+    BIND_RECEIVER, BIND_TRANSCEIVER, BIND_TRANSMITTER, DATA_SM, DELIVER_SM, ENQUIRE_LINK,
+    GENERIC_NACK, RESP, SUBMIT_SM, UNBIND,
+};
 
 pub const ESME_ROK: u32 = 0x00;
 pub const ESME_RINVCMDLEN: u32 = 0x02;
@@ -51,29 +52,21 @@ pub struct Sm {
 }
 
 pub fn pdu(command_id: u32, status: u32, seq: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + body.len());
-    out.extend_from_slice(&(16 + body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&command_id.to_be_bytes());
-    out.extend_from_slice(&status.to_be_bytes());
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(body);
-    out
+    let mut out = BytesMut::new();
+    wire::put_pdu(&mut out, command_id, status, seq, body);
+    out.to_vec()
 }
 
-fn cstr(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(s.as_bytes());
-    out.push(0);
+/// The body of the PDU `build` writes (its header dropped).
+fn body_of(build: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    build(&mut out);
+    out[wire::HEADER..].to_vec()
 }
 
 /// A bind body, interface version 0x34.
 pub fn bind_body(system_id: &str, password: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, system_id);
-    cstr(&mut b, password);
-    cstr(&mut b, "");
-    b.extend_from_slice(&[0x34, 0, 0]);
-    cstr(&mut b, "");
-    b
+    body_of(|out| wire::put_bind(out, BIND_TRANSCEIVER, 0, system_id, password))
 }
 
 /// A submit_sm (or deliver_sm / data_sm-like) body.
@@ -85,161 +78,69 @@ pub fn sm_body(
     short_message: &[u8],
     tlvs: &[(u16, Vec<u8>)],
 ) -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, "");
-    b.extend_from_slice(&[1, 1]);
-    cstr(&mut b, source);
-    b.extend_from_slice(&[0, 0]);
-    cstr(&mut b, dest);
-    b.extend_from_slice(&[esm_class, 0, 0]);
-    cstr(&mut b, "");
-    cstr(&mut b, "");
-    b.extend_from_slice(&[0, 0, data_coding, 0, short_message.len() as u8]);
-    b.extend_from_slice(short_message);
-    for (tag, value) in tlvs {
-        b.extend_from_slice(&tag.to_be_bytes());
-        b.extend_from_slice(&(value.len() as u16).to_be_bytes());
-        b.extend_from_slice(value);
-    }
-    b
+    let tlvs: Vec<(u16, &[u8])> = tlvs.iter().map(|(t, v)| (*t, &v[..])).collect();
+    let sm = wire::OutgoingSm {
+        source,
+        destination: dest,
+        esm_class,
+        data_coding,
+        short_message,
+        tlvs: &tlvs,
+    };
+    body_of(|out| wire::put_sm(out, SUBMIT_SM, 0, &sm))
 }
 
 /// A data_sm body: like submit_sm up to data_coding, no short_message, TLVs after.
 pub fn data_sm_body(source: &str, dest: &str, data_coding: u8, payload: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, "");
-    b.extend_from_slice(&[1, 1]);
-    cstr(&mut b, source);
-    b.extend_from_slice(&[0, 0]);
-    cstr(&mut b, dest);
-    b.extend_from_slice(&[0, 0, data_coding]);
-    b.extend_from_slice(&0x0424u16.to_be_bytes());
-    b.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    b.extend_from_slice(payload);
-    b
+    body_of(|out| wire::put_data_sm(out, 0, source, dest, data_coding, payload))
 }
 
-fn read_cstr(body: &[u8], at: &mut usize) -> String {
-    let end = body[*at..]
-        .iter()
-        .position(|&c| c == 0)
-        .expect("C string ends")
-        + *at;
-    let s = String::from_utf8_lossy(&body[*at..end]).into_owned();
-    *at = end + 1;
-    s
-}
-
-/// Parses a submit_sm / deliver_sm body; the message_payload TLV stands in for an empty
+/// Parses a submit_sm / deliver_sm body; the message_payload TLV stands in for
 /// short_message.
 pub fn parse_sm(body: &[u8]) -> Sm {
-    let mut at = 0;
-    let _service_type = read_cstr(body, &mut at);
-    let (source_ton, source_npi) = (body[at], body[at + 1]);
-    at += 2;
-    let source = read_cstr(body, &mut at);
-    at += 2;
-    let dest = read_cstr(body, &mut at);
-    let esm_class = body[at];
-    at += 3;
-    read_cstr(body, &mut at);
-    read_cstr(body, &mut at);
-    at += 2;
-    let data_coding = body[at];
-    at += 2;
-    let len = body[at] as usize;
-    at += 1;
-    let mut short_message = body[at..at + len].to_vec();
-    at += len;
-    while at + 4 <= body.len() {
-        let tag = u16::from_be_bytes([body[at], body[at + 1]]);
-        let l = u16::from_be_bytes([body[at + 2], body[at + 3]]) as usize;
-        if tag == 0x0424 && short_message.is_empty() {
-            short_message = body[at + 4..at + 4 + l].to_vec();
-        }
-        at += 4 + l;
-    }
+    let sm = wire::read_deliver_sm(body).expect("a well-formed deliver_sm / submit_sm body");
+    let string = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     Sm {
-        source_ton,
-        source_npi,
-        source,
-        dest,
-        esm_class,
-        data_coding,
-        short_message,
+        source_ton: sm.source_ton,
+        source_npi: sm.source_npi,
+        source: string(sm.source),
+        dest: string(sm.destination),
+        esm_class: sm.esm_class,
+        data_coding: sm.data_coding,
+        short_message: sm.message.to_vec(),
     }
 }
 
 /// Decodes UCS-2 (UTF-16BE) text.
 pub fn ucs2(bytes: &[u8]) -> String {
-    let units: Vec<u16> = bytes
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect();
-    String::from_utf16_lossy(&units)
+    text::decode(8, bytes).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Encodes UTF-16BE.
 pub fn to_ucs2(text: &str) -> Vec<u8> {
-    text.encode_utf16().flat_map(|u| u.to_be_bytes()).collect()
+    text.encode_utf16().flat_map(u16::to_be_bytes).collect()
 }
 
-/// The text of an MT: UCS-2 or GSM 7-bit unpacked (ASCII-range letters only are checked),
-/// with a UDH stripped when esm_class says there is one.
+/// The text of an MT in its data_coding, with a UDH stripped when esm_class says there is
+/// one. Panics on a text the simulator's decoder refuses: a reply must be readable.
 pub fn sm_text(sm: &Sm) -> String {
-    let mut data = &sm.short_message[..];
-    if sm.esm_class & 0x40 != 0 && !data.is_empty() {
-        let udhl = data[0] as usize;
-        data = &data[1 + udhl..];
-    }
-    match sm.data_coding {
-        8 => ucs2(data),
-        _ => data.iter().map(|&b| gsm_char(b)).collect(),
-    }
-}
-
-/// GSM 03.38 default alphabet for the characters replies use.
-fn gsm_char(b: u8) -> char {
-    match b {
-        0x00 => '@',
-        0x02 => '$',
-        0x11 => '_',
-        b'0'..=b'9'
-        | b'A'..=b'Z'
-        | b'a'..=b'z'
-        | b' '
-        | b'.'
-        | b','
-        | b':'
-        | b'-'
-        | b'('
-        | b')'
-        | b'/'
-        | b'!'
-        | b'?'
-        | b'\''
-        | b'+'
-        | b'='
-        | b'%'
-        | b'&'
-        | b'*'
-        | b'"'
-        | b';'
-        | b'<'
-        | b'>'
-        | b'#' => b as char,
-        b'\n' => '\n',
-        _ => '�',
-    }
+    let data = if sm.esm_class & wire::UDHI != 0 {
+        text::split_udh(&sm.short_message)
+            .expect("the UDH fits in the message")
+            .1
+    } else {
+        &sm.short_message[..]
+    };
+    text::decode(sm.data_coding, data).unwrap_or_else(|e| panic!("reply text: {e}"))
 }
 
 /// A test's SMPP connection.
 pub struct Client {
     pub stream: TcpStream,
     seq: u32,
-    buf: Vec<u8>,
+    buf: BytesMut,
     /// Parts of concatenated deliver_sm, by (destination, reference).
-    partial: std::collections::HashMap<(String, u8), Vec<Option<Sm>>>,
+    partial: std::collections::HashMap<(String, u16), Vec<Option<Sm>>>,
     /// Responses read while waiting for another.
     stashed: Vec<RawPdu>,
 }
@@ -255,7 +156,7 @@ impl Client {
         Client {
             stream,
             seq: 0,
-            buf: Vec::new(),
+            buf: BytesMut::new(),
             partial: Default::default(),
             stashed: Vec::new(),
         }
@@ -285,28 +186,22 @@ impl Client {
     pub async fn read_within(&mut self, limit: Duration) -> Option<RawPdu> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            if self.buf.len() >= 16 {
-                let len = u32::from_be_bytes(self.buf[0..4].try_into().unwrap()) as usize;
-                if self.buf.len() >= len {
-                    let frame: Vec<u8> = self.buf.drain(..len).collect();
-                    let word = |i: usize| u32::from_be_bytes(frame[i..i + 4].try_into().unwrap());
+            match wire::next_pdu(&mut self.buf) {
+                Ok(Some((header, body))) => {
                     return Some(RawPdu {
-                        command_id: word(4),
-                        status: word(8),
-                        seq: word(12),
-                        body: frame[16..].to_vec(),
+                        command_id: header.command_id,
+                        status: header.status,
+                        seq: header.sequence,
+                        body: body.to_vec(),
                     });
                 }
+                Ok(None) => {}
+                Err(e) => panic!("the peer's byte stream cannot be read: {e}"),
             }
-            let mut chunk = [0u8; 4096];
-            let n = match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
-                Ok(Ok(n)) => n,
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
                 _ => return None,
-            };
-            if n == 0 {
-                return None;
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
@@ -350,11 +245,17 @@ impl Client {
     /// (the UDH stripped, esm_class without UDHI, user data joined).
     pub fn assemble(&mut self, body: &[u8]) -> Option<Sm> {
         let sm = parse_sm(body);
-        let data = &sm.short_message;
-        if sm.esm_class & 0x40 == 0 || data.len() < 6 || data[1] != 0 {
+        if sm.esm_class & wire::UDHI == 0 {
             return Some(sm);
         }
-        let (reference, total, seq) = (data[3], data[4] as usize, data[5] as usize);
+        let Some((Some((reference, total, seq)), _)) = text::split_udh(&sm.short_message) else {
+            return Some(sm);
+        };
+        let (total, seq) = (usize::from(total), usize::from(seq));
+        assert!(
+            (1..=total).contains(&seq),
+            "part {seq} of {total} in {sm:?}"
+        );
         let key = (sm.dest.clone(), reference);
         let parts = self
             .partial
@@ -364,12 +265,16 @@ impl Client {
         if parts.iter().any(Option::is_none) {
             return None;
         }
-        let parts = self.partial.remove(&key).unwrap();
-        let mut whole = parts[0].clone().unwrap();
-        whole.esm_class &= !0x40;
+        let parts: Vec<Sm> = self.partial.remove(&key)?.into_iter().flatten().collect();
+        let mut whole = parts[0].clone();
+        whole.esm_class &= !wire::UDHI;
         whole.short_message = parts
             .iter()
-            .flat_map(|p| p.as_ref().unwrap().short_message[6..].to_vec())
+            .flat_map(|p| {
+                text::split_udh(&p.short_message)
+                    .map(|(_, user_data)| user_data.to_vec())
+                    .unwrap_or_default()
+            })
             .collect();
         Some(whole)
     }
