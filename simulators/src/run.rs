@@ -1,5 +1,5 @@
 //! A run, whichever side of SMPP the simulator plays: gets its sessions (loadgen connects
-//! and binds them, smsc waits for the gateway's binds: see [`Sessions`]), sends the
+//! and binds them, smsc waits for the gateway's binds: see `Sessions`), sends the
 //! population's texts at a rate (or as fast as the windows allow), waits for the replies,
 //! and reports.
 //!
