@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 
-use super::codec::Status;
+use super::status::Status;
 
 /// `data_coding` the SMSC default alphabet (GSM 03.38 on SMPP links).
 pub const DCS_DEFAULT: u8 = 0x00;
