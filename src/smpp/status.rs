@@ -71,6 +71,11 @@ statuses! {
 }
 
 impl Status {
+    /// The raw code on the wire.
+    pub const fn code(self) -> u32 {
+        self.0
+    }
+
     /// `ESME_ROK`: the request succeeded.
     pub const fn is_ok(self) -> bool {
         self.0 == 0
@@ -113,7 +118,7 @@ mod tests {
         assert_eq!(Status::ESME_RTHROTTLED.to_string(), "ESME_RTHROTTLED(0x58)");
         assert_eq!(format!("{:?}", Status::ESME_ROK), "ESME_ROK(0x0)");
         assert_eq!(Status(0x1234).to_string(), "command_status(0x1234)");
-        assert_eq!(Status::ESME_RINVDCS, Status(0x104));
+        assert_eq!(Status::ESME_RINVDCS.code(), 0x104);
         assert_eq!(Status::ESME_RINVDCS.name(), Some("ESME_RINVDCS"));
         assert!(Status::ESME_ROK.is_ok() && !Status::ESME_RSYSERR.is_ok());
         assert!(Status::ESME_RTHROTTLED.is_transient());
