@@ -2,19 +2,27 @@
 //!
 //! - [`status`]: command_status names and whether a retry can help (a leaf).
 //! - [`codec`]: framing (command_length bounds, never loses sync), PDU bodies via rusmpp,
-//!   MO accessors and MT builders.
+//!   responses; its `diagnose` finds the field a refused body got wrong.
+//! - [`message`]: addresses, incoming short messages and their segments.
+//! - [`mt`]: reply parts, as PDUs or written straight to the wire.
+//! - [`response`]: error and bind responses, `generic_nack`.
 //! - [`session`]: the session without I/O: bind states, keep-alive, delivery window and retry.
 //! - [`text`]: data_coding (GSM 03.38, IA5, Latin-1, UCS-2), MT encoding and segmentation, UDH.
 //! - [`concat`]: reassembly of concatenated MO, bounded in time and size.
 
 pub mod codec;
 pub mod concat;
+mod diagnose;
+pub mod message;
+pub mod mt;
+pub mod response;
 pub mod session;
 pub mod status;
 pub mod text;
 
-pub use codec::{
-    Address, BodyError, DecodeError, Frame, FramingError, IncomingSm, MtPart, Response,
-};
+pub use codec::{BodyError, DecodeError, Frame, FramingError};
+pub use message::{Address, IncomingSm};
+pub use mt::MtPart;
+pub use response::Response;
 pub use session::{BindKind, BindState, Role};
 pub use status::Status;
