@@ -4,7 +4,9 @@
 use bytes::Bytes;
 
 use super::gsm::{ASCII_TO_GSM, ESC, gsm_septet, gsm_septets};
-use super::*;
+use super::{
+    CONCAT_UDH_LEN, DCS_DEFAULT, DCS_UCS2, GSM_PART, GSM_SINGLE, TextError, UCS2_PART, UCS2_SINGLE,
+};
 
 /// An MT text ready for deliver_sm / submit_sm: the data_coding to declare and one
 /// `short_message` per part, each starting with its concatenation UDH when `udh` is set (the
@@ -204,6 +206,7 @@ pub(super) fn encode_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smpp::text::{Concat, DefaultAlphabet, decode_into, parse_udh};
 
     /// Reassembles the parts of an encoding, checking each UDH.
     fn join(enc: &Encoded, ref_num: u8) -> String {
