@@ -10,7 +10,7 @@
 use crate::smpp::session::Policy;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -58,6 +58,8 @@ pub struct Mt {
 #[derive(Debug)]
 pub struct ReplyQueue {
     items: Mutex<VecDeque<Mt>>,
+    /// `items.len()`, kept beside the lock so intake checks room per MO without taking it.
+    len: AtomicUsize,
     ready: Notify,
     capacity: usize,
     next_id: AtomicU64,
@@ -68,6 +70,7 @@ impl ReplyQueue {
     pub fn new(capacity: usize) -> Self {
         ReplyQueue {
             items: Mutex::new(VecDeque::new()),
+            len: AtomicUsize::new(0),
             ready: Notify::new(),
             capacity,
             next_id: AtomicU64::new(1),
@@ -87,12 +90,12 @@ impl ReplyQueue {
 
     /// Replies waiting.
     pub fn len(&self) -> usize {
-        self.items().len()
+        self.len.load(Ordering::Acquire)
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.items().is_empty()
+        self.len() == 0
     }
 
     /// A fresh id for a new reply; ids grow, so they also give the order replies were owed.
@@ -102,7 +105,11 @@ impl ReplyQueue {
 
     /// Queues a reply (never refused: the bound was checked when the MO was taken).
     pub fn push(&self, mt: Mt) {
-        self.items().push_back(mt);
+        {
+            let mut items = self.items();
+            items.push_back(mt);
+            self.len.store(items.len(), Ordering::Release);
+        }
         self.ready.notify_one();
     }
 
@@ -116,6 +123,7 @@ impl ReplyQueue {
             for mt in mts.into_iter().rev() {
                 items.push_front(mt);
             }
+            self.len.store(items.len(), Ordering::Release);
         }
         for _ in 0..n {
             self.ready.notify_one();
@@ -124,7 +132,10 @@ impl ReplyQueue {
 
     /// Takes a reply if one waits.
     pub fn try_pop(&self) -> Option<Mt> {
-        self.items().pop_front()
+        let mut items = self.items();
+        let mt = items.pop_front();
+        self.len.store(items.len(), Ordering::Release);
+        mt
     }
 
     /// Waits for a reply. Cancel-safe: a dropped wait takes nothing (and passes its wake-up
