@@ -28,7 +28,7 @@ use crate::permit::reply::Replier;
 use crate::permit::request::PermitRequest;
 use crate::permit::rules::Rules;
 use crate::smpp::Status;
-use crate::store::redis::{GrantAsk, RedisVerdict};
+use crate::store::redis::RedisVerdict;
 use crate::store::{StoreError, Tentative};
 
 /// What became of one MO before its reply is rendered.
@@ -152,25 +152,20 @@ impl Gateway {
                     continue;
                 }
                 tentative.push(Tentative {
-                    ask: GrantAsk::for_rule(
-                        decision.document,
-                        rule,
-                        &rules.calendar,
-                        now,
-                        rules.longest_validity_secs,
-                    ),
+                    document: decision.document,
+                    code: rule.code,
                     validity,
                 });
                 sent.push(k);
             }
 
-            match self.store.decide(&tentative).await {
+            match self.store.decide(rules, now, &tentative).await {
                 Ok(verdicts) => {
                     for ((t, &k), verdict) in tentative.iter().zip(&sent).zip(verdicts) {
-                        let outcome = self.commit(rules, &t.ask, verdict, &moment);
+                        let outcome = self.commit(rules, t, verdict, &moment);
                         answers[owners[k]] = Some(Answer::Verdict(Verdict::Decided(Decision {
-                            code: t.ask.code,
-                            document: t.ask.document,
+                            code: t.code,
+                            document: t.document,
                             outcome,
                         })));
                     }
@@ -214,7 +209,7 @@ impl Gateway {
 
     /// Commits the store's verdict on `ask` to the engine and says what the citizen is told,
     /// so a repeat is answered here without asking the store again.
-    fn commit(&self, rules: &Rules, ask: &GrantAsk, verdict: RedisVerdict, m: &Moment) -> Outcome {
+    fn commit(&self, rules: &Rules, ask: &Tentative, verdict: RedisVerdict, m: &Moment) -> Outcome {
         match verdict {
             RedisVerdict::Granted(v) => {
                 self.engine.record_grant(rules, ask.code, ask.document, v);

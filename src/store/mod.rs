@@ -14,6 +14,7 @@ use crate::config::{Config, RedisConfig, StoreConfig};
 use crate::permit::decision::Validity;
 use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
+use crate::permit::rules::Rules;
 use journal::{Journal, JournalError};
 use redis::{GrantAsk, RedisError, RedisOptions, RedisStore, RedisVerdict, WaitAof};
 use std::time::Duration;
@@ -32,13 +33,14 @@ pub struct GrantRecord {
     pub until: i64,
 }
 
-/// A grant the engine would make, handed to the store before anything is committed: what the
-/// journal writes (`validity`, as the engine computed it) and what Redis decides (`ask`).
+/// A grant the engine would make, handed to the store before anything is committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tentative {
-    /// The shared-state question (document, code, quota group, day), as Redis needs it.
-    pub ask: GrantAsk,
-    /// The permit's window as this node's engine computed it.
+    /// The document asked for.
+    pub document: Document,
+    /// The code asked for.
+    pub code: u8,
+    /// The permit's window as this node's engine computed it (what the journal writes).
     pub validity: Validity,
 }
 
@@ -198,13 +200,19 @@ impl Store {
         }
     }
 
-    /// Decides a round of tentative grants for good, one verdict per grant in order. The
+    /// Decides a round of tentative grants made at `now` under `rules` for good, one verdict
+    /// per grant in order. The
     /// journal writes and syncs them all (group commit with the other connections' rounds)
     /// and grants them as the engine computed; Redis decides each against the shared state
     /// (another node may have granted first: then the verdict says active or limit used);
     /// volatile grants them. On an error nothing of the round is durable (or, with Redis,
     /// known to be), and the caller must commit nothing.
-    pub async fn decide(&self, grants: &[Tentative]) -> Result<Vec<RedisVerdict>, StoreError> {
+    pub async fn decide(
+        &self,
+        rules: &Rules,
+        now: i64,
+        grants: &[Tentative],
+    ) -> Result<Vec<RedisVerdict>, StoreError> {
         if grants.is_empty() {
             return Ok(Vec::new());
         }
@@ -213,8 +221,8 @@ impl Store {
                 let records: Vec<GrantRecord> = grants
                     .iter()
                     .map(|g| GrantRecord {
-                        document: g.ask.document,
-                        code: g.ask.code,
+                        document: g.document,
+                        code: g.code,
                         from: g.validity.from,
                         until: g.validity.until,
                     })
@@ -223,7 +231,26 @@ impl Store {
                 Ok(granted(grants))
             }
             Store::Redis(redis) => {
-                let asks: Vec<GrantAsk> = grants.iter().map(|g| g.ask).collect();
+                // The shared-state question (quota group, day, expiry) is only Redis's to ask,
+                // so only Redis pays for working it out.
+                let asks: Vec<GrantAsk> = grants
+                    .iter()
+                    .filter_map(|g| {
+                        let rule = rules.code(g.code)?;
+                        Some(GrantAsk::for_rule(
+                            g.document,
+                            rule,
+                            &rules.calendar,
+                            now,
+                            rules.longest_validity_secs,
+                        ))
+                    })
+                    .collect();
+                if asks.len() != grants.len() {
+                    return Err(StoreError::Redis(RedisError::Config {
+                        reason: "a tentative grant names a code the rules do not have".into(),
+                    }));
+                }
                 Ok(redis.decide(&asks).await?)
             }
             Store::Volatile => Ok(granted(grants)),
