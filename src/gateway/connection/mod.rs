@@ -36,6 +36,13 @@
 //! does the connection stop reading (backpressure on the peer). A held MO is not
 //! acknowledged; if the connection ends first, the operator resends it.
 
+mod bind;
+mod intake;
+mod replies;
+
+use intake::Taken;
+use replies::{Outgoing, pop};
+
 use crate::gateway::outbound::{self, Mt};
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::reply::Replier;
@@ -84,19 +91,6 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type Owed = Vec<(CommandId, u32)>;
 /// A batch under way in the gateway; yields its MOs' answers and their results.
 type Batch = Pin<Box<dyn Future<Output = (Owed, Vec<MoResult>)> + Send>>;
-
-/// A reply being delivered on this bind, with its encoded parts.
-struct Outgoing {
-    mt: Mt,
-    encoded: text::Encoded,
-}
-
-/// An MO of the current read that passed the wire checks, with where its answer goes.
-struct Taken {
-    command_id: CommandId,
-    sequence_number: u32,
-    mo: Mo,
-}
 
 /// Runs one connection until the peer leaves, the bind fails, or shutdown drains it.
 pub async fn run(
@@ -221,14 +215,6 @@ impl Connection {
     fn seq(&mut self) -> u32 {
         self.next_seq = self.next_seq % 0x7FFF_FFFF + 1;
         self.next_seq
-    }
-
-    /// Whether this bind should take another reply from the operator's queue now.
-    fn can_pull(&self, now: Instant) -> bool {
-        self.operator.is_some()
-            && self.state.sends_messages(self.role)
-            && self.unbind_sent.is_none()
-            && self.delivery.has_room(now)
     }
 
     async fn serve(
@@ -415,82 +401,6 @@ impl Connection {
         }
     }
 
-    fn on_bind(&mut self, command_id: CommandId, seq: u32, pdu: Pdu) {
-        let Some(BindRequest {
-            kind,
-            system_id,
-            password,
-            interface_version: version,
-        }) = BindRequest::from_pdu(&pdu)
-        else {
-            return;
-        };
-        let refuse = |out: &mut BytesMut, status: Status| {
-            if let Some(r) = Response::error_for(command_id, seq, status) {
-                r.encode(out);
-            }
-        };
-        if let Err(status) = self.state.bind(kind) {
-            return refuse(&mut self.out, status);
-        }
-        let Some(op) = self.gw.operators.get(system_id).cloned() else {
-            tracing::info!(peer = %self.peer, system_id, "bind refused: unknown system_id");
-            return refuse(&mut self.out, Status::ESME_RINVSYSID);
-        };
-        if !op.config.password.matches(password) {
-            tracing::info!(peer = %self.peer, system_id, "bind refused: wrong password");
-            return refuse(&mut self.out, Status::ESME_RINVPASWD);
-        }
-        if !op.config.allowed_ips.is_empty() && !op.config.allowed_ips.contains(&self.peer.ip()) {
-            tracing::info!(peer = %self.peer, system_id, "bind refused: address not allowed");
-            return refuse(&mut self.out, Status::ESME_RBINDFAIL);
-        }
-        if self.draining.is_some() {
-            return refuse(&mut self.out, Status::ESME_RBINDFAIL);
-        }
-        if op.binds.fetch_add(1, Ordering::AcqRel) >= op.config.max_binds {
-            op.binds.fetch_sub(1, Ordering::AcqRel);
-            tracing::info!(peer = %self.peer, system_id, max = op.config.max_binds, "bind refused: too many binds");
-            return refuse(&mut self.out, Status::ESME_RBINDFAIL);
-        }
-        self.state = BindState::Bound(kind);
-        self.delivery = Delivery::new(outbound::policy(
-            op.config.window,
-            self.gw.config.smpp.response_timeout,
-        ));
-        tracing::info!(peer = %self.peer, system_id, ?kind, "bound");
-        self.operator = Some(op);
-        if let Some(r) = Response::bind_resp(command_id, seq, Status::ESME_ROK, SYSTEM_ID, version)
-        {
-            r.encode(&mut self.out);
-        }
-    }
-
-    /// The SMSC's answer to our bind (connector mode).
-    fn on_bind_resp(&mut self, seq: u32, status: Status) {
-        if self.bind_sent.is_none_or(|(s, _)| s != seq) {
-            return;
-        }
-        self.bind_sent = None;
-        let Some(dial) = self.dial.as_ref() else {
-            return;
-        };
-        if !status.is_ok() {
-            tracing::error!(connector = %dial.name, peer = %self.peer, %status, "bind refused by the SMSC");
-            self.close = true;
-            return;
-        }
-        let (kind, op) = (dial.kind, dial.operator.clone());
-        self.state = BindState::Bound(kind);
-        op.binds.fetch_add(1, Ordering::AcqRel);
-        self.delivery = Delivery::new(outbound::policy(
-            op.config.window,
-            self.gw.config.smpp.response_timeout,
-        ));
-        tracing::info!(connector = %dial.name, peer = %self.peer, ?kind, "bound to the SMSC");
-        self.operator = Some(op);
-    }
-
     fn answer(&mut self, command_id: CommandId, seq: u32, status: Status, message_id: &str) {
         let (resp, message_id) = match command_id {
             CommandId::DataSm => (CommandId::DataSmResp, message_id),
@@ -500,199 +410,6 @@ impl Connection {
             _ => (CommandId::SubmitSmResp, message_id),
         };
         codec::encode_message_id_resp(&mut self.out, resp, seq, status, message_id);
-    }
-
-    fn on_mo(&mut self, command_id: CommandId, seq: u32, pdu: Pdu, intake: &mut Vec<Taken>) {
-        let Ok(sm) = IncomingSm::from_pdu(pdu) else {
-            return;
-        };
-        if sm.is_receipt() {
-            // A delivery receipt for one of our replies: nothing to decide.
-            return self.answer(command_id, seq, Status::ESME_ROK, "");
-        }
-        if !self.gw.is_short_number(sm.destination.as_str()) {
-            return self.answer(command_id, seq, Status::ESME_RINVDSTADR, "");
-        }
-        if self.draining.is_some() {
-            return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
-        }
-        let Some(op) = self.operator.clone() else {
-            return self.answer(command_id, seq, Status::ESME_RINVBNDSTS, "");
-        };
-        if !op.queue.has_room() {
-            return self.answer(command_id, seq, Status::ESME_RMSGQFUL, "");
-        }
-        if op.throttle.take(1, self.now) == 0 {
-            return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
-        }
-        let mut abandoned = None;
-        let text = match self.intake.text(&sm, self.now, |a| abandoned = Some(a)) {
-            Text::Whole(t) => t,
-            Text::Held => {
-                // Held: acknowledged now; the last part carries the decision.
-                self.answer(command_id, seq, Status::ESME_ROK, "");
-                if let Some(a) = abandoned {
-                    self.incomplete(a);
-                }
-                return;
-            }
-            Text::Refused(status) => return self.answer(command_id, seq, status, ""),
-        };
-        intake.push(Taken {
-            command_id,
-            sequence_number: seq,
-            mo: Mo {
-                source: sm.source.as_str().to_string(),
-                source_ton: sm.source.ton,
-                source_npi: sm.source.npi,
-                destination: sm.destination.as_str().to_string(),
-                text,
-            },
-        });
-    }
-
-    /// A concatenated MO that will never complete: its parts were acknowledged, so the
-    /// citizen gets the "not understood, send CODE SERIES NUMBER" reply.
-    fn incomplete(&mut self, a: Abandoned) {
-        let Some(op) = self.operator.clone() else {
-            return;
-        };
-        let rules = self.gw.rules();
-        let text = Replier::new(&rules, &self.gw.key).invalid(op.config.language);
-        tracing::info!(msisdn = %mask_msisdn(&a.source), parts = a.parts, "concatenated MO incomplete: hint sent");
-        op.queue.push(Mt {
-            id: op.queue.next_id(),
-            source: a.destination,
-            destination: a.source,
-            dest_ton: a.source_ton,
-            dest_npi: a.source_npi,
-            text,
-            attempts: 0,
-        });
-    }
-
-    /// Hands held MOs to the gateway, [`MAX_HELD_BATCH`] at a time, while batch slots are free.
-    fn take_held(&mut self) {
-        while !self.held.is_empty() && self.batches.len() < MAX_BATCHES {
-            let rest = self.held.split_off(self.held.len().min(MAX_HELD_BATCH));
-            let batch = std::mem::replace(&mut self.held, rest);
-            self.take(batch);
-        }
-    }
-
-    /// Hands the MOs of one read to the gateway as one batch, answered when it is done.
-    fn take(&mut self, intake: Vec<Taken>) {
-        let Some(op) = self.operator.clone() else {
-            return;
-        };
-        let mut owed = Vec::with_capacity(intake.len());
-        let mut mos = Vec::with_capacity(intake.len());
-        for i in intake {
-            owed.push((i.command_id, i.sequence_number));
-            mos.push(i.mo);
-        }
-        let gw = self.gw.clone();
-        self.batches.push_back(Box::pin(async move {
-            let mut results = Vec::with_capacity(mos.len());
-            gw.take_mos(&op, &mos, &mut results).await;
-            (owed, results)
-        }));
-    }
-
-    /// Acknowledges (or refuses) the MOs of a finished batch.
-    fn answer_batch(&mut self, owed: Owed, results: Vec<MoResult>) {
-        for ((command_id, seq), result) in owed.into_iter().zip(results) {
-            match result {
-                MoResult::Accepted(id) => self.answer(command_id, seq, Status::ESME_ROK, &id),
-                MoResult::Refused(status) => self.answer(command_id, seq, status, ""),
-            }
-        }
-        self.fill_window();
-    }
-
-    /// Encodes a reply into parts and sends as many as the window allows.
-    fn start_mt(&mut self, mt: Mt) {
-        let encoded = match text::encode_mt(&mt.text, mt.id as u8) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(error = %e, msisdn = %mask_msisdn(&mt.destination), "reply cannot be encoded: dropped");
-                return;
-            }
-        };
-        if Address::check(&mt.source).is_err() || Address::check(&mt.destination).is_err() {
-            tracing::error!(msisdn = %mask_msisdn(&mt.destination), "reply address invalid: dropped");
-            return;
-        }
-        let id = mt.id;
-        self.delivery.start(id, encoded.parts.len(), self.now);
-        self.outgoing.insert(id, Outgoing { mt, encoded });
-        self.send_due(self.now);
-    }
-
-    /// Sends the parts whose time has come, within the window.
-    fn send_due(&mut self, now: Instant) {
-        let Connection {
-            delivery,
-            outgoing,
-            out,
-            next_seq,
-            role,
-            ..
-        } = self;
-        delivery.send_due(now, |id, part| {
-            *next_seq = *next_seq % 0x7FFF_FFFF + 1;
-            let seq = *next_seq;
-            if let Some(o) = outgoing.get(&id)
-                && let Some(octets) = o.encoded.parts.get(part)
-            {
-                ReplyPart {
-                    source: &o.mt.source,
-                    dest_ton: o.mt.dest_ton,
-                    dest_npi: o.mt.dest_npi,
-                    destination: &o.mt.destination,
-                    data_coding: o.encoded.data_coding,
-                    udh: o.encoded.udh,
-                    short_message: octets,
-                }
-                .encode(out, role.message_command(), seq);
-            }
-            seq
-        });
-    }
-
-    /// Pulls replies from the operator's queue while the window has room.
-    fn fill_window(&mut self) {
-        let now = self.now;
-        self.send_due(now);
-        let Some(op) = self.operator.clone() else {
-            return;
-        };
-        while self.can_pull(now) {
-            let Some(mt) = op.queue.try_pop() else {
-                break;
-            };
-            self.start_mt(mt);
-        }
-    }
-
-    fn on_mt_resp(&mut self, seq: u32, status: Status) {
-        match self.delivery.answer(seq, status, self.now) {
-            Answer::Stray | Answer::Part => {}
-            Answer::Delivered(id) => {
-                self.outgoing.remove(&id);
-            }
-            Answer::Retry(id) => {
-                if let Some(o) = self.outgoing.get_mut(&id) {
-                    o.mt.attempts += 1;
-                    tracing::debug!(msisdn = %mask_msisdn(&o.mt.destination), attempts = o.mt.attempts, %status, "reply refused for now: retrying");
-                }
-            }
-            Answer::Refused(id, status) => {
-                if let Some(o) = self.outgoing.remove(&id) {
-                    tracing::warn!(msisdn = %mask_msisdn(&o.mt.destination), %status, "reply refused by the operator: dropped");
-                }
-            }
-        }
     }
 
     fn next_deadline(&self, now: Instant) -> Instant {
@@ -810,12 +527,5 @@ impl Connection {
             tracing::info!(peer = %self.peer, replies = owed.len(), "bind closed: undelivered replies requeued");
             op.queue.give_back(owed);
         }
-    }
-}
-
-async fn pop(op: &Option<Arc<OperatorState>>) -> Mt {
-    match op {
-        Some(o) => o.queue.pop().await,
-        None => std::future::pending().await,
     }
 }

@@ -1,0 +1,127 @@
+//! MOs in: the wire checks, concatenated parts, holding MOs while batches are under way,
+//! handing a read's MOs to the gateway as one batch, and acknowledging them in order.
+
+use super::*;
+
+/// An MO of the current read that passed the wire checks, with where its answer goes.
+pub(super) struct Taken {
+    pub(super) command_id: CommandId,
+    pub(super) sequence_number: u32,
+    pub(super) mo: Mo,
+}
+
+impl Connection {
+    pub(super) fn on_mo(
+        &mut self,
+        command_id: CommandId,
+        seq: u32,
+        pdu: Pdu,
+        intake: &mut Vec<Taken>,
+    ) {
+        let Ok(sm) = IncomingSm::from_pdu(pdu) else {
+            return;
+        };
+        if sm.is_receipt() {
+            // A delivery receipt for one of our replies: nothing to decide.
+            return self.answer(command_id, seq, Status::ESME_ROK, "");
+        }
+        if !self.gw.is_short_number(sm.destination.as_str()) {
+            return self.answer(command_id, seq, Status::ESME_RINVDSTADR, "");
+        }
+        if self.draining.is_some() {
+            return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
+        }
+        let Some(op) = self.operator.clone() else {
+            return self.answer(command_id, seq, Status::ESME_RINVBNDSTS, "");
+        };
+        if !op.queue.has_room() {
+            return self.answer(command_id, seq, Status::ESME_RMSGQFUL, "");
+        }
+        if op.throttle.take(1, self.now) == 0 {
+            return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
+        }
+        let mut abandoned = None;
+        let text = match self.intake.text(&sm, self.now, |a| abandoned = Some(a)) {
+            Text::Whole(t) => t,
+            Text::Held => {
+                // Held: acknowledged now; the last part carries the decision.
+                self.answer(command_id, seq, Status::ESME_ROK, "");
+                if let Some(a) = abandoned {
+                    self.incomplete(a);
+                }
+                return;
+            }
+            Text::Refused(status) => return self.answer(command_id, seq, status, ""),
+        };
+        intake.push(Taken {
+            command_id,
+            sequence_number: seq,
+            mo: Mo {
+                source: sm.source.as_str().to_string(),
+                source_ton: sm.source.ton,
+                source_npi: sm.source.npi,
+                destination: sm.destination.as_str().to_string(),
+                text,
+            },
+        });
+    }
+
+    /// A concatenated MO that will never complete: its parts were acknowledged, so the
+    /// citizen gets the "not understood, send CODE SERIES NUMBER" reply.
+    pub(super) fn incomplete(&mut self, a: Abandoned) {
+        let Some(op) = self.operator.clone() else {
+            return;
+        };
+        let rules = self.gw.rules();
+        let text = Replier::new(&rules, &self.gw.key).invalid(op.config.language);
+        tracing::info!(msisdn = %mask_msisdn(&a.source), parts = a.parts, "concatenated MO incomplete: hint sent");
+        op.queue.push(Mt {
+            id: op.queue.next_id(),
+            source: a.destination,
+            destination: a.source,
+            dest_ton: a.source_ton,
+            dest_npi: a.source_npi,
+            text,
+            attempts: 0,
+        });
+    }
+
+    /// Hands held MOs to the gateway, [`MAX_HELD_BATCH`] at a time, while batch slots are free.
+    pub(super) fn take_held(&mut self) {
+        while !self.held.is_empty() && self.batches.len() < MAX_BATCHES {
+            let rest = self.held.split_off(self.held.len().min(MAX_HELD_BATCH));
+            let batch = std::mem::replace(&mut self.held, rest);
+            self.take(batch);
+        }
+    }
+
+    /// Hands the MOs of one read to the gateway as one batch, answered when it is done.
+    pub(super) fn take(&mut self, intake: Vec<Taken>) {
+        let Some(op) = self.operator.clone() else {
+            return;
+        };
+        let mut owed = Vec::with_capacity(intake.len());
+        let mut mos = Vec::with_capacity(intake.len());
+        for i in intake {
+            owed.push((i.command_id, i.sequence_number));
+            mos.push(i.mo);
+        }
+        let gw = self.gw.clone();
+        self.batches.push_back(Box::pin(async move {
+            let mut results = Vec::with_capacity(mos.len());
+            gw.take_mos(&op, &mos, &mut results).await;
+            (owed, results)
+        }));
+    }
+
+    /// Acknowledges (or refuses) the MOs of a finished batch.
+    pub(super) fn answer_batch(&mut self, owed: Owed, results: Vec<MoResult>) {
+        for ((command_id, seq), result) in owed.into_iter().zip(results) {
+            match result {
+                MoResult::Accepted(id) => self.answer(command_id, seq, Status::ESME_ROK, &id),
+                MoResult::Refused(status) => self.answer(command_id, seq, status, ""),
+            }
+        }
+        self.fill_window();
+    }
+}

@@ -1,0 +1,112 @@
+//! Replies out: pulling from the operator's queue while the window has room, encoding and
+//! sending parts, and what the peer's answers to them mean.
+
+use super::*;
+
+/// A reply being delivered on this bind, with its encoded parts.
+pub(super) struct Outgoing {
+    pub(super) mt: Mt,
+    pub(super) encoded: text::Encoded,
+}
+
+impl Connection {
+    /// Whether this bind should take another reply from the operator's queue now.
+    pub(super) fn can_pull(&self, now: Instant) -> bool {
+        self.operator.is_some()
+            && self.state.sends_messages(self.role)
+            && self.unbind_sent.is_none()
+            && self.delivery.has_room(now)
+    }
+
+    /// Encodes a reply into parts and sends as many as the window allows.
+    pub(super) fn start_mt(&mut self, mt: Mt) {
+        let encoded = match text::encode_mt(&mt.text, mt.id as u8) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, msisdn = %mask_msisdn(&mt.destination), "reply cannot be encoded: dropped");
+                return;
+            }
+        };
+        if Address::check(&mt.source).is_err() || Address::check(&mt.destination).is_err() {
+            tracing::error!(msisdn = %mask_msisdn(&mt.destination), "reply address invalid: dropped");
+            return;
+        }
+        let id = mt.id;
+        self.delivery.start(id, encoded.parts.len(), self.now);
+        self.outgoing.insert(id, Outgoing { mt, encoded });
+        self.send_due(self.now);
+    }
+
+    /// Sends the parts whose time has come, within the window.
+    pub(super) fn send_due(&mut self, now: Instant) {
+        let Connection {
+            delivery,
+            outgoing,
+            out,
+            next_seq,
+            role,
+            ..
+        } = self;
+        delivery.send_due(now, |id, part| {
+            *next_seq = *next_seq % 0x7FFF_FFFF + 1;
+            let seq = *next_seq;
+            if let Some(o) = outgoing.get(&id)
+                && let Some(octets) = o.encoded.parts.get(part)
+            {
+                ReplyPart {
+                    source: &o.mt.source,
+                    dest_ton: o.mt.dest_ton,
+                    dest_npi: o.mt.dest_npi,
+                    destination: &o.mt.destination,
+                    data_coding: o.encoded.data_coding,
+                    udh: o.encoded.udh,
+                    short_message: octets,
+                }
+                .encode(out, role.message_command(), seq);
+            }
+            seq
+        });
+    }
+
+    /// Pulls replies from the operator's queue while the window has room.
+    pub(super) fn fill_window(&mut self) {
+        let now = self.now;
+        self.send_due(now);
+        let Some(op) = self.operator.clone() else {
+            return;
+        };
+        while self.can_pull(now) {
+            let Some(mt) = op.queue.try_pop() else {
+                break;
+            };
+            self.start_mt(mt);
+        }
+    }
+
+    pub(super) fn on_mt_resp(&mut self, seq: u32, status: Status) {
+        match self.delivery.answer(seq, status, self.now) {
+            Answer::Stray | Answer::Part => {}
+            Answer::Delivered(id) => {
+                self.outgoing.remove(&id);
+            }
+            Answer::Retry(id) => {
+                if let Some(o) = self.outgoing.get_mut(&id) {
+                    o.mt.attempts += 1;
+                    tracing::debug!(msisdn = %mask_msisdn(&o.mt.destination), attempts = o.mt.attempts, %status, "reply refused for now: retrying");
+                }
+            }
+            Answer::Refused(id, status) => {
+                if let Some(o) = self.outgoing.remove(&id) {
+                    tracing::warn!(msisdn = %mask_msisdn(&o.mt.destination), %status, "reply refused by the operator: dropped");
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn pop(op: &Option<Arc<OperatorState>>) -> Mt {
+    match op {
+        Some(o) => o.queue.pop().await,
+        None => std::future::pending().await,
+    }
+}
