@@ -227,7 +227,7 @@ impl Store {
                         until: g.validity.until,
                     })
                     .collect();
-                journal.append(&records).await?;
+                journal.append_owned(records).await?;
                 Ok(granted(grants))
             }
             Store::Redis(redis) => {

@@ -262,8 +262,16 @@ impl Journal {
         &self,
         grants: &[GrantRecord],
     ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        self.append_owned(grants.to_vec())
+    }
+
+    /// [`Journal::append`] for grants the caller built for the journal anyway: they are
+    /// handed to the writer as they are, not copied again.
+    pub fn append_owned(
+        &self,
+        grants: Vec<GrantRecord>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
         let inner = self.inner.clone();
-        let grants = grants.to_vec();
         async move {
             if grants.is_empty() {
                 return Ok(());
