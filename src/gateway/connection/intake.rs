@@ -23,35 +23,49 @@ impl Connection {
         };
         if sm.is_receipt() {
             // A delivery receipt for one of our replies: nothing to decide.
-            return self.answer(command_id, seq, Status::ESME_ROK, "");
+            return self.session.respond(command_id, seq, Status::ESME_ROK, "");
         }
         if !self.gw.is_short_number(sm.destination.as_str()) {
-            return self.answer(command_id, seq, Status::ESME_RINVDSTADR, "");
+            return self
+                .session
+                .respond(command_id, seq, Status::ESME_RINVDSTADR, "");
         }
-        if self.draining.is_some() {
-            return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
+        if self.session.is_draining() {
+            return self
+                .session
+                .respond(command_id, seq, Status::ESME_RTHROTTLED, "");
         }
         let Some(op) = self.operator.clone() else {
-            return self.answer(command_id, seq, Status::ESME_RINVBNDSTS, "");
+            return self
+                .session
+                .respond(command_id, seq, Status::ESME_RINVBNDSTS, "");
         };
         if !op.queue.has_room() {
-            return self.answer(command_id, seq, Status::ESME_RMSGQFUL, "");
+            return self
+                .session
+                .respond(command_id, seq, Status::ESME_RMSGQFUL, "");
         }
         if op.throttle.take(1, self.now) == 0 {
-            return self.answer(command_id, seq, Status::ESME_RTHROTTLED, "");
+            return self
+                .session
+                .respond(command_id, seq, Status::ESME_RTHROTTLED, "");
         }
         let mut abandoned = None;
-        let text = match self.intake.text(&sm, self.now, |a| abandoned = Some(a)) {
+        let text = match self
+            .session
+            .intake
+            .text(&sm, self.now, |a| abandoned = Some(a))
+        {
             Text::Whole(t) => t,
             Text::Held => {
                 // Held: acknowledged now; the last part carries the decision.
-                self.answer(command_id, seq, Status::ESME_ROK, "");
+                self.session.respond(command_id, seq, Status::ESME_ROK, "");
                 if let Some(a) = abandoned {
                     self.incomplete(a);
                 }
                 return;
             }
-            Text::Refused(status) => return self.answer(command_id, seq, status, ""),
+            Text::Refused(status) => return self.session.respond(command_id, seq, status, ""),
         };
         intake.push(Taken {
             command_id,
@@ -118,8 +132,10 @@ impl Connection {
     pub(super) fn answer_batch(&mut self, owed: Owed, results: Vec<MoResult>) {
         for ((command_id, seq), result) in owed.into_iter().zip(results) {
             match result {
-                MoResult::Accepted(id) => self.answer(command_id, seq, Status::ESME_ROK, &id),
-                MoResult::Refused(status) => self.answer(command_id, seq, status, ""),
+                MoResult::Accepted(id) => {
+                    self.session.respond(command_id, seq, Status::ESME_ROK, &id)
+                }
+                MoResult::Refused(status) => self.session.respond(command_id, seq, status, ""),
             }
         }
         self.fill_window();

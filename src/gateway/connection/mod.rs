@@ -17,8 +17,10 @@
 //! the timers and shutdown go on meanwhile. A peer that takes none of our bytes for
 //! `[smpp] write_timeout` is dropped; while our unsent bytes pile up past `MAX_UNSENT` (1 MiB)
 //! we stop reading from it, so a peer that stops reading cannot make us buffer without
-//! bound. The protocol itself (bind states, keep-alive, the delivery window and its
-//! retries) is [`crate::smpp::session`]; this file joins it to the socket and the gateway.
+//! bound. The protocol itself (dispatch of every PDU, bind states, unbind, keep-alive, the
+//! drain, the delivery window and its retries) is [`crate::smpp::session::Session`]; this
+//! file joins it to the socket and the gateway: it checks binds against the operators,
+//! hands MOs to the gateway and replies from the operator's queue to the session.
 //!
 //! A reply is never thrown away while its operator exists: a peer that refuses one
 //! transiently gets it again after a back-off (see [`outbound::policy`]); a peer that leaves
@@ -46,10 +48,10 @@ use replies::{Outgoing, pop};
 use crate::gateway::outbound::{self, Mt};
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::reply::Replier;
-use crate::smpp::codec::{self, Address, IncomingSm, ReplyPart, Response, Status};
-use crate::smpp::session::intake::{Abandoned, Intake, Text};
+use crate::smpp::codec::{self, Address, IncomingSm, ReplyPart, Status};
+use crate::smpp::session::intake::{Abandoned, Text};
 use crate::smpp::session::{
-    Answer, BindKind, BindRequest, BindState, Delivery, Due, Keepalive, Role,
+    Answer, BindKind, BindRequest, Close, Event, Role, Session, Tick, Timers,
 };
 use crate::smpp::text;
 use crate::telemetry::mask_msisdn;
@@ -62,7 +64,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
@@ -73,8 +74,6 @@ use tokio_util::sync::CancellationToken;
 const SYSTEM_ID: &str = "icaze";
 /// Unsent bytes at which we stop reading from the peer until it takes some.
 const MAX_UNSENT: usize = 1 << 20;
-/// How long to wait for the peer's unbind_resp before closing anyway.
-const UNBIND_WAIT: Duration = Duration::from_secs(2);
 /// MO batches of one connection under way in the gateway at once.
 const MAX_BATCHES: usize = 4;
 /// MOs read while [`MAX_BATCHES`] are under way, held for the next batch; at this many the
@@ -147,28 +146,15 @@ pub async fn run_dialled(
 struct Connection {
     gw: Arc<Gateway>,
     peer: SocketAddr,
-    /// Which side we play: MC for the listener's connections, ESME for a connector's.
-    role: Role,
-    /// A connector's bind: what to send, and when it went.
+    /// A connector's bind: what to send, and for which operator.
     dial: Option<Dial>,
-    bind_sent: Option<(u32, Instant)>,
-    state: BindState,
+    /// The protocol: what to write, bind state, timers, the delivery window.
+    session: Session,
     operator: Option<Arc<OperatorState>>,
-    /// What to write; the loop writes it while it keeps reading.
-    out: BytesMut,
     /// Since when the peer has had bytes of ours to take and taken none.
     stalled_since: Instant,
-    next_seq: u32,
     /// Replies being delivered on this bind, by id.
     outgoing: FastMap<u64, Outgoing>,
-    /// The window and retries of those replies (sized once the bind is up).
-    delivery: Delivery<u64>,
-    keepalive: Keepalive,
-    /// Concatenated MOs in progress.
-    intake: Intake,
-    draining: Option<Instant>,
-    unbind_sent: Option<Instant>,
-    close: bool,
     /// MO batches being decided and made durable, oldest first.
     batches: FuturesOrdered<Batch>,
     /// MOs read while every batch slot was taken, in order, for the next batch.
@@ -180,41 +166,25 @@ struct Connection {
 impl Connection {
     fn new(gw: Arc<Gateway>, peer: SocketAddr, role: Role, dial: Option<Dial>) -> Self {
         let smpp = &gw.config.smpp;
-        let delivery = Delivery::new(outbound::policy(1, smpp.response_timeout));
-        let keepalive = Keepalive::new(
-            smpp.enquire_link,
-            smpp.inactivity_timeout,
-            smpp.response_timeout,
-            Instant::now(),
-        );
-        let intake = Intake::new(smpp.concat_timeout);
+        let timers = Timers {
+            enquire_link: smpp.enquire_link,
+            inactivity: smpp.inactivity_timeout,
+            response: smpp.response_timeout,
+            concat: smpp.concat_timeout,
+        };
+        let now = Instant::now();
         Connection {
+            session: Session::new(role, timers, now),
             gw,
             peer,
-            role,
             dial,
-            bind_sent: None,
-            state: BindState::Open,
             operator: None,
-            out: BytesMut::with_capacity(16 * 1024),
-            stalled_since: Instant::now(),
-            next_seq: 0,
+            stalled_since: now,
             outgoing: FastMap::default(),
-            delivery,
-            keepalive,
-            intake,
-            draining: None,
-            unbind_sent: None,
-            close: false,
             batches: FuturesOrdered::new(),
             held: Vec::new(),
-            now: Instant::now(),
+            now,
         }
-    }
-
-    fn seq(&mut self) -> u32 {
-        self.next_seq = self.next_seq % 0x7FFF_FFFF + 1;
-        self.next_seq
     }
 
     async fn serve(
@@ -226,17 +196,13 @@ impl Connection {
         let write_timeout = self.gw.config.smpp.write_timeout;
         let mut inbuf = BytesMut::with_capacity(16 * 1024);
         let (mut rd, mut wr) = stream.split();
-        if self.dial.is_some() {
-            let seq = self.seq();
-            if let Some(dial) = &self.dial {
-                codec::encode(&mut self.out, seq, Status::ESME_ROK, &dial.request);
-            }
-            self.bind_sent = Some((seq, Instant::now()));
+        if let Some(dial) = &self.dial {
+            self.session.dial(dial.kind, &dial.request, Instant::now());
         }
         loop {
             let now = Instant::now();
-            let unsent = !self.out.is_empty();
-            let deadline = self.next_deadline(now);
+            let unsent = !self.session.out().is_empty();
+            let deadline = self.session.deadline(now);
             let deadline = if unsent {
                 deadline.min(self.stalled_since + write_timeout)
             } else {
@@ -244,15 +210,16 @@ impl Connection {
             };
             let operator = self.operator.clone();
             let pull = self.can_pull(now);
-            let read_more = self.held.len() < MAX_HELD && self.out.len() < MAX_UNSENT;
+            let read_more = self.held.len() < MAX_HELD && self.session.out().len() < MAX_UNSENT;
+            let draining = self.session.is_draining();
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled(), if self.draining.is_none() => {
-                    self.draining = Some(now + self.gw.config.smpp.shutdown_grace);
+                _ = shutdown.cancelled(), if !draining => {
+                    self.session.drain(now + self.gw.config.smpp.shutdown_grace);
                 }
                 // One write of everything the last turns produced; cancel-safe (a write
                 // that did not happen wrote nothing), so the loop can read meanwhile.
-                written = wr.write_buf(&mut self.out), if unsent => {
+                written = wr.write_buf(self.session.out()), if unsent => {
                     if written? == 0 {
                         return Err(std::io::ErrorKind::WriteZero.into());
                     }
@@ -271,7 +238,7 @@ impl Connection {
                         return Ok(());
                     }
                     self.now = Instant::now();
-                    self.keepalive.heard(self.now);
+                    self.session.heard(self.now);
                     self.on_read(&mut inbuf, max_pdu);
                 }
                 mt = pop(&operator), if pull => {
@@ -286,36 +253,39 @@ impl Connection {
                 // Bytes made this turn: the peer's time to take them starts now.
                 self.stalled_since = self.now;
             }
-            if !self.out.is_empty() && self.now >= self.stalled_since + write_timeout {
-                tracing::warn!(peer = %self.peer, unsent = self.out.len(), "peer took none of our bytes for the write timeout: dropped");
+            if !self.session.out().is_empty() && self.now >= self.stalled_since + write_timeout {
+                tracing::warn!(peer = %self.peer, unsent = self.session.out().len(), "peer took none of our bytes for the write timeout: dropped");
                 return Ok(());
             }
             self.on_timers(self.now);
             // Write what this turn produced at once (one system call, as before the loop
             // goes round); what the peer does not take now is left to the select.
-            if !self.out.is_empty() {
-                match wr.try_write(&self.out) {
+            let out = self.session.out();
+            if !out.is_empty() {
+                match wr.try_write(out) {
                     Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
-                        self.out.advance(n);
+                        out.advance(n);
                         self.stalled_since = self.now;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
             }
-            if self.close {
+            if self.session.closing().is_some() {
                 // Acknowledge what was handed to the gateway before leaving.
                 while let Some((owed, results)) = self.batches.next().await {
                     self.answer_batch(owed, results);
                 }
-                match tokio::time::timeout(write_timeout, wr.write_all(&self.out)).await {
+                let out = self.session.out();
+                match tokio::time::timeout(write_timeout, wr.write_all(out)).await {
                     Ok(written) => written?,
                     Err(_) => {
                         tracing::warn!(peer = %self.peer, "peer took none of our last bytes for the write timeout: dropped");
                         return Ok(());
                     }
                 }
+                out.clear();
                 let _ = tokio::time::timeout(write_timeout, wr.shutdown()).await;
                 return Ok(());
             }
@@ -328,15 +298,14 @@ impl Connection {
         loop {
             match codec::decode(inbuf, max_pdu) {
                 Ok(None) => break,
-                Ok(Some(frame)) => self.on_frame(frame, &mut intake),
+                Ok(Some(frame)) => {
+                    let event = self.session.on_frame(frame, self.now);
+                    self.on_event(event, &mut intake);
+                }
                 Err(e) => {
-                    if let Some(r) = e.response() {
-                        r.encode(&mut self.out);
-                    }
-                    if e.is_fatal() {
+                    if self.session.on_decode_error(&e) {
                         tracing::warn!(peer = %self.peer, error = %e, "framing error: connection closed");
                         inbuf.clear();
-                        self.close = true;
                         break;
                     }
                     tracing::debug!(peer = %self.peer, error = %e, "bad PDU answered");
@@ -353,161 +322,74 @@ impl Connection {
         self.fill_window();
     }
 
-    fn on_frame(&mut self, frame: codec::Frame, intake: &mut Vec<Taken>) {
-        let (command_id, seq) = (frame.command_id, frame.sequence_number);
-        if let Err(status) = self.state.admit(self.role, command_id) {
-            if let Some(r) = Response::error_for(command_id, seq, status) {
-                r.encode(&mut self.out);
-            }
-            return;
-        }
-        match frame.pdu {
-            Pdu::BindTransmitter(_) | Pdu::BindReceiver(_) | Pdu::BindTransceiver(_) => {
-                self.on_bind(command_id, seq, frame.pdu)
-            }
-            Pdu::SubmitSm(_) | Pdu::DataSm(_) | Pdu::DeliverSm(_) => {
-                self.on_mo(command_id, seq, frame.pdu, intake)
-            }
-            Pdu::BindTransmitterResp(_)
-            | Pdu::BindReceiverResp(_)
-            | Pdu::BindTransceiverResp(_) => self.on_bind_resp(seq, frame.status),
-            Pdu::DeliverSmResp(_) | Pdu::SubmitSmResp(_) => self.on_mt_resp(seq, frame.status),
-            Pdu::GenericNack => {
-                if self.bind_sent.is_some_and(|(s, _)| s == seq) {
-                    self.on_bind_resp(seq, frame.status);
-                } else {
-                    self.on_mt_resp(seq, frame.status);
-                }
-            }
-            Pdu::EnquireLink => {
-                codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::EnquireLinkResp)
-            }
-            Pdu::EnquireLinkResp => self.keepalive.answered(seq),
-            Pdu::Unbind => {
-                codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::UnbindResp);
-                self.state = BindState::Unbound;
-                self.close = true;
-            }
-            Pdu::UnbindResp => self.close = true,
-            other => {
-                // Requests we do not serve (query_sm, cancel_sm, replace_sm, submit_multi,
-                // broadcast_sm): their own response with ESME_RINVCMDID. Stray responses: ignored.
-                if let Some(r) =
-                    Response::error_for(other.command_id(), seq, Status::ESME_RINVCMDID)
-                {
-                    r.encode(&mut self.out);
-                }
-            }
+    /// What the session handed over from one PDU.
+    fn on_event(&mut self, event: Event, intake: &mut Vec<Taken>) {
+        match event {
+            Event::Handled => {}
+            Event::BindRequested {
+                command_id,
+                sequence_number,
+                pdu,
+            } => self.on_bind(command_id, sequence_number, &pdu),
+            Event::Bound(kind) => self.on_bound(kind),
+            Event::Message {
+                command_id,
+                sequence_number,
+                pdu,
+            } => self.on_mo(command_id, sequence_number, pdu, intake),
+            Event::Answered(answer) => self.on_mt_resp(answer),
+            Event::Closing(why) => self.closing(why),
         }
     }
 
-    fn answer(&mut self, command_id: CommandId, seq: u32, status: Status, message_id: &str) {
-        let (resp, message_id) = match command_id {
-            CommandId::DataSm => (CommandId::DataSmResp, message_id),
-            // deliver_sm_resp's message_id is unused (NULL) in SMPP 3.4, whoever sent it: an
-            // SMSC in connector mode, or an aggregator sending MOs as deliver_sm.
-            CommandId::DeliverSm => (CommandId::DeliverSmResp, ""),
-            _ => (CommandId::SubmitSmResp, message_id),
-        };
-        codec::encode_message_id_resp(&mut self.out, resp, seq, status, message_id);
-    }
-
-    fn next_deadline(&self, now: Instant) -> Instant {
-        let smpp = &self.gw.config.smpp;
-        // Once we unbound, the keep-alive has had its say: only the unbind wait is left.
-        let mut next = match self.unbind_sent {
-            Some(_) => now + Duration::from_secs(3600),
-            None => self.keepalive.deadline(self.state.is_bound()),
-        };
-        let mut at = |t: Instant| next = next.min(t);
-        if let Some(t) = self.delivery.deadline() {
-            at(t);
+    /// Logs why the session is closing.
+    fn closing(&self, why: Close) {
+        let peer = self.peer;
+        match why {
+            Close::Unbound | Close::Drained => {
+                tracing::debug!(%peer, ?why, "session closing")
+            }
+            Close::Inactive => tracing::info!(%peer, "inactive before binding: closing"),
+            Close::UnbindUnanswered => {
+                tracing::info!(%peer, "our unbind went unanswered: closing")
+            }
+            Close::Framing => {}
+            Close::BindRefused(status) => {
+                let name = self.dial.as_ref().map(|d| d.name.as_str()).unwrap_or("");
+                tracing::error!(connector = %name, %peer, %status, "bind refused by the SMSC");
+            }
+            Close::BindUnanswered => {
+                tracing::warn!(%peer, "the SMSC did not answer our bind in time: closing")
+            }
+            Close::EnquireUnanswered => {
+                tracing::info!(%peer, "enquire_link unanswered: closing")
+            }
+            Close::Unresponsive => {
+                // Another bind (or the next one) delivers what it owed.
+                tracing::warn!(%peer, owed = self.outgoing.len(), "a reply went unanswered for the response timeout: closing the bind, its replies go back to the queue");
+            }
         }
-        if let Some(t) = self.intake.deadline() {
-            at(t);
-        }
-        if let Some(grace) = self.draining {
-            // Check the drain often; it ends at the grace period at the latest.
-            at((now + Duration::from_millis(50)).min(grace));
-        }
-        if let Some(sent) = self.unbind_sent {
-            at(sent + UNBIND_WAIT);
-        }
-        if let Some((_, sent)) = self.bind_sent {
-            at(sent + smpp.response_timeout);
-        }
-        next.max(now)
     }
 
     fn on_timers(&mut self, now: Instant) {
-        let response_timeout = self.gw.config.smpp.response_timeout;
-        if self
-            .bind_sent
-            .is_some_and(|(_, sent)| now >= sent + response_timeout)
-        {
-            tracing::warn!(peer = %self.peer, "the SMSC did not answer our bind in time: closing");
-            self.bind_sent = None;
-            self.close = true;
-        }
-        let due = match self.unbind_sent {
-            Some(_) => Due::Nothing,
-            None => self.keepalive.due(now, self.state.is_bound()),
-        };
-        match due {
-            Due::Nothing => {}
-            Due::Enquire => {
-                let seq = self.seq();
-                codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::EnquireLink);
-                self.keepalive.sent(seq, now);
-            }
-            Due::Close => {
-                tracing::info!(peer = %self.peer, "enquire_link unanswered: closing");
-                self.close = true;
-            }
-            Due::Unbind => {
-                tracing::info!(peer = %self.peer, "inactive: unbinding");
-                self.send_unbind(now);
+        let idle = self.batches.is_empty()
+            && self.held.is_empty()
+            && !self.operator.as_ref().is_some_and(|o| {
+                self.session.state().sends_messages(self.session.role()) && !o.queue.is_empty()
+            });
+        match self.session.tick(now, idle) {
+            Tick::Quiet => {}
+            Tick::Inactive => tracing::info!(peer = %self.peer, "inactive: unbinding"),
+            Tick::Closing(why) => {
+                self.closing(why);
+                return;
             }
         }
-        if self.delivery.timed_out(now) {
-            // Unresponsive: another bind (or the next one) delivers what it owed.
-            tracing::warn!(peer = %self.peer, owed = self.outgoing.len(), "a reply went unanswered for the response timeout: closing the bind, its replies go back to the queue");
-            self.close = true;
-            return;
-        }
-        let abandoned: Vec<Abandoned> = self.intake.expire(now).collect();
+        let abandoned: Vec<Abandoned> = self.session.intake.expire(now).collect();
         for a in abandoned {
             self.incomplete(a);
         }
         self.fill_window();
-        if let Some(grace) = self.draining {
-            let owed = self
-                .operator
-                .as_ref()
-                .is_some_and(|o| self.state.sends_messages(self.role) && !o.queue.is_empty());
-            let idle =
-                self.delivery.is_idle() && self.batches.is_empty() && self.held.is_empty() && !owed;
-            if idle || now >= grace {
-                self.send_unbind(now);
-            }
-        }
-        if self.unbind_sent.is_some_and(|t| now >= t + UNBIND_WAIT) {
-            self.close = true;
-        }
-    }
-
-    fn send_unbind(&mut self, now: Instant) {
-        if self.unbind_sent.is_some() || self.close {
-            return;
-        }
-        if !self.state.is_bound() {
-            self.close = true;
-            return;
-        }
-        let seq = self.seq();
-        codec::encode(&mut self.out, seq, Status::ESME_ROK, &Pdu::Unbind);
-        self.unbind_sent = Some(now);
-        self.state = BindState::Unbound;
     }
 
     /// Leaves the operator's books: bind counts down, replies not yet delivered back to the
@@ -518,7 +400,7 @@ impl Connection {
         };
         op.binds.fetch_sub(1, Ordering::AcqRel);
         let owed: Vec<Mt> = self
-            .delivery
+            .session
             .owed()
             .filter_map(|id| self.outgoing.remove(&id))
             .map(|o| o.mt)

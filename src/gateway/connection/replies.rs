@@ -12,10 +12,7 @@ pub(super) struct Outgoing {
 impl Connection {
     /// Whether this bind should take another reply from the operator's queue now.
     pub(super) fn can_pull(&self, now: Instant) -> bool {
-        self.operator.is_some()
-            && self.state.sends_messages(self.role)
-            && self.unbind_sent.is_none()
-            && self.delivery.has_room(now)
+        self.operator.is_some() && self.session.can_send(now)
     }
 
     /// Encodes a reply into parts and sends as many as the window allows.
@@ -32,7 +29,7 @@ impl Connection {
             return;
         }
         let id = mt.id;
-        self.delivery.start(id, encoded.parts.len(), self.now);
+        self.session.start(id, encoded.parts.len(), self.now);
         self.outgoing.insert(id, Outgoing { mt, encoded });
         self.send_due(self.now);
     }
@@ -40,31 +37,20 @@ impl Connection {
     /// Sends the parts whose time has come, within the window.
     pub(super) fn send_due(&mut self, now: Instant) {
         let Connection {
-            delivery,
-            outgoing,
-            out,
-            next_seq,
-            role,
-            ..
+            session, outgoing, ..
         } = self;
-        delivery.send_due(now, |id, part| {
-            *next_seq = *next_seq % 0x7FFF_FFFF + 1;
-            let seq = *next_seq;
-            if let Some(o) = outgoing.get(&id)
-                && let Some(octets) = o.encoded.parts.get(part)
-            {
-                ReplyPart {
-                    source: &o.mt.source,
-                    dest_ton: o.mt.dest_ton,
-                    dest_npi: o.mt.dest_npi,
-                    destination: &o.mt.destination,
-                    data_coding: o.encoded.data_coding,
-                    udh: o.encoded.udh,
-                    short_message: octets,
-                }
-                .encode(out, role.message_command(), seq);
-            }
-            seq
+        let outgoing = &*outgoing;
+        session.send_due(now, |id, part| {
+            let o = outgoing.get(&id)?;
+            Some(ReplyPart {
+                source: &o.mt.source,
+                dest_ton: o.mt.dest_ton,
+                dest_npi: o.mt.dest_npi,
+                destination: &o.mt.destination,
+                data_coding: o.encoded.data_coding,
+                udh: o.encoded.udh,
+                short_message: o.encoded.parts.get(part)?,
+            })
         });
     }
 
@@ -83,8 +69,9 @@ impl Connection {
         }
     }
 
-    pub(super) fn on_mt_resp(&mut self, seq: u32, status: Status) {
-        match self.delivery.answer(seq, status, self.now) {
+    /// What the peer's answer to one of our parts means for the reply.
+    pub(super) fn on_mt_resp(&mut self, answer: Answer<u64>) {
+        match answer {
             Answer::Stray | Answer::Part => {}
             Answer::Delivered(id) => {
                 self.outgoing.remove(&id);
@@ -92,7 +79,7 @@ impl Connection {
             Answer::Retry(id) => {
                 if let Some(o) = self.outgoing.get_mut(&id) {
                     o.mt.attempts += 1;
-                    tracing::debug!(msisdn = %mask_msisdn(&o.mt.destination), attempts = o.mt.attempts, %status, "reply refused for now: retrying");
+                    tracing::debug!(msisdn = %mask_msisdn(&o.mt.destination), attempts = o.mt.attempts, "reply refused for now: retrying");
                 }
             }
             Answer::Refused(id, status) => {
