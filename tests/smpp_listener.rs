@@ -10,17 +10,22 @@ use support::{TestGateway, at};
 #[tokio::test]
 async fn bind_and_auth_failures() {
     let gw = TestGateway::start("", "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nmax_binds = 1\n[[operators]]\nsystem_id = \"far\"\npassword = \"far\"\nallowed_ips = [\"10.9.9.9\"]\n").await;
+    // Each refused bind is answered, then its connection is closed: a second guess needs a
+    // second connection.
+    for (system_id, password, status) in [
+        ("nobody", "demo", ESME_RINVSYSID),
+        ("demo", "wrong", ESME_RINVPASWD),
+        // An operator allowed only from another address.
+        ("far", "far", ESME_RBINDFAIL),
+    ] {
+        let mut c = Client::connect(gw.addr).await;
+        assert_eq!(c.bind(BIND_TRANSCEIVER, system_id, password).await, status);
+        assert!(
+            c.closed_within(Duration::from_secs(5)).await,
+            "connection closed after a refused bind"
+        );
+    }
     let mut c = Client::connect(gw.addr).await;
-    assert_eq!(
-        c.bind(BIND_TRANSCEIVER, "nobody", "demo").await,
-        ESME_RINVSYSID
-    );
-    assert_eq!(
-        c.bind(BIND_TRANSCEIVER, "demo", "wrong").await,
-        ESME_RINVPASWD
-    );
-    // An operator allowed only from another address.
-    assert_eq!(c.bind(BIND_TRANSCEIVER, "far", "far").await, ESME_RBINDFAIL);
     // Before a bind, a submit_sm is in the wrong state.
     let seq = c.submit("994501234567", "8103", 0, b"2 AZE 11111111").await;
     let r = c.read().await.unwrap();
@@ -44,9 +49,9 @@ async fn bind_and_auth_failures() {
         (UNBIND | RESP, ESME_ROK, seq)
     );
     // Once the first bind is gone, the operator may bind again.
-    let mut e = Client::connect(gw.addr).await;
     let mut ok = false;
     for _ in 0..50 {
+        let mut e = Client::connect(gw.addr).await;
         if e.bind(BIND_TRANSMITTER, "demo", "demo").await == ESME_ROK {
             ok = true;
             break;

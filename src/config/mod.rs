@@ -157,11 +157,12 @@ impl Config {
         };
         let data_dir = dir.join(raw.data_dir.as_deref().unwrap_or("../data"));
         let (key_text, demo_key) = permit_key(&mut errs, raw.permit, env);
-        let smpp = smpp::smpp(&mut errs, raw.smpp);
+        let mut smpp = smpp::smpp(&mut errs, raw.smpp);
         let store = store::store(&mut errs, raw.store, raw.redis);
         let default_language = rules.as_ref().map_or(Language::Az, |r| r.default_language);
         let operators = operators::operators(&mut errs, raw.operators, env, default_language);
         let connectors = connectors::connectors(&mut errs, raw.connectors, env, default_language);
+        smpp.reserved = smpp::reserve(&mut errs, &smpp, &operators);
         let engine_reserve = engine_reserve(&mut errs, raw.engine);
 
         match (errs.list.is_empty(), rules) {
@@ -308,6 +309,68 @@ pub(crate) mod tests {
         .unwrap();
         assert!(ok.operators[0].password.matches(b"secret"));
         assert!(!ok.demo_key);
+    }
+
+    #[test]
+    fn settings_that_would_let_anyone_in_or_nobody_in_are_errors_by_key() {
+        let (_dir, path) = beside_shipped_rules();
+        let env = |k: &str| match k {
+            "EMPTY_PW" => Some(String::new()),
+            _ => key_only(k),
+        };
+        let keys = |text: &str| -> Vec<String> {
+            Config::from_toml(&path, text, &env)
+                .unwrap_err()
+                .0
+                .into_iter()
+                .map(|e| e.key)
+                .collect()
+        };
+        let op = |extra: &str| format!("[[operators]]\nsystem_id = \"op\"\n{extra}\n");
+        assert_eq!(keys(&op("password = \"\"")), ["operators[0].password"]);
+        assert_eq!(
+            keys(&op("password_env = \"EMPTY_PW\"")),
+            ["operators[0].password_env"]
+        );
+        let empty_env = Config::from_toml(&path, &op("password_env = \"EMPTY_PW\""), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(empty_env.contains("EMPTY_PW is empty"), "{empty_env}");
+        assert_eq!(
+            keys(&op("password = \"pw\"\nqueue = 0")),
+            ["operators[0].queue"]
+        );
+        assert_eq!(
+            keys(&format!(
+                "[smpp]\nmax_connections = 0\n{}",
+                op("password = \"pw\"")
+            )),
+            ["smpp.max_connections"]
+        );
+        for key in ["max_unbound_per_address", "bind_failures"] {
+            assert_eq!(
+                keys(&format!("[smpp]\n{key} = 0\n{}", op("password = \"pw\""))),
+                [format!("smpp.{key}")]
+            );
+        }
+        // Room kept for operators on known addresses must leave room for everyone else.
+        let known = op("password = \"pw\"\nmax_binds = 8\nallowed_ips = [\"10.0.0.1\"]");
+        assert_eq!(
+            keys(&format!("[smpp]\nmax_connections = 8\n{known}")),
+            ["smpp.max_connections"]
+        );
+        let ok = Config::from_toml(
+            &path,
+            &format!("[smpp]\nmax_connections = 9\n{known}"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(ok.smpp.reserved, 8);
+        // A key given twice is named, with its table.
+        assert_eq!(
+            keys("[smpp]\nbind_timeout = \"5s\"\nbind_timeout = \"6s\"\n"),
+            ["smpp.bind_timeout"]
+        );
     }
 
     #[test]

@@ -14,8 +14,25 @@ pub struct Smpp {
     pub short_numbers: Vec<String>,
     /// Largest PDU accepted; a longer command_length closes the connection.
     pub max_pdu_bytes: u32,
-    /// Most simultaneous connections.
+    /// Most simultaneous connections. Part of them is kept for the addresses operators bind
+    /// from (see [`Smpp::reserved`]).
     pub max_connections: u32,
+    /// Connections kept for operators' `allowed_ips`: the sum of their `max_binds` (filled in
+    /// once the operators are read). A flood from elsewhere cannot take these.
+    pub reserved: u32,
+    /// How long a new connection has to bind before it is closed.
+    pub bind_timeout: Duration,
+    /// How long a PDU whose first bytes arrived has to arrive whole: a peer trickling bytes
+    /// is closed instead of holding a connection.
+    pub pdu_timeout: Duration,
+    /// Most connections one address may hold open without having bound.
+    pub max_unbound_per_address: u32,
+    /// Failed binds from one address within `bind_failure_window` before it is locked out.
+    pub bind_failures: u32,
+    /// The window in which failed binds are counted.
+    pub bind_failure_window: Duration,
+    /// How long an address that failed too often is refused every bind.
+    pub bind_lockout: Duration,
     /// How often to send enquire_link on a quiet bind.
     pub enquire_link: Duration,
     /// A bind silent for this long is closed.
@@ -39,6 +56,12 @@ pub(super) struct RawSmpp {
     short_numbers: Option<Vec<String>>,
     max_pdu_bytes: Option<u32>,
     max_connections: Option<u32>,
+    bind_timeout: Option<String>,
+    pdu_timeout: Option<String>,
+    max_unbound_per_address: Option<u32>,
+    bind_failures: Option<u32>,
+    bind_failure_window: Option<String>,
+    bind_lockout: Option<String>,
     enquire_link: Option<String>,
     inactivity_timeout: Option<String>,
     response_timeout: Option<String>,
@@ -74,11 +97,46 @@ pub(super) fn smpp(errs: &mut Errors, s: RawSmpp) -> Smpp {
     if !(1_024..=16 * 1024 * 1024).contains(&max_pdu_bytes) {
         errs.push("smpp.max_pdu_bytes", "must be from 1024 to 16777216");
     }
+    let max_connections = s.max_connections.unwrap_or(1_000);
+    if max_connections == 0 {
+        errs.push("smpp.max_connections", "must be 1 or more");
+    }
+    let max_unbound_per_address = s.max_unbound_per_address.unwrap_or(16);
+    if max_unbound_per_address == 0 {
+        errs.push("smpp.max_unbound_per_address", "must be 1 or more");
+    }
+    let bind_failures = s.bind_failures.unwrap_or(5);
+    if bind_failures == 0 {
+        errs.push("smpp.bind_failures", "must be 1 or more");
+    }
     Smpp {
         listen,
         short_numbers,
         max_pdu_bytes,
-        max_connections: s.max_connections.unwrap_or(1_000),
+        max_connections,
+        reserved: 0,
+        bind_timeout: errs.duration(
+            "smpp.bind_timeout",
+            s.bind_timeout.as_deref(),
+            Duration::from_secs(10),
+        ),
+        pdu_timeout: errs.duration(
+            "smpp.pdu_timeout",
+            s.pdu_timeout.as_deref(),
+            Duration::from_secs(10),
+        ),
+        max_unbound_per_address,
+        bind_failures,
+        bind_failure_window: errs.duration(
+            "smpp.bind_failure_window",
+            s.bind_failure_window.as_deref(),
+            Duration::from_secs(60),
+        ),
+        bind_lockout: errs.duration(
+            "smpp.bind_lockout",
+            s.bind_lockout.as_deref(),
+            Duration::from_secs(300),
+        ),
         enquire_link: errs.duration(
             "smpp.enquire_link",
             s.enquire_link.as_deref(),
@@ -110,4 +168,24 @@ pub(super) fn smpp(errs: &mut Errors, s: RawSmpp) -> Smpp {
             Duration::from_secs(10),
         ),
     }
+}
+
+/// The connections kept for operators that bind from known addresses: each operator with
+/// `allowed_ips` gets its `max_binds`. They must leave room for everyone else.
+pub(super) fn reserve(errs: &mut Errors, smpp: &Smpp, operators: &[super::Operator]) -> u32 {
+    let reserved: u32 = operators
+        .iter()
+        .filter(|o| !o.allowed_ips.is_empty())
+        .map(|o| o.max_binds)
+        .fold(0, u32::saturating_add);
+    if smpp.max_connections > 0 && reserved >= smpp.max_connections {
+        errs.push(
+            "smpp.max_connections",
+            format!(
+                "must be more than the {reserved} connections kept for operators with \
+                 allowed_ips (the sum of their max_binds)"
+            ),
+        );
+    }
+    reserved
 }

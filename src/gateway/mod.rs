@@ -23,6 +23,7 @@
 //! `[redis] retry_for`, the citizen is told to try again in a few minutes and the MO is
 //! acknowledged with that answer (so the operator does not resend it while Redis is away).
 
+pub mod admission;
 mod claims;
 pub mod connection;
 pub mod connector;
@@ -40,6 +41,7 @@ use crate::permit::rules::Rules;
 use crate::smpp::Status;
 use crate::store::redis::RedisError;
 pub use crate::store::{OpenError, Store};
+use admission::Admission;
 use claims::Claims;
 use outbound::ReplyQueue;
 use std::collections::HashMap;
@@ -120,6 +122,8 @@ pub struct Gateway {
     id_prefix: u32,
     /// Documents whose possible grant is with the store right now.
     claims: Claims,
+    /// Connection slots, unbound connections per address, failed binds per address.
+    pub admission: Arc<Admission>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -147,7 +151,6 @@ impl Gateway {
         Gateway {
             rules: RwLock::new(Arc::new(config.rules.clone())),
             key: config.permit_key.clone(),
-            config,
             engine,
             store,
             operators,
@@ -156,6 +159,8 @@ impl Gateway {
             message_ids: AtomicU64::new(1),
             id_prefix,
             claims: Claims::new(),
+            admission: Arc::new(Admission::new(&config)),
+            config,
         }
     }
 

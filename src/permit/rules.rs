@@ -179,7 +179,8 @@ pub fn deserialize_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
             .unwrap_or_default()
     };
     let de = toml::Deserializer::parse(text).map_err(|e| {
-        RuleError::new("(syntax)", format!("{}{}", e.message().trim(), line_of(&e)))
+        let key = duplicate_key(text, &e).unwrap_or_else(|| "(syntax)".to_string());
+        RuleError::new(key, format!("{}{}", e.message().trim(), line_of(&e)))
     })?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -192,6 +193,29 @@ pub fn deserialize_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
             },
             format!("{}{}", inner.message().trim(), line_of(&inner)),
         )
+    })
+}
+
+/// The dotted key a "duplicate key" error is about (`smpp.bind_timeout`): the key at the
+/// error's span, under the last table header before it.
+fn duplicate_key(text: &str, e: &toml::de::Error) -> Option<String> {
+    if !e.message().contains("duplicate key") {
+        return None;
+    }
+    let span = e.span()?;
+    let key = text.get(span.clone())?.trim().trim_matches('"');
+    if key.is_empty() || key.contains('\n') {
+        return None;
+    }
+    let table = text[..span.start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
     })
 }
 
