@@ -44,7 +44,9 @@ enum Answer {
 
 impl Gateway {
     /// Decides a batch of MOs from `operator`, makes their grants durable, queues their
-    /// replies, and says for each how to answer it. Results are in MO order.
+    /// replies, and says for each how to answer it. Results are in MO order. Each MO took a
+    /// place in the operator's reply queue ([`super::outbound::ReplyQueue::try_reserve`]);
+    /// each is used by its reply or given back.
     pub async fn take_mos(
         &self,
         operator: &OperatorState,
@@ -92,6 +94,8 @@ impl Gateway {
             );
             let text = match answer {
                 Answer::Refuse(status) => {
+                    // No reply: the place the MO took in the queue goes back.
+                    operator.queue.release(1);
                     results.push(MoResult::Refused(status));
                     continue;
                 }
@@ -232,9 +236,10 @@ impl Gateway {
         }
     }
 
-    /// Queues `text` as the reply to `mo` and gives the MO's acknowledgement.
+    /// Queues `text` as the reply to `mo` (in the place it took at intake) and gives the
+    /// MO's acknowledgement.
     fn answer(&self, operator: &OperatorState, mo: &Mo, text: String) -> MoResult {
-        operator.queue.push(Mt {
+        operator.queue.push_reserved(Mt {
             id: operator.queue.next_id(),
             source: mo.destination.clone(),
             destination: mo.source.clone(),

@@ -3,6 +3,7 @@
 //! bind state allows a bind and answers in the form SMPP wants; this file decides who may.
 
 use super::*;
+use crate::telemetry::mask_system_id;
 
 impl Connection {
     /// A bind request the session admitted: accepted if the operator, its password, its
@@ -15,14 +16,26 @@ impl Connection {
         let admission = self.gw.admission.clone();
         if !admission.may_bind(ip, self.now) {
             // Locked out: refused without looking at the credentials (logged at lock-out).
-            return self.deny(command_id, seq, Status::ESME_RBINDFAIL, "locked out");
+            return self.deny(command_id, seq, Status::ESME_RBINDFAIL, "locked out", "");
         }
         let system_id = request.system_id;
         let Some(op) = self.gw.operators.get(system_id).cloned() else {
-            return self.deny(command_id, seq, Status::ESME_RINVSYSID, "unknown system_id");
+            return self.deny(
+                command_id,
+                seq,
+                Status::ESME_RINVSYSID,
+                "unknown system_id",
+                system_id,
+            );
         };
         if !op.config.password.matches(request.password) {
-            return self.deny(command_id, seq, Status::ESME_RINVPASWD, "wrong password");
+            return self.deny(
+                command_id,
+                seq,
+                Status::ESME_RINVPASWD,
+                "wrong password",
+                system_id,
+            );
         }
         if !op.config.allowed_ips.is_empty() && !op.config.allowed_ips.contains(&ip) {
             return self.deny(
@@ -30,6 +43,7 @@ impl Connection {
                 seq,
                 Status::ESME_RBINDFAIL,
                 "address not allowed",
+                system_id,
             );
         }
         if self.session.is_draining() {
@@ -59,13 +73,20 @@ impl Connection {
     /// counted against the address, answered after its slow-down, and the connection closed.
     /// Logged once per window and address (and at lock-out), with the system_id masked: it
     /// is as often a mistyped password as a name.
-    fn deny(&mut self, command_id: CommandId, seq: u32, status: Status, reason: &'static str) {
+    fn deny(
+        &mut self,
+        command_id: CommandId,
+        seq: u32,
+        status: Status,
+        reason: &'static str,
+        system_id: &str,
+    ) {
         let ip = self.peer.ip();
         let failure = self.gw.admission.failed(ip, self.now);
         if failure.locked {
             tracing::warn!(%ip, failed = self.gw.admission.failed_binds(), lockout = ?self.gw.config.smpp.bind_lockout, "too many failed binds from this address: locked out");
         } else if failure.log {
-            tracing::info!(%ip, reason, "bind refused (further failures from this address in the window are counted, not logged)");
+            tracing::info!(%ip, reason, system_id = %mask_system_id(system_id), "bind refused (further failures from this address in the window are counted, not logged)");
         }
         self.answer_after = Some(self.now + failure.delay);
         self.session.refuse_bind(command_id, seq, status);

@@ -40,12 +40,14 @@ impl Connection {
                 .session
                 .respond(command_id, seq, Status::ESME_RINVBNDSTS, "");
         };
-        if !op.queue.has_room() {
+        // A place for the reply, taken now and given back unless a reply is queued.
+        if !op.queue.try_reserve() {
             return self
                 .session
                 .respond(command_id, seq, Status::ESME_RMSGQFUL, "");
         }
         if op.throttle.take(1, self.now) == 0 {
+            op.queue.release(1);
             return self
                 .session
                 .respond(command_id, seq, Status::ESME_RTHROTTLED, "");
@@ -58,14 +60,19 @@ impl Connection {
         {
             Text::Whole(t) => t,
             Text::Held => {
-                // Held: acknowledged now; the last part carries the decision.
+                // Held: acknowledged now; the last part carries the decision (and its
+                // place in the queue).
+                op.queue.release(1);
                 self.session.respond(command_id, seq, Status::ESME_ROK, "");
                 if let Some(a) = abandoned {
                     self.incomplete(a);
                 }
                 return;
             }
-            Text::Refused(status) => return self.session.respond(command_id, seq, status, ""),
+            Text::Refused(status) => {
+                op.queue.release(1);
+                return self.session.respond(command_id, seq, status, "");
+            }
         };
         intake.push(Taken {
             command_id,

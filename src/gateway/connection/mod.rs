@@ -431,6 +431,9 @@ impl Connection {
             return;
         };
         op.binds.fetch_sub(1, Ordering::AcqRel);
+        // MOs held for a batch that never started: unacknowledged, the operator resends
+        // them; their places in the queue go back.
+        op.queue.release(std::mem::take(&mut self.held).len());
         let owed: Vec<Mt> = self
             .session
             .owed()
