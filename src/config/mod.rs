@@ -18,7 +18,7 @@ mod store;
 pub use connectors::{Connector, ConnectorBind};
 pub use error::{ConfigError, ConfigErrors};
 pub use operators::{Operator, Password};
-pub use smpp::Smpp;
+pub use smpp::{IdFormat, Smpp};
 pub use store::{RedisConfig, StoreConfig};
 
 use crate::permit::id::PermitKey;

@@ -46,6 +46,21 @@ pub struct Smpp {
     pub write_timeout: Duration,
     /// How long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
+    /// This node's number (0 to 1023), part of every message_id: give each node of one
+    /// deployment its own.
+    pub node_id: u16,
+    /// How message_ids are written: decimal (below 2^63) or 16 hex digits.
+    pub message_ids: IdFormat,
+}
+
+/// How message_ids are written in responses (`[smpp] message_ids`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdFormat {
+    /// Decimal, up to 19 digits, below 2^63.
+    #[default]
+    Decimal,
+    /// 16 lower-case hex digits.
+    Hex,
 }
 
 /// `[smpp]` as written.
@@ -68,6 +83,8 @@ pub(super) struct RawSmpp {
     concat_timeout: Option<String>,
     write_timeout: Option<String>,
     shutdown_grace: Option<String>,
+    node_id: Option<u32>,
+    message_ids: Option<String>,
 }
 
 /// Checks `[smpp]`, filling defaults.
@@ -109,7 +126,24 @@ pub(super) fn smpp(errs: &mut Errors, s: RawSmpp) -> Smpp {
     if bind_failures == 0 {
         errs.push("smpp.bind_failures", "must be 1 or more");
     }
+    let node_id = s.node_id.unwrap_or(0);
+    if node_id > 1023 {
+        errs.push("smpp.node_id", "must be from 0 to 1023");
+    }
+    let message_ids = match s.message_ids.as_deref() {
+        None | Some("decimal") => IdFormat::Decimal,
+        Some("hex") => IdFormat::Hex,
+        Some(other) => {
+            errs.push(
+                "smpp.message_ids",
+                format!("{other:?} is neither \"decimal\" nor \"hex\""),
+            );
+            IdFormat::Decimal
+        }
+    };
     Smpp {
+        node_id: node_id.min(1023) as u16,
+        message_ids,
         listen,
         short_numbers,
         max_pdu_bytes,

@@ -28,6 +28,7 @@ mod claims;
 pub mod connection;
 pub mod connector;
 pub mod listener;
+pub mod message_id;
 pub mod outbound;
 pub mod pipeline;
 pub mod shutdown;
@@ -43,9 +44,10 @@ use crate::store::redis::RedisError;
 pub use crate::store::{OpenError, Store};
 use admission::Admission;
 use claims::Claims;
+use message_id::MessageIds;
 use outbound::ReplyQueue;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, RwLock};
 use throttle::Throttle;
 use tokio_util::sync::CancellationToken;
@@ -118,8 +120,7 @@ pub struct Gateway {
     pub connectors: Vec<(Connector, Arc<OperatorState>)>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
-    message_ids: AtomicU64,
-    id_prefix: u32,
+    message_ids: MessageIds,
     /// Documents whose possible grant is with the store right now.
     claims: Claims,
     /// Connection slots, unbound connections per address, failed binds per address.
@@ -147,7 +148,6 @@ impl Gateway {
             .iter()
             .map(|c| (c.clone(), Arc::new(OperatorState::new(c.as_operator()))))
             .collect();
-        let id_prefix = (clock.now().timestamp() as u32) & 0x0fff_ffff;
         Gateway {
             rules: RwLock::new(Arc::new(config.rules.clone())),
             key: config.permit_key.clone(),
@@ -156,8 +156,7 @@ impl Gateway {
             operators,
             connectors,
             clock,
-            message_ids: AtomicU64::new(1),
-            id_prefix,
+            message_ids: MessageIds::new(config.smpp.node_id, config.smpp.message_ids),
             claims: Claims::new(),
             admission: Arc::new(Admission::new(&config)),
             config,
@@ -227,7 +226,6 @@ impl Gateway {
     }
 
     fn message_id(&self) -> String {
-        let n = self.message_ids.fetch_add(1, Ordering::Relaxed);
-        format!("{:07x}{:09x}", self.id_prefix, n)
+        self.message_ids.next()
     }
 }
