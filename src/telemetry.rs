@@ -1,4 +1,7 @@
-//! Tracing set-up, and the masks that keep whole document and phone numbers out of logs.
+//! Tracing set-up, the masks that keep whole document and phone numbers out of logs, and
+//! the gateway's metrics ([`metrics`]).
+
+pub mod metrics;
 
 /// Starts logging to stderr; `RUST_LOG` filters (default `info`).
 pub fn init() {

@@ -41,6 +41,10 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Cance
                         ));
                     }
                     Err(refusal) => {
+                        gateway.metrics.refused_connection(match refusal {
+                            crate::gateway::admission::Refusal::Full => "full",
+                            crate::gateway::admission::Refusal::UnboundLimit => "unbound_limit",
+                        });
                         // Once per second at most: a flood must not become a flood of logs.
                         if last_refusal_log.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(1)) {
                             last_refusal_log = Some(Instant::now());

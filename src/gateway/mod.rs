@@ -42,6 +42,7 @@ use crate::permit::rules::Rules;
 use crate::smpp::Status;
 use crate::store::redis::RedisError;
 pub use crate::store::{OpenError, Store};
+use crate::telemetry::metrics::{Metrics, OperatorMetrics};
 use admission::Admission;
 use claims::Claims;
 use message_id::MessageIds;
@@ -66,6 +67,8 @@ pub struct Mo {
     pub destination: String,
     /// The text, decoded.
     pub text: String,
+    /// When it was read (the start of its MO→MT time).
+    pub received: tokio::time::Instant,
 }
 
 /// What becomes of one MO: acknowledged with a message id, or refused with a status.
@@ -88,12 +91,15 @@ pub struct OperatorState {
     pub queue: ReplyQueue,
     /// Its inbound rate limit.
     pub throttle: Throttle,
+    /// Its metric handles.
+    pub metrics: OperatorMetrics,
 }
 
 impl OperatorState {
-    /// Fresh state for `config`: no binds, an empty queue.
-    pub fn new(config: Operator) -> Self {
+    /// Fresh state for `config`: no binds, an empty queue, its metric handles in `metrics`.
+    pub fn new(config: Operator, metrics: &Metrics) -> Self {
         OperatorState {
+            metrics: metrics.operator(&config.system_id),
             binds: AtomicU32::new(0),
             queue: ReplyQueue::new(config.queue),
             throttle: Throttle::new(config.tps),
@@ -125,6 +131,8 @@ pub struct Gateway {
     claims: Claims,
     /// Connection slots, unbound connections per address, failed binds per address.
     pub admission: Arc<Admission>,
+    /// Every metric (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -138,15 +146,24 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// A gateway over `config`, with `store` (already replayed into `engine`).
     pub fn new(config: Config, engine: QuotaEngine, store: Store, clock: Arc<dyn Clock>) -> Self {
+        let metrics = Arc::new(Metrics::new());
         let operators = config
             .operators
             .iter()
-            .map(|o| (o.system_id.clone(), Arc::new(OperatorState::new(o.clone()))))
+            .map(|o| {
+                let state = OperatorState::new(o.clone(), &metrics);
+                (o.system_id.clone(), Arc::new(state))
+            })
             .collect();
         let connectors = config
             .connectors
             .iter()
-            .map(|c| (c.clone(), Arc::new(OperatorState::new(c.as_operator()))))
+            .map(|c| {
+                (
+                    c.clone(),
+                    Arc::new(OperatorState::new(c.as_operator(), &metrics)),
+                )
+            })
             .collect();
         Gateway {
             rules: RwLock::new(Arc::new(config.rules.clone())),
@@ -159,6 +176,7 @@ impl Gateway {
             message_ids: MessageIds::new(config.smpp.node_id, config.smpp.message_ids),
             claims: Claims::new(),
             admission: Arc::new(Admission::new(&config)),
+            metrics,
             config,
         }
     }
@@ -223,6 +241,19 @@ impl Gateway {
             .short_numbers
             .iter()
             .any(|n| n == destination)
+    }
+
+    /// Every metric in the Prometheus text format, with the reply queues' depths read now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.encode(|| {
+            let all = self
+                .operators
+                .values()
+                .chain(self.connectors.iter().map(|(_, o)| o));
+            for op in all {
+                op.metrics.queue_depth.set(op.queue.len() as i64);
+            }
+        })
     }
 
     fn message_id(&self) -> String {

@@ -55,6 +55,8 @@ pub struct Mt {
     /// Transient refusals so far, on every bind it went to (for logs: a reply is never
     /// given up on for being refused for now).
     pub attempts: u32,
+    /// When the MO it answers was read: its delivery ends the MO→MT time.
+    pub owed_since: tokio::time::Instant,
 }
 
 /// An operator's reply queue.
@@ -204,6 +206,7 @@ mod tests {
             dest_npi: 1,
             text: "ok".into(),
             attempts: 0,
+            owed_since: tokio::time::Instant::now(),
         }
     }
 

@@ -30,6 +30,7 @@ use crate::permit::rules::Rules;
 use crate::smpp::Status;
 use crate::store::redis::RedisVerdict;
 use crate::store::{StoreError, Tentative};
+use crate::telemetry::metrics::{Metrics, MoOutcome};
 
 /// What became of one MO before its reply is rendered.
 #[derive(Debug, Clone)]
@@ -92,6 +93,7 @@ impl Gateway {
                 store = self.store.kind(),
                 "MO decided"
             );
+            self.count(operator, &answer);
             let text = match answer {
                 Answer::Refuse(status) => {
                     // No reply: the place the MO took in the queue goes back.
@@ -104,6 +106,29 @@ impl Gateway {
             };
             results.push(self.answer(operator, mo, text));
         }
+    }
+
+    /// Counts one MO's answer: by operator and outcome, and its decision by code or its
+    /// text's fault by reason.
+    fn count(&self, operator: &OperatorState, answer: &Answer) {
+        let outcome = match answer {
+            Answer::Verdict(Verdict::Decided(d)) => {
+                let (mo, name) = match d.outcome {
+                    Outcome::Granted(_) => (MoOutcome::Granted, "granted"),
+                    Outcome::Active(_) => (MoOutcome::Active, "active"),
+                    Outcome::Denied(denial) => (MoOutcome::Denied, denial.reason()),
+                };
+                self.metrics.decision(d.code, name);
+                mo
+            }
+            Answer::Verdict(Verdict::Invalid(e)) => {
+                self.metrics.invalid(e.reason());
+                MoOutcome::Invalid
+            }
+            Answer::TryLater => MoOutcome::TryLater,
+            Answer::Refuse(_) => MoOutcome::Refused,
+        };
+        operator.metrics.mo(outcome);
     }
 
     /// Decides `requests` (those of `answers`' MOs at `owners`) for good: rounds of
@@ -163,7 +188,12 @@ impl Gateway {
                 sent.push(k);
             }
 
-            match self.store.decide(rules, now, &tentative).await {
+            let started = tokio::time::Instant::now();
+            let decided = self.store.decide(rules, now, &tentative).await;
+            if !tentative.is_empty() {
+                Metrics::observe(&self.metrics.store_latency, started.elapsed());
+            }
+            match decided {
                 Ok(verdicts) => {
                     for ((t, &k), verdict) in tentative.iter().zip(&sent).zip(verdicts) {
                         let outcome = self.commit(rules, t, verdict, &moment);
@@ -196,6 +226,7 @@ impl Gateway {
     /// How the MOs of a round the store could not decide are answered.
     fn failed(&self, error: &StoreError, mos: usize) -> Answer {
         let closed = error.is_closed();
+        self.metrics.store_error(self.store.kind());
         tracing::error!(
             error = %error,
             mos,
@@ -247,6 +278,7 @@ impl Gateway {
             dest_npi: mo.source_npi,
             text,
             attempts: 0,
+            owed_since: mo.received,
         });
         MoResult::Accepted(self.message_id())
     }

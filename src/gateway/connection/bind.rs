@@ -54,6 +54,7 @@ impl Connection {
         if op.binds.fetch_add(1, Ordering::AcqRel) >= op.config.max_binds {
             op.binds.fetch_sub(1, Ordering::AcqRel);
             tracing::info!(peer = %self.peer, system_id, max = op.config.max_binds, "bind refused: too many binds");
+            self.gw.metrics.refused_bind("too_many_binds");
             return self
                 .session
                 .refuse_bind(command_id, seq, Status::ESME_RBINDFAIL);
@@ -66,6 +67,7 @@ impl Connection {
         self.session
             .accept_bind(command_id, seq, &request, SYSTEM_ID, policy);
         tracing::info!(peer = %self.peer, system_id, kind = ?request.kind, "bound");
+        self.bound(&op, request.kind);
         self.operator = Some(op);
     }
 
@@ -83,6 +85,7 @@ impl Connection {
     ) {
         let ip = self.peer.ip();
         let failure = self.gw.admission.failed(ip, self.now);
+        self.gw.metrics.refused_bind(reason);
         if failure.locked {
             tracing::warn!(%ip, failed = self.gw.admission.failed_binds(), lockout = ?self.gw.config.smpp.bind_lockout, "too many failed binds from this address: locked out");
         } else if failure.log {
@@ -90,6 +93,13 @@ impl Connection {
         }
         self.answer_after = Some(self.now + failure.delay);
         self.session.refuse_bind(command_id, seq, status);
+    }
+
+    /// Counts a bind of `kind` up for `op` (counted down in `release`).
+    fn bound(&mut self, op: &OperatorState, kind: BindKind) {
+        let i = kind_index(kind);
+        op.metrics.binds[i].inc();
+        self.bound_kind = Some(kind);
     }
 
     /// The SMSC accepted our bind (connector mode): the connector's operator is ours now.
@@ -104,6 +114,17 @@ impl Connection {
             self.gw.config.smpp.response_timeout,
         ));
         tracing::info!(connector = %dial.name, peer = %self.peer, ?kind, "bound to the SMSC");
+        self.gw.metrics.connector(&dial.name, 1);
+        self.bound(&op, kind);
         self.operator = Some(op);
+    }
+}
+
+/// Where `kind` sits in [`crate::telemetry::metrics::BIND_KINDS`].
+pub(super) fn kind_index(kind: BindKind) -> usize {
+    match kind {
+        BindKind::Transmitter => 0,
+        BindKind::Receiver => 1,
+        BindKind::Transceiver => 2,
     }
 }

@@ -2,6 +2,7 @@
 //! handing a read's MOs to the gateway as one batch, and acknowledging them in order.
 
 use super::*;
+use crate::telemetry::metrics::MoOutcome;
 
 /// An MO of the current read that passed the wire checks, with where its answer goes.
 pub(super) struct Taken {
@@ -42,12 +43,14 @@ impl Connection {
         };
         // A place for the reply, taken now and given back unless a reply is queued.
         if !op.queue.try_reserve() {
+            op.metrics.mo(MoOutcome::QueueFull);
             return self
                 .session
                 .respond(command_id, seq, Status::ESME_RMSGQFUL, "");
         }
         if op.throttle.take(1, self.now) == 0 {
             op.queue.release(1);
+            op.metrics.mo(MoOutcome::Throttled);
             return self
                 .session
                 .respond(command_id, seq, Status::ESME_RTHROTTLED, "");
@@ -83,6 +86,7 @@ impl Connection {
                 source_npi: sm.source.npi,
                 destination: sm.destination.as_str().to_string(),
                 text,
+                received: self.now,
             },
         });
     }
@@ -104,6 +108,7 @@ impl Connection {
             dest_npi: a.source_npi,
             text,
             attempts: 0,
+            owed_since: self.now,
         });
     }
 

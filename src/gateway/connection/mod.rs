@@ -172,6 +172,8 @@ struct Connection {
     ticket: Option<Ticket>,
     /// A failed bind is answered no earlier than this (the slow-down for guessing).
     answer_after: Option<Instant>,
+    /// The kind this connection bound with, for the bind gauges.
+    bound_kind: Option<BindKind>,
 }
 
 impl Connection {
@@ -199,6 +201,7 @@ impl Connection {
             now,
             ticket: None,
             answer_after: None,
+            bound_kind: None,
         }
     }
 
@@ -431,6 +434,12 @@ impl Connection {
             return;
         };
         op.binds.fetch_sub(1, Ordering::AcqRel);
+        if let Some(kind) = self.bound_kind.take() {
+            op.metrics.binds[bind::kind_index(kind)].dec();
+        }
+        if let Some(dial) = &self.dial {
+            self.gw.metrics.connector(&dial.name, -1);
+        }
         // MOs held for a batch that never started: unacknowledged, the operator resends
         // them; their places in the queue go back.
         op.queue.release(std::mem::take(&mut self.held).len());
