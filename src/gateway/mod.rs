@@ -168,7 +168,7 @@ impl Gateway {
         volatile: bool,
         shutdown: &CancellationToken,
     ) -> Result<Self, OpenError> {
-        let engine = QuotaEngine::with_capacity(config.engine_reserve);
+        let engine = QuotaEngine::with_permits(config.engine_reserve, config.permit_key.clone());
         let now = clock.now().timestamp();
         let store = Store::open(&config, &engine, now, volatile, shutdown).await?;
         Ok(Gateway::new(config, engine, store, clock))
@@ -177,7 +177,7 @@ impl Gateway {
     /// [`Gateway::connect`] without waiting: the journal (or nothing, with `volatile`). A
     /// Redis store needs [`Gateway::connect`].
     pub fn open(config: Config, clock: Arc<dyn Clock>, volatile: bool) -> Result<Self, OpenError> {
-        let engine = QuotaEngine::with_capacity(config.engine_reserve);
+        let engine = QuotaEngine::with_permits(config.engine_reserve, config.permit_key.clone());
         let store = match (&config.store, volatile) {
             (_, true) => Store::Volatile,
             (StoreConfig::Journal, false) => {

@@ -14,8 +14,9 @@ use crate::config::{Config, RedisConfig, StoreConfig};
 use crate::permit::decision::Validity;
 use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
+use crate::permit::engine::permits::Revocation;
 use crate::permit::rules::Rules;
-use journal::{Journal, JournalError};
+use journal::{Journal, JournalError, RevocationRecord};
 use redis::{GrantAsk, RedisError, RedisOptions, RedisStore, RedisVerdict, WaitAof};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -152,9 +153,26 @@ impl Store {
                 },
             );
         }
+        if let Some(permits) = engine.permits() {
+            for r in &replayed.revocations {
+                let g = r.grant;
+                let validity = Validity {
+                    from: g.from,
+                    until: g.until,
+                };
+                permits.revoke(
+                    permits.id_of(g.document, g.code, validity),
+                    Revocation {
+                        reason: r.reason.clone(),
+                        at: r.at,
+                    },
+                );
+            }
+        }
         tracing::info!(
             dir = %config.data_dir.display(),
             grants = replayed.grants.len(),
+            revocations = replayed.revocations.len(),
             repaired = replayed.damage.len(),
             "journal replayed"
         );
@@ -254,6 +272,40 @@ impl Store {
                 Ok(redis.decide(&asks).await?)
             }
             Store::Volatile => Ok(granted(grants)),
+        }
+    }
+
+    /// Makes the revocation of the permit `grant` durable (at `at`, Unix seconds, for
+    /// `reason`): once this returns `Ok` a restart still knows it. The caller then marks it
+    /// in the engine's permit book.
+    pub async fn revoke(
+        &self,
+        grant: GrantRecord,
+        at: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Journal(journal) => Ok(journal
+                .append_revocation(RevocationRecord {
+                    grant,
+                    at,
+                    reason: journal::cut_reason(reason).to_string(),
+                })
+                .await?),
+            Store::Redis(_) => Err(StoreError::Redis(RedisError::Config {
+                reason: "revocation is not yet kept in Redis: use the journal store".into(),
+            })),
+            Store::Volatile => Ok(()),
+        }
+    }
+
+    /// Whether the store can take writes now (for readiness): the journal's writer answers
+    /// and its directory takes a file; every Redis primary answers `PING`.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Journal(journal) => Ok(journal.check().await?),
+            Store::Redis(redis) => Ok(redis.health().await?),
+            Store::Volatile => Ok(()),
         }
     }
 

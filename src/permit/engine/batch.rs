@@ -284,6 +284,11 @@ impl QuotaEngine {
             decide_in_shard::<COMMIT>(&mut table, rules, jobs(s), &m, out);
             pending &= !(1 << s);
         }
+        if self.permits.is_some() {
+            for decision in out.iter_mut() {
+                self.unless_revoked(decision);
+            }
+        }
     }
 }
 

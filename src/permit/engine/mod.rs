@@ -47,6 +47,7 @@
 //! Rules are passed in on each call, so a reload swaps them without touching state.
 
 mod batch;
+pub mod permits;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -57,6 +58,7 @@ use crate::permit::document::Document;
 use crate::permit::request::PermitRequest;
 use crate::permit::rules::{CodeRule, Rules};
 pub use batch::BatchScratch;
+use permits::Permits;
 use std::cmp::Ordering;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use table::{Entry, SWEEP_CHUNK, Table, encode_span, key, probes, to_u32};
@@ -108,6 +110,9 @@ pub struct QuotaEngine {
     /// Every shard's table hashes with a copy of this (seeded at random per engine, so
     /// citizens cannot choose documents that collide), so keys are hashed before the lock.
     hasher: foldhash::fast::RandomState,
+    /// The permits recorded, by id and document, and the revoked ones; `None` for an engine
+    /// made without a permit key (benches, `decide`, `replay`).
+    permits: Option<Permits>,
 }
 
 impl Default for QuotaEngine {
@@ -140,6 +145,33 @@ impl QuotaEngine {
                 .map(|_| Shard(Mutex::new(Table::with_lines(lines, hasher.clone()))))
                 .collect(),
             hasher,
+            permits: None,
+        }
+    }
+
+    /// [`QuotaEngine::with_capacity`], also keeping a [`Permits`] book of every grant
+    /// recorded with [`QuotaEngine::record_grant`] (ids computed with `key`), so a checkpoint
+    /// can verify a permit id and an official revoke it; a revoked permit's repeat is then
+    /// answered [`Denial::Revoked`] instead of active.
+    pub fn with_permits(entries: usize, key: crate::permit::id::PermitKey) -> Self {
+        QuotaEngine {
+            permits: Some(Permits::new(key)),
+            ..Self::with_capacity(entries)
+        }
+    }
+
+    /// The permit book, if this engine keeps one (see [`QuotaEngine::with_permits`]).
+    pub fn permits(&self) -> Option<&Permits> {
+        self.permits.as_ref()
+    }
+
+    /// An active permit that was revoked becomes a refusal.
+    #[inline]
+    fn unless_revoked(&self, decision: &mut Decision) {
+        if let (Outcome::Active(v), Some(permits)) = (decision.outcome, &self.permits)
+            && permits.is_revoked(decision.document, decision.code, v)
+        {
+            decision.outcome = Outcome::Denied(Denial::Revoked);
         }
     }
 
@@ -162,11 +194,13 @@ impl QuotaEngine {
             }
             Err(denial) => Outcome::Denied(denial),
         };
-        Decision {
+        let mut decision = Decision {
             code,
             document,
             outcome,
-        }
+        };
+        self.unless_revoked(&mut decision);
+        decision
     }
 
     /// What [`QuotaEngine::decide_at`] would decide, without recording anything: `Granted`
@@ -182,11 +216,13 @@ impl QuotaEngine {
             }
             Err(denial) => Outcome::Denied(denial),
         };
-        Decision {
+        let mut decision = Decision {
             code,
             document,
             outcome,
-        }
+        };
+        self.unless_revoked(&mut decision);
+        decision
     }
 
     /// Records a grant made elsewhere (journal replay at start, another node via Redis) as if
@@ -200,6 +236,9 @@ impl QuotaEngine {
         let Some(rule) = rules.code(code) else {
             return;
         };
+        if let Some(permits) = &self.permits {
+            permits.record(document, code, validity);
+        }
         let at = rules.calendar.moment(validity.from);
         let issued = to_u32(validity.from);
         let until = to_u32(validity.until);
@@ -280,6 +319,11 @@ impl QuotaEngine {
                 dropped += table.sweep(from, from + SWEEP_CHUNK, day_start, now);
                 from += SWEEP_CHUNK;
             }
+        }
+        if let Some(permits) = &self.permits {
+            // Yesterday's permits stay listed for checkpoints.
+            let yesterday = rules.calendar.moment(day_start - 1).day_start;
+            dropped += permits.sweep(yesterday, now);
         }
         dropped
     }

@@ -6,7 +6,8 @@ use super::files::{
 };
 use super::format::{
     BLOCK_FRAME, BLOCKLIST_FILE, BLOCKLIST_TMP, GRANT_FRAME, HEADER_LEN, KIND_BLOCKLIST,
-    KIND_GRANTS, check_header, decode_block, decode_grant, header,
+    KIND_GRANTS, KIND_REVOCATIONS, REVOCATIONS_FILE, REVOKE_FRAME, check_header, decode_block,
+    decode_grant, decode_revocation, header,
 };
 use super::writer::Writer;
 use super::{BlockNet, Counters, Damage, Inner, Journal, JournalOptions, Replayed};
@@ -94,6 +95,23 @@ impl Journal {
             sync_file(&blocklist.file, &blocklist.path)?;
             sync_dir(&dir)?;
         }
+        let revoke_path = dir.join(REVOCATIONS_FILE);
+        if revoke_path.exists() {
+            replayed.revocations = load_file(
+                &revoke_path,
+                KIND_REVOCATIONS,
+                0,
+                REVOKE_FRAME,
+                decode_revocation,
+                &mut replayed.damage,
+            )?;
+        }
+        let (revocations, created) = Segment::open(revoke_path.clone(), KIND_REVOCATIONS, 0)
+            .map_err(io_error("opening", &revoke_path))?;
+        if created {
+            sync_file(&revocations.file, &revocations.path)?;
+            sync_dir(&dir)?;
+        }
         let mut net = BlockNet::default();
         for change in &replayed.block_changes {
             net.apply(change);
@@ -109,6 +127,7 @@ impl Journal {
             counters: counters.clone(),
             segments: BTreeMap::new(),
             blocklist,
+            revocations,
             block_records: replayed.block_changes.len(),
             net,
             needs_dir_sync: false,
@@ -116,6 +135,7 @@ impl Journal {
             _lock: lock,
             day_bufs: Vec::new(),
             block_buf: Vec::new(),
+            revoke_buf: Vec::new(),
             pending_blocks: Vec::new(),
             waiters: Vec::new(),
             rewrite_threshold: options.blocklist_rewrite_records,

@@ -192,3 +192,29 @@ fn log_lines_never_hold_a_whole_document() {
     let shown = format!("{c:?} {:?}", grant(12_345_678, 0));
     assert!(!shown.contains("12345678"), "{shown}");
 }
+
+#[tokio::test]
+async fn revocations_survive_a_reopen_beside_the_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = grant(1, morning());
+    let revocation = RevocationRecord {
+        grant: g,
+        at: morning() + 60,
+        reason: "forged screenshot".into(),
+    };
+    {
+        let (journal, replayed) = open(dir.path(), morning());
+        assert!(replayed.revocations.is_empty(), "a fresh journal has none");
+        journal.append(&[g]).await.unwrap();
+        journal.append_revocation(revocation.clone()).await.unwrap();
+        journal.check().await.unwrap();
+    }
+    let (_journal, replayed) = open(dir.path(), morning() + 120);
+    assert_eq!(replayed.grants, vec![g]);
+    assert_eq!(replayed.revocations, vec![revocation]);
+    assert!(replayed.damage.is_empty());
+    assert!(
+        !dir.path().join("ready.probe").exists(),
+        "the probe file is gone"
+    );
+}
