@@ -51,6 +51,9 @@ enum Command {
         /// Listen here instead of the config's smpp.listen (e.g. 127.0.0.1:0 in tests).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Serve the admin API here instead of the config's admin.listen.
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
     },
     /// Validate the config and rules files; report every error with file and key.
     CheckConfig,
@@ -93,10 +96,17 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::CheckConfig => check_config(&config),
-        Command::Serve { volatile, listen } => {
+        Command::Serve {
+            volatile,
+            listen,
+            admin_listen,
+        } => {
             let mut config = config;
             if let Some(listen) = listen {
                 config.smpp.listen = listen;
+            }
+            if let Some(listen) = admin_listen {
+                config.admin.listen = listen;
             }
             serve(config, volatile)
         }
@@ -331,8 +341,35 @@ fn serve(config: Config, volatile: bool) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let admin = tokio_util::task::TaskTracker::new();
+        if gateway.config.admin.enabled {
+            let at = gateway.config.admin.listen;
+            let admin_listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot serve the admin API on {at}"))?;
+            admin.spawn(icaze::admin::serve(
+                gateway.clone(),
+                admin_listener,
+                shutdown.clone(),
+            ));
+        } else {
+            tracing::info!("admin API off ([admin] enabled = false)");
+        }
+        admin.close();
+        gateway
+            .smpp_listening
+            .store(true, std::sync::atomic::Ordering::Release);
         reload_on_sighup(gateway.clone(), shutdown.clone());
         icaze::gateway::listener::serve(gateway.clone(), listener, shutdown).await;
+        gateway
+            .smpp_listening
+            .store(false, std::sync::atomic::Ordering::Release);
+        // The admin API stopped taking requests with the same signal; let those under way
+        // finish within the grace period.
+        let grace = gateway.config.smpp.shutdown_grace;
+        if tokio::time::timeout(grace, admin.wait()).await.is_err() {
+            tracing::warn!("admin API requests still running at exit");
+        }
         if let icaze::store::Store::Journal(_) = &gateway.store {
             tracing::info!("journal closed");
         }
@@ -354,10 +391,17 @@ fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
                 _ = shutdown.cancelled() => return,
                 _ = hup.recv() => {}
             }
-            match icaze::config::load_rules(&gateway.config.rules_path) {
-                Ok(rules) => {
-                    gateway.set_rules(rules);
-                    tracing::info!(file = %gateway.config.rules_path.display(), "rules reloaded");
+            let reloaded = {
+                let gateway = gateway.clone();
+                tokio::task::spawn_blocking(move || gateway.reload_rules()).await
+            };
+            let Ok(reloaded) = reloaded else {
+                tracing::error!("rules reload did not finish; old rules stay");
+                continue;
+            };
+            match reloaded {
+                Ok(info) => {
+                    tracing::info!(file = %info.path.display(), version = %info.version, "rules reloaded");
                 }
                 Err(errors) => {
                     tracing::error!("rules reload refused, old rules stay:\n{errors}");
