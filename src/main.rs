@@ -355,6 +355,11 @@ fn serve(config: Config, volatile: bool) -> anyhow::Result<ExitCode> {
         } else {
             tracing::info!("admin API off ([admin] enabled = false)");
         }
+        // With Redis, revocations made through any node reach this node's engine.
+        admin.spawn(icaze::admin::follow::follow_revocations(
+            gateway.clone(),
+            shutdown.clone(),
+        ));
         admin.close();
         gateway
             .smpp_listening

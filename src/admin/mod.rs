@@ -18,10 +18,11 @@
 //!
 //! # Layout
 //! - `auth`: roles, tokens, networks; `error`: the JSON error; `limit`: verification's
-//!   per-client token bucket.
+//!   per-client token bucket; `follow`: with Redis, the revocations other nodes made.
 
 pub mod auth;
 pub mod error;
+pub mod follow;
 pub mod health;
 pub mod limit;
 pub mod permits;

@@ -103,6 +103,43 @@ fn book(state: &AdminState) -> Result<&Permits, ApiError> {
     })
 }
 
+/// The permit `id`, from this node's book or, with Redis, from the index every node writes
+/// (then remembered here), with any revocation another node made marked in the book.
+async fn find(
+    state: &AdminState,
+    permits: &Permits,
+    id: PermitId,
+) -> Result<Option<Issued>, ApiError> {
+    let store = &state.gateway.store;
+    if let Some(p) = permits.get(id) {
+        if permits.revocation(id).is_none()
+            && let Some((at, reason)) = store
+                .revocation(id)
+                .await
+                .map_err(|e| ApiError::store(&e))?
+        {
+            permits.revoke(id, Revocation { reason, at });
+        }
+        return Ok(Some(p));
+    }
+    let Some((g, revocation)) = store.permit(id).await.map_err(|e| ApiError::store(&e))? else {
+        return Ok(None);
+    };
+    let validity = Validity {
+        from: g.from,
+        until: g.until,
+    };
+    if permits.id_of(g.document, g.code, validity) != id {
+        // Written under another permit key: not a permit of this deployment.
+        return Ok(None);
+    }
+    permits.record(g.document, g.code, validity);
+    if let Some((at, reason)) = revocation {
+        permits.revoke(id, Revocation { reason, at });
+    }
+    Ok(permits.get(id))
+}
+
 fn permit_id(text: &str) -> Result<PermitId, ApiError> {
     PermitId::parse(text).ok_or_else(|| {
         ApiError::bad_request(
@@ -143,7 +180,7 @@ pub async fn verify(
     };
     let permits = book(&state)?;
     let now = state.gateway.clock.now().timestamp();
-    let mut body = match permits.get(id) {
+    let mut body = match find(&state, permits, id).await? {
         Some(p) => {
             let mut body = permit(permits, &rules, &p, now);
             if let Some(d) = asked {
@@ -225,7 +262,7 @@ pub async fn revoke(
     let id = permit_id(&id)?;
     let rules = state.gateway.rules();
     let permits = book(&state)?;
-    let Some(p) = permits.get(id) else {
+    let Some(p) = find(&state, permits, id).await? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_permit",
@@ -243,7 +280,7 @@ pub async fn revoke(
         state
             .gateway
             .store
-            .revoke(grant, now, reason)
+            .revoke(id, grant, now, reason)
             .await
             .map_err(|e| ApiError::store(&e))?;
         permits.revoke(

@@ -15,9 +15,12 @@ use crate::permit::decision::Validity;
 use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
 use crate::permit::engine::permits::Revocation;
+use crate::permit::id::PermitId;
 use crate::permit::rules::Rules;
 use journal::{Journal, JournalError, RevocationRecord};
-use redis::{GrantAsk, RedisError, RedisOptions, RedisStore, RedisVerdict, WaitAof};
+use redis::{
+    GrantAsk, RedisError, RedisOptions, RedisRevocation, RedisStore, RedisVerdict, WaitAof,
+};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -123,7 +126,15 @@ impl Store {
             return Ok(Store::Volatile);
         }
         match &config.store {
-            StoreConfig::Redis(redis) => Ok(Store::Redis(Self::open_redis(redis, shutdown).await?)),
+            StoreConfig::Redis(redis) => {
+                let options = RedisOptions {
+                    permit_key: Some(config.permit_key.clone()),
+                    ..redis_options(redis)
+                };
+                Ok(Store::Redis(
+                    Self::open_redis_with(options, shutdown).await?,
+                ))
+            }
             StoreConfig::Journal => Self::open_journal(config, engine, now),
         }
     }
@@ -188,7 +199,14 @@ impl Store {
         redis: &RedisConfig,
         shutdown: &CancellationToken,
     ) -> Result<RedisStore, OpenError> {
-        let options = redis_options(redis);
+        Self::open_redis_with(redis_options(redis), shutdown).await
+    }
+
+    /// [`Store::open_redis`] with the options given.
+    pub async fn open_redis_with(
+        options: RedisOptions,
+        shutdown: &CancellationToken,
+    ) -> Result<RedisStore, OpenError> {
         let mut pause = Duration::from_millis(500);
         let mut attempts = 0u32;
         loop {
@@ -275,11 +293,12 @@ impl Store {
         }
     }
 
-    /// Makes the revocation of the permit `grant` durable (at `at`, Unix seconds, for
+    /// Makes the revocation of the permit `id` (`grant`) durable (at `at`, Unix seconds, for
     /// `reason`): once this returns `Ok` a restart still knows it. The caller then marks it
     /// in the engine's permit book.
     pub async fn revoke(
         &self,
+        id: PermitId,
         grant: GrantRecord,
         at: i64,
         reason: &str,
@@ -292,10 +311,37 @@ impl Store {
                     reason: journal::cut_reason(reason).to_string(),
                 })
                 .await?),
-            Store::Redis(_) => Err(StoreError::Redis(RedisError::Config {
-                reason: "revocation is not yet kept in Redis: use the journal store".into(),
-            })),
+            Store::Redis(redis) => Ok(redis
+                .revoke(&RedisRevocation {
+                    id,
+                    grant,
+                    at,
+                    reason: reason.to_string(),
+                })
+                .await?),
             Store::Volatile => Ok(()),
+        }
+    }
+
+    /// A permit another node granted, and its revocation `(at, reason)` if any, looked up
+    /// by id in the store's index (standalone Redis); other stores have no other nodes and
+    /// answer `None`.
+    pub async fn permit(
+        &self,
+        id: PermitId,
+    ) -> Result<Option<(GrantRecord, Option<(i64, String)>)>, StoreError> {
+        match self {
+            Store::Redis(redis) => Ok(redis.permit(id).await?),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether another node revoked `id`, `(at, reason)` (Redis); `None` for other stores,
+    /// whose revocations are all in this node's engine.
+    pub async fn revocation(&self, id: PermitId) -> Result<Option<(i64, String)>, StoreError> {
+        match self {
+            Store::Redis(redis) => Ok(redis.revocation(id).await?),
+            _ => Ok(None),
         }
     }
 

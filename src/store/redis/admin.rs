@@ -1,0 +1,226 @@
+//! What the admin API asks of Redis besides grants: a permit by id (the index `icaze_grant`
+//! writes), revocations (a key per permit and a stream every node follows), one command at
+//! a time, off the hot path.
+
+use super::RedisStore;
+use super::backend::Backend;
+use super::error::RedisError;
+use super::pipeline::{KEY_PREFIX, abbreviate, permit_key, revoked_key};
+use crate::permit::document::Document;
+use crate::permit::id::PermitId;
+use crate::store::GrantRecord;
+use redis::Value;
+use redis::aio::ConnectionLike;
+use std::sync::Arc;
+
+/// Revocations the stream keeps (older ones are trimmed; their permits have long ended).
+const STREAM_MAX: u64 = 100_000;
+/// How long a revoked key outlives its permit, seconds.
+const REVOKED_KEEP: i64 = 2 * 86_400;
+
+/// A revocation as Redis keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisRevocation {
+    /// The revoked permit's id.
+    pub id: PermitId,
+    /// The permit.
+    pub grant: GrantRecord,
+    /// When, Unix seconds.
+    pub at: i64,
+    /// Why.
+    pub reason: String,
+}
+
+fn stream_key() -> String {
+    format!("{KEY_PREFIX}revocations")
+}
+
+impl Backend {
+    /// Runs one command (a cluster routes it by its first key).
+    async fn command(&self, action: &'static str, cmd: redis::Cmd) -> Result<Value, RedisError> {
+        let (node, result) = match self {
+            Backend::Single(b) => (b.node.clone(), b.conn().req_packed_command(&cmd).await),
+            Backend::Cluster(b) => (b.seeds.clone(), b.conn().req_packed_command(&cmd).await),
+        };
+        result
+            .and_then(|v| v.extract_error())
+            .map_err(|source| RedisError::Command {
+                action,
+                node,
+                source: Arc::new(source),
+            })
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// `DOCUMENT CODE FROM UNTIL` as the grant function writes it.
+fn parse_permit(value: &str) -> Option<GrantRecord> {
+    let mut f = value.split(' ');
+    let grant = GrantRecord {
+        document: Document::parse_canonical(f.next()?).ok()?,
+        code: f.next()?.parse().ok()?,
+        from: f.next()?.parse().ok()?,
+        until: f.next()?.parse().ok()?,
+    };
+    f.next().is_none().then_some(grant)
+}
+
+impl RedisStore {
+    fn unexpected(&self, action: &'static str, reply: &Value) -> RedisError {
+        RedisError::UnexpectedReply {
+            action,
+            node: self.inner.backend.label(),
+            reply: abbreviate(reply),
+        }
+    }
+
+    /// The permit with this id, if any node granted it (standalone Redis with the index
+    /// on), and its revocation `(at, reason)` if it was revoked.
+    pub async fn permit(
+        &self,
+        id: PermitId,
+    ) -> Result<Option<(GrantRecord, Option<(i64, String)>)>, RedisError> {
+        let backend = &self.inner.backend;
+        let mut get = redis::cmd("GET");
+        get.arg(permit_key(id));
+        let value = backend.command("GET of a permit", get).await?;
+        let grant = match &value {
+            Value::Nil => return Ok(None),
+            v => text(v)
+                .and_then(|t| parse_permit(&t))
+                .ok_or_else(|| self.unexpected("GET of a permit", v))?,
+        };
+        Ok(Some((grant, self.revocation(id).await?)))
+    }
+
+    /// The revocation `(at, reason)` of `id`, if it was revoked on any node.
+    pub async fn revocation(&self, id: PermitId) -> Result<Option<(i64, String)>, RedisError> {
+        let mut get = redis::cmd("GET");
+        get.arg(revoked_key(id));
+        let value = self
+            .inner
+            .backend
+            .command("GET of a revocation", get)
+            .await?;
+        match &value {
+            Value::Nil => Ok(None),
+            v => text(v)
+                .and_then(|t| {
+                    let (at, reason) = t.split_once(' ')?;
+                    Some((at.parse().ok()?, reason.to_string()))
+                })
+                .map(Some)
+                .ok_or_else(|| self.unexpected("GET of a revocation", v)),
+        }
+    }
+
+    /// Revokes a permit for every node: its revoked key (what verification reads), then an
+    /// entry on the revocations stream (what each node's engine follows). Durable as far as
+    /// Redis's own persistence goes (`appendfsync always`).
+    pub async fn revoke(&self, r: &RedisRevocation) -> Result<(), RedisError> {
+        let backend = &self.inner.backend;
+        let mut set = redis::cmd("SET");
+        set.arg(revoked_key(r.id))
+            .arg(format!("{} {}", r.at, r.reason))
+            .arg("EXAT")
+            .arg(r.grant.until.max(r.at) + REVOKED_KEEP);
+        backend.command("SET of a revocation", set).await?;
+        let mut add = redis::cmd("XADD");
+        add.arg(stream_key())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(STREAM_MAX)
+            .arg("*")
+            .arg("id")
+            .arg(r.id.to_string())
+            .arg("permit")
+            .arg(format!(
+                "{} {} {} {}",
+                r.grant.document, r.grant.code, r.grant.from, r.grant.until
+            ))
+            .arg("at")
+            .arg(r.at)
+            .arg("reason")
+            .arg(&r.reason);
+        backend.command("XADD of a revocation", add).await?;
+        Ok(())
+    }
+
+    /// The revocations after stream entry `cursor` (`"0"` for all), at most 1000, and the
+    /// cursor to ask from next time.
+    pub async fn revocations_after(
+        &self,
+        cursor: &str,
+    ) -> Result<(String, Vec<RedisRevocation>), RedisError> {
+        let mut range = redis::cmd("XRANGE");
+        range
+            .arg(stream_key())
+            .arg(format!("({cursor}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(1000);
+        let reply = self
+            .inner
+            .backend
+            .command("XRANGE of revocations", range)
+            .await?;
+        let Value::Array(entries) = &reply else {
+            return Err(self.unexpected("XRANGE of revocations", &reply));
+        };
+        let mut next = cursor.to_string();
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let parsed = (|| {
+                let Value::Array(pair) = entry else {
+                    return None;
+                };
+                let id = text(pair.first()?)?;
+                let Value::Array(fields) = pair.get(1)? else {
+                    return None;
+                };
+                let field = |name: &str| {
+                    fields
+                        .chunks(2)
+                        .find(|kv| text(&kv[0]).as_deref() == Some(name))
+                        .and_then(|kv| kv.get(1).and_then(text))
+                };
+                let permit = PermitId::parse(&field("id")?)?;
+                let grant = parse_permit(&field("permit")?)?;
+                let at = field("at")?.parse().ok()?;
+                Some((id, permit, grant, at, field("reason").unwrap_or_default()))
+            })();
+            let Some((entry_id, id, grant, at, reason)) = parsed else {
+                return Err(self.unexpected("XRANGE of revocations", entry));
+            };
+            next = entry_id;
+            out.push(RedisRevocation {
+                id,
+                grant,
+                at,
+                reason,
+            });
+        }
+        Ok((next, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permit_values_parse() {
+        let g = parse_permit("AZE11111111 2 1586152800 1586163600").unwrap();
+        assert_eq!(g.code, 2);
+        assert_eq!(g.until - g.from, 10_800);
+        assert_eq!(parse_permit("AZE11111111 2 1586152800"), None);
+        assert_eq!(parse_permit("AZE11111111 2 1 2 3"), None);
+    }
+}

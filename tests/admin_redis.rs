@@ -1,0 +1,113 @@
+//! The admin API on the Redis store, with real `icaze serve` processes and a real
+//! `redis-server`: a permit issued through one node is verified and revoked through
+//! another, the first node then answers the citizen's repeat `revoked`, and a node killed
+//! with `kill -9` and started again still does.
+//!
+//! Without `redis-server` these tests say they are SKIPPED (and fail under `CI=true`).
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::http::{call, get};
+use support::process::Icaze;
+use support::redis::RedisServer;
+use support::smpp::*;
+
+const CHECKPOINT: &str = "checkpoint-token-for-tests";
+const OFFICIAL: &str = "official-token-for-tests";
+const TOKENS: &[(&str, &str)] = &[
+    ("ICAZE_CHECKPOINT_TOKEN", CHECKPOINT),
+    ("ICAZE_OFFICIAL_TOKEN", OFFICIAL),
+];
+
+async fn sms(smpp: SocketAddr, text: &str) -> String {
+    let mut c = Client::connect(smpp).await;
+    assert_eq!(c.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
+    let seq = c.submit("994501234567", "8103", 0, text.as_bytes()).await;
+    let mut replies = Vec::new();
+    assert_eq!(c.expect_resp(seq, &mut replies).await.status, ESME_ROK);
+    let reply = match replies.pop() {
+        Some(r) => r,
+        None => c.expect_deliver().await,
+    };
+    sm_text(&reply)
+}
+
+/// Asks again until the reply says revoked (a node learns other nodes' revocations from
+/// the stream it follows every second); the last reply.
+async fn repeat_until_revoked(smpp: SocketAddr, text: &str) -> String {
+    let mut reply = String::new();
+    for _ in 0..20 {
+        reply = sms(smpp, text).await;
+        if reply.contains("revoked") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    reply
+}
+
+fn node(dir: &std::path::Path, name: &str, store: &str) -> (Icaze, SocketAddr, SocketAddr) {
+    let mut child = Icaze::spawn_with_env(dir, name, store, "", TOKENS);
+    let smpp = child.addr();
+    let admin = child.admin_addr();
+    (child, smpp, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permit_from_one_node_is_verified_and_revoked_on_another() {
+    let Some(redis) =
+        RedisServer::start("a_permit_from_one_node_is_verified_and_revoked_on_another")
+    else {
+        return;
+    };
+    let store = format!("store = {:?}", redis.url());
+    let dir = tempfile::tempdir().unwrap();
+    let (a, smpp_a, admin_a) = node(dir.path(), "a", &store);
+    let (_b, _smpp_b, admin_b) = node(dir.path(), "b", &store);
+
+    let reply = sms(smpp_a, "2 AZE 11111111").await;
+    assert!(reply.starts_with("PERMIT GRANTED"), "{reply}");
+    let id = reply.rsplit(' ').next().unwrap().to_string();
+    let path = format!("/v1/permits/{id}");
+
+    // Node B never saw the SMS: it finds the permit in Redis.
+    let v = get(
+        admin_b,
+        &format!("{path}?document=AZE11111111"),
+        Some(CHECKPOINT),
+    )
+    .await;
+    assert_eq!(v.status, 200, "{:?}", v.json);
+    assert_eq!(v.json["status"], "valid", "{:?}", v.json);
+    assert_eq!(v.json["document_matches"], true);
+    assert_eq!(v.json["document"], "AZE *****111");
+    let unknown = get(admin_b, "/v1/permits/2222-2222", Some(CHECKPOINT)).await;
+    assert_eq!(unknown.json["status"], "unknown");
+
+    // Revoked through B: A's checkpoint sees it at once, A's citizen within a second.
+    let revoked = call(
+        admin_b,
+        "POST",
+        &format!("{path}/revoke"),
+        Some(OFFICIAL),
+        Some(r#"{"reason": "forged"}"#),
+    )
+    .await;
+    assert_eq!(revoked.status, 200, "{:?}", revoked.json);
+    assert_eq!(revoked.json["status"], "revoked");
+    let again = repeat_until_revoked(smpp_a, "2 AZE 11111111").await;
+    assert!(again.starts_with("Your permit with code 2"), "{again}");
+    let v = get(admin_a, &path, Some(CHECKPOINT)).await;
+    assert_eq!(v.json["status"], "revoked", "{:?}", v.json);
+    assert_eq!(v.json["revocation_reason"], "forged");
+
+    // kill -9 node A and start it again: Redis still says revoked, to both.
+    a.kill_9();
+    let (_a, smpp_a, admin_a) = node(dir.path(), "a", &store);
+    let v = get(admin_a, &path, Some(CHECKPOINT)).await;
+    assert_eq!(v.json["status"], "revoked", "{:?}", v.json);
+    let again = repeat_until_revoked(smpp_a, "2 aze 1111 1111").await;
+    assert!(again.contains("revoked"), "{again}");
+}
