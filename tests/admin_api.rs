@@ -296,3 +296,76 @@ async fn rules_are_replaced_and_reloaded_without_a_restart() {
     let reply = sms(smpp, "994501234567", "3 AZE 11111111").await;
     assert!(reply.starts_with("PERMIT GRANTED"), "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_document_is_refused_on_the_next_sms_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, smpp, admin) = start(dir.path());
+    let path = "/v1/blocklist/aze%203333%203333";
+    let bad = call(
+        admin,
+        "PUT",
+        path,
+        Some(OFFICIAL),
+        Some(r#"{"codes": [9], "reason": "x"}"#),
+    )
+    .await;
+    assert_eq!((bad.status, key(&bad.json)), (422, "codes"));
+    let past = call(
+        admin,
+        "PUT",
+        path,
+        Some(OFFICIAL),
+        Some(r#"{"reason": "x", "until": "2020-01-01T00:00:00+04:00"}"#),
+    )
+    .await;
+    assert_eq!((past.status, key(&past.json)), (422, "until"));
+    let checkpoint = call(
+        admin,
+        "PUT",
+        path,
+        Some(CHECKPOINT),
+        Some(r#"{"reason": "x"}"#),
+    )
+    .await;
+    assert_eq!(checkpoint.status, 403);
+
+    let put = call(
+        admin,
+        "PUT",
+        path,
+        Some(OFFICIAL),
+        Some(r#"{"codes": [2], "reason": "on the quarantine list"}"#),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{:?}", put.json);
+    assert_eq!(put.json["codes"], serde_json::json!([2]));
+    let refused = sms(smpp, "994501234567", "2 AZE 33333333").await;
+    assert!(
+        refused.starts_with("Refused: no permit with code 2"),
+        "{refused}"
+    );
+    let other_code = sms(smpp, "994501234567", "1 AZE 33333333").await;
+    assert!(
+        other_code.starts_with("PERMIT GRANTED"),
+        "only code 2 is blocked: {other_code}"
+    );
+    let list = get(admin, "/v1/blocklist", Some(OFFICIAL)).await;
+    let entries = list.json["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["document"], "AZE 33333333");
+    assert_eq!(entries[0]["reason"], "on the quarantine list");
+    assert_eq!(entries[0]["source"], "api");
+
+    // Durable: kill -9 and restart, still blocked; then lifted.
+    child.kill_9();
+    let (_child, smpp, admin) = start(dir.path());
+    let refused = sms(smpp, "994501234567", "2 AZE 33333333").await;
+    assert!(refused.starts_with("Refused"), "{refused}");
+    let lifted = call(admin, "DELETE", path, Some(OFFICIAL), None).await;
+    assert_eq!(lifted.status, 200, "{:?}", lifted.json);
+    let again = call(admin, "DELETE", path, Some(OFFICIAL), None).await;
+    assert_eq!((again.status, key(&again.json)), (404, "not_blocked"));
+    let granted = sms(smpp, "994501234567", "2 AZE 33333333").await;
+    assert!(granted.starts_with("PERMIT GRANTED"), "{granted}");
+}

@@ -103,6 +103,29 @@ async fn a_permit_from_one_node_is_verified_and_revoked_on_another() {
     assert_eq!(v.json["status"], "revoked", "{:?}", v.json);
     assert_eq!(v.json["revocation_reason"], "forged");
 
+    // A block set through B is in force on A within a second.
+    let put = call(
+        admin_b,
+        "PUT",
+        "/v1/blocklist/AZE44444444",
+        Some(OFFICIAL),
+        Some(r#"{"codes": [2], "reason": "quarantine"}"#),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{:?}", put.json);
+    let mut reply = String::new();
+    for _ in 0..20 {
+        reply = sms(smpp_a, "2 AZE 44444444").await;
+        if reply.starts_with("Refused") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        reply.starts_with("Refused: no permit with code 2"),
+        "{reply}"
+    );
+
     // kill -9 node A and start it again: Redis still says revoked, to both.
     a.kill_9();
     let (_a, smpp_a, admin_a) = node(dir.path(), "a", &store);

@@ -1,7 +1,8 @@
 //! With Redis, every node follows the stream of revocations, so a permit revoked through
 //! any node's admin API is refused on this node's next repeat SMS too (within
 //! [`FOLLOW_EVERY`]): the grant is recorded in the engine if it did not know it, and marked
-//! revoked in its permit book, where the decision path looks.
+//! revoked in its permit book, where the decision path looks. The run-time blocklist
+//! (`icaze:blocks`) is read whole at the same pace and replaces the engine's.
 
 use crate::gateway::Gateway;
 use crate::permit::decision::{Outcome, Validity};
@@ -27,6 +28,16 @@ pub async fn follow_revocations(gateway: Arc<Gateway>, shutdown: CancellationTok
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        match redis.blocks().await {
+            Ok(all) => gateway.engine.blocks().replace(all),
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(%error, "redis: cannot read the blocklist; retrying");
+                }
+                failing = true;
+                continue;
+            }
         }
         let (next, list) = match redis.revocations_after(&cursor).await {
             Ok(found) => found,

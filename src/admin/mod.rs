@@ -14,6 +14,7 @@
 //! - `GET /healthz`, `GET /readyz` ([`health`])
 //! - `GET /v1/permits/{permit_id}[?document=D]`, `GET /v1/documents/{document}/permits`,
 //!   `POST /v1/permits/{permit_id}/revoke` ([`permits`])
+//! - `GET /v1/blocklist`, `PUT` and `DELETE /v1/blocklist/{document}` ([`blocklist`])
 //! - `GET /v1/rules`, `PUT /v1/rules`, `POST /v1/rules/reload` ([`rules`])
 //!
 //! # Layout
@@ -21,6 +22,7 @@
 //!   per-client token bucket; `follow`: with Redis, the revocations other nodes made.
 
 pub mod auth;
+pub mod blocklist;
 pub mod error;
 pub mod follow;
 pub mod health;
@@ -80,6 +82,11 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route(
             "/v1/documents/{document}/permits",
             get(permits::of_document),
+        )
+        .route("/v1/blocklist", get(blocklist::list))
+        .route(
+            "/v1/blocklist/{document}",
+            axum::routing::put(blocklist::put).delete(blocklist::delete),
         )
         .route("/v1/rules", get(rules::get).put(rules::put))
         .route("/v1/rules/reload", post(rules::reload))

@@ -14,10 +14,11 @@ use crate::config::{Config, RedisConfig, StoreConfig};
 use crate::permit::decision::Validity;
 use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
+use crate::permit::engine::blocks::{Block, from_words, words};
 use crate::permit::engine::permits::Revocation;
 use crate::permit::id::PermitId;
 use crate::permit::rules::Rules;
-use journal::{Journal, JournalError, RevocationRecord};
+use journal::{BlockRecord, Journal, JournalError, RevocationRecord};
 use redis::{
     GrantAsk, RedisError, RedisOptions, RedisRevocation, RedisStore, RedisVerdict, WaitAof,
 };
@@ -180,9 +181,19 @@ impl Store {
                 );
             }
         }
+        for b in &replayed.blocks {
+            let block = b.blocked.then(|| Block {
+                codes: from_words(b.codes),
+                reason: b.reason.clone(),
+                at: b.at,
+                until: b.until,
+            });
+            engine.blocks().set(b.document, block);
+        }
         tracing::info!(
             dir = %config.data_dir.display(),
             grants = replayed.grants.len(),
+            blocks = replayed.blocks.len(),
             revocations = replayed.revocations.len(),
             repaired = replayed.damage.len(),
             "journal replayed"
@@ -319,6 +330,32 @@ impl Store {
                     reason: reason.to_string(),
                 })
                 .await?),
+            Store::Volatile => Ok(()),
+        }
+    }
+
+    /// Makes a run-time block of `document` durable (`Some`), or its lifting (`None`); the
+    /// caller then sets it in the engine. Redis keeps it where every node reads it.
+    pub async fn block(
+        &self,
+        document: Document,
+        block: Option<&Block>,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Journal(journal) => Ok(journal
+                .append_block_entry(BlockRecord {
+                    document,
+                    codes: block.map_or([0; 4], |b| words(b.codes)),
+                    blocked: block.is_some(),
+                    at: block.map_or(at, |b| b.at),
+                    until: block.and_then(|b| b.until),
+                    reason: block
+                        .map_or("", |b| journal::cut_reason(&b.reason))
+                        .to_string(),
+                })
+                .await?),
+            Store::Redis(redis) => Ok(redis.block(document, block).await?),
             Store::Volatile => Ok(()),
         }
     }

@@ -190,7 +190,7 @@ impl QuotaEngine {
         let mut counts = [0u32; SHARDS];
         let staged = &mut scratch.staged;
         out.extend(requests.iter().enumerate().map(|(index, r)| {
-            let outcome = match precheck(rules, r.code, r.document) {
+            let outcome = match precheck(rules, &self.blocks, r.code, r.document, now) {
                 Ok(rule) => {
                     let shard = shard_of(r.document);
                     counts[shard] += 1;

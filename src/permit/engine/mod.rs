@@ -47,6 +47,7 @@
 //! Rules are passed in on each call, so a reload swaps them without touching state.
 
 mod batch;
+pub mod blocks;
 pub mod permits;
 mod table;
 #[cfg(test)]
@@ -58,6 +59,7 @@ use crate::permit::document::Document;
 use crate::permit::request::PermitRequest;
 use crate::permit::rules::{CodeRule, Rules};
 pub use batch::BatchScratch;
+use blocks::Blocks;
 use permits::Permits;
 use std::cmp::Ordering;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -73,14 +75,21 @@ const SHARDS: usize = 16;
 const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 const _: () = assert!(SHARDS.is_power_of_two() && SHARDS <= 64);
 
-/// The checks that need no state: the code exists, the document is not blocked for it, the
-/// code is switched on. Done before any lock is taken.
+/// The checks that need no state: the code exists, the document is not blocked for it (by
+/// the rules file or at run time, at `now`), the code is switched on. Done before any lock
+/// is taken.
 #[inline]
-fn precheck(rules: &Rules, code: u8, document: Document) -> Result<&CodeRule, Denial> {
+fn precheck<'r>(
+    rules: &'r Rules,
+    blocks: &Blocks,
+    code: u8,
+    document: Document,
+    now: i64,
+) -> Result<&'r CodeRule, Denial> {
     let Some(rule) = rules.code(code) else {
         return Err(Denial::UnknownCode);
     };
-    if rules.is_blocked(document, code) {
+    if rules.is_blocked(document, code) || blocks.refuses(document, code, now) {
         return Err(Denial::Blocked);
     }
     if !rule.enabled {
@@ -113,6 +122,8 @@ pub struct QuotaEngine {
     /// The permits recorded, by id and document, and the revoked ones; `None` for an engine
     /// made without a permit key (benches, `decide`, `replay`).
     permits: Option<Permits>,
+    /// Documents blocked at run time, on top of the rules file's blocklist.
+    blocks: Blocks,
 }
 
 impl Default for QuotaEngine {
@@ -146,6 +157,7 @@ impl QuotaEngine {
                 .collect(),
             hasher,
             permits: None,
+            blocks: Blocks::default(),
         }
     }
 
@@ -163,6 +175,11 @@ impl QuotaEngine {
     /// The permit book, if this engine keeps one (see [`QuotaEngine::with_permits`]).
     pub fn permits(&self) -> Option<&Permits> {
         self.permits.as_ref()
+    }
+
+    /// The run-time blocklist (the admin API's), checked beside the rules file's.
+    pub fn blocks(&self) -> &Blocks {
+        &self.blocks
     }
 
     /// An active permit that was revoked becomes a refusal.
@@ -187,7 +204,7 @@ impl QuotaEngine {
 
     /// Decides `code` for `document` at a precomputed moment.
     pub fn decide_at(&self, rules: &Rules, code: u8, document: Document, m: &Moment) -> Decision {
-        let outcome = match precheck(rules, code, document) {
+        let outcome = match precheck(rules, &self.blocks, code, document, m.unix) {
             Ok(rule) => {
                 let probes = probes(&self.hasher, rule, code, document);
                 self.lock(document).decide::<true>(rule, probes, m)
@@ -209,7 +226,7 @@ impl QuotaEngine {
     /// possible grants to Redis, whose verdict is then recorded with
     /// [`QuotaEngine::record_grant`].
     pub fn peek_at(&self, rules: &Rules, code: u8, document: Document, m: &Moment) -> Decision {
-        let outcome = match precheck(rules, code, document) {
+        let outcome = match precheck(rules, &self.blocks, code, document, m.unix) {
             Ok(rule) => {
                 let probes = probes(&self.hasher, rule, code, document);
                 self.lock(document).decide::<false>(rule, probes, m)

@@ -2,7 +2,7 @@
 //! documentation of [`super`] for the layout).
 
 use super::error::JournalError;
-use super::{BlockChange, RevocationRecord};
+use super::{BlockChange, BlockRecord, RevocationRecord};
 use crate::permit::document::Document;
 use crate::store::GrantRecord;
 use chrono::{Datelike, NaiveDate};
@@ -20,12 +20,18 @@ pub(super) const KIND_GRANTS: u8 = b'G';
 pub(super) const KIND_BLOCKLIST: u8 = b'B';
 /// File kind byte of the revocations file.
 pub(super) const KIND_REVOCATIONS: u8 = b'R';
+/// File kind byte of the admin blocklist file.
+pub(super) const KIND_BLOCKS: u8 = b'K';
 /// Record tag of a grant.
 const TAG_GRANT: u8 = 1;
 /// Record tag of a blocklist change.
 const TAG_BLOCK: u8 = 2;
 /// Record tag of a revocation.
 const TAG_REVOKE: u8 = 3;
+/// Record tag of an admin blocklist entry.
+const TAG_BLOCK_ENTRY: u8 = 4;
+/// Body bytes of an admin blocklist entry: document, codes, blocked, at, until, reason.
+const BLOCK_ENTRY_BODY: usize = 8 + 32 + 1 + 8 + 8 + 1 + REASON_BYTES;
 /// Bytes of a revocation's reason on disk (UTF-8, cut at a character boundary).
 pub const REASON_BYTES: usize = 128;
 /// Body bytes of a revocation record: the grant, when, the reason's length and bytes.
@@ -42,6 +48,10 @@ pub(super) const GRANT_FRAME: usize = GRANT_BODY + FRAME_OVERHEAD;
 pub(super) const BLOCK_FRAME: usize = BLOCK_BODY + FRAME_OVERHEAD;
 /// Bytes of one revocation record on disk.
 pub(super) const REVOKE_FRAME: usize = REVOKE_BODY + FRAME_OVERHEAD;
+/// Bytes of one admin blocklist entry on disk.
+pub(super) const BLOCK_ENTRY_FRAME: usize = BLOCK_ENTRY_BODY + FRAME_OVERHEAD;
+/// The admin blocklist file's name.
+pub(super) const BLOCKS_FILE: &str = "blocks.log";
 /// The revocations file's name.
 pub(super) const REVOCATIONS_FILE: &str = "revocations.log";
 /// The blocklist file's name.
@@ -161,6 +171,46 @@ pub(super) fn encode_revocation(out: &mut Vec<u8>, r: &RevocationRecord) {
     out.extend_from_slice(&f);
 }
 
+/// Appends one framed admin blocklist entry to `out` (the reason cut like a revocation's).
+pub(super) fn encode_block_entry(out: &mut Vec<u8>, b: &BlockRecord) {
+    let mut f = [0u8; BLOCK_ENTRY_FRAME];
+    f[0] = TAG_BLOCK_ENTRY;
+    f[1] = BLOCK_ENTRY_BODY as u8;
+    f[2..10].copy_from_slice(&b.document.packed().to_le_bytes());
+    for (i, word) in b.codes.iter().enumerate() {
+        f[10 + 8 * i..18 + 8 * i].copy_from_slice(&word.to_le_bytes());
+    }
+    f[42] = u8::from(b.blocked);
+    f[43..51].copy_from_slice(&b.at.to_le_bytes());
+    f[51..59].copy_from_slice(&b.until.unwrap_or(0).to_le_bytes());
+    let reason = cut_reason(&b.reason);
+    f[59] = reason.len() as u8;
+    f[60..60 + reason.len()].copy_from_slice(reason.as_bytes());
+    let crc = crc32fast::hash(&f[..2 + BLOCK_ENTRY_BODY]);
+    f[2 + BLOCK_ENTRY_BODY..].copy_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&f);
+}
+
+/// An admin blocklist entry frame at the start of `buf`, if whole and valid.
+pub(super) fn decode_block_entry(buf: &[u8]) -> Option<BlockRecord> {
+    let b = frame_body(buf, TAG_BLOCK_ENTRY, BLOCK_ENTRY_BODY)?;
+    let blocked = match b[40] {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let until = le_u64(&b[49..]) as i64;
+    let len = usize::from(b[57]);
+    Some(BlockRecord {
+        document: Document::from_packed(le_u64(&b[0..]))?,
+        codes: std::array::from_fn(|i| le_u64(&b[8 + 8 * i..])),
+        blocked,
+        at: le_u64(&b[41..]) as i64,
+        until: (until != 0).then_some(until),
+        reason: std::str::from_utf8(b.get(58..58 + len)?).ok()?.to_string(),
+    })
+}
+
 /// `reason` cut to at most [`REASON_BYTES`] bytes at a character boundary.
 pub fn cut_reason(reason: &str) -> &str {
     let mut end = reason.len().min(REASON_BYTES);
@@ -267,5 +317,18 @@ mod tests {
         assert_eq!(back.reason, "ə".repeat(64), "cut at a character boundary");
         buf[40] ^= 1;
         assert!(decode_revocation(&buf).is_none(), "a flipped bit is caught");
+
+        let entry = BlockRecord {
+            document: record.grant.document,
+            codes: [0b1000, 0, 0, 0],
+            blocked: true,
+            at: morning(),
+            until: Some(morning() + 86_400),
+            reason: "quarantine list".into(),
+        };
+        let mut buf = Vec::new();
+        encode_block_entry(&mut buf, &entry);
+        assert_eq!(buf.len(), BLOCK_ENTRY_FRAME);
+        assert_eq!(decode_block_entry(&buf), Some(entry));
     }
 }

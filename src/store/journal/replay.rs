@@ -5,9 +5,10 @@ use super::files::{
     Segment, first_kept_day, list_segments, lock_dir, remove_segments_before, sync_dir, sync_file,
 };
 use super::format::{
-    BLOCK_FRAME, BLOCKLIST_FILE, BLOCKLIST_TMP, GRANT_FRAME, HEADER_LEN, KIND_BLOCKLIST,
-    KIND_GRANTS, KIND_REVOCATIONS, REVOCATIONS_FILE, REVOKE_FRAME, check_header, decode_block,
-    decode_grant, decode_revocation, header,
+    BLOCK_ENTRY_FRAME, BLOCK_FRAME, BLOCKLIST_FILE, BLOCKLIST_TMP, BLOCKS_FILE, GRANT_FRAME,
+    HEADER_LEN, KIND_BLOCKLIST, KIND_BLOCKS, KIND_GRANTS, KIND_REVOCATIONS, REVOCATIONS_FILE,
+    REVOKE_FRAME, check_header, decode_block, decode_block_entry, decode_grant, decode_revocation,
+    header,
 };
 use super::writer::Writer;
 use super::{BlockNet, Counters, Damage, Inner, Journal, JournalOptions, Replayed};
@@ -112,6 +113,23 @@ impl Journal {
             sync_file(&revocations.file, &revocations.path)?;
             sync_dir(&dir)?;
         }
+        let blocks_path = dir.join(BLOCKS_FILE);
+        if blocks_path.exists() {
+            replayed.blocks = load_file(
+                &blocks_path,
+                KIND_BLOCKS,
+                0,
+                BLOCK_ENTRY_FRAME,
+                decode_block_entry,
+                &mut replayed.damage,
+            )?;
+        }
+        let (blocks, created) = Segment::open(blocks_path.clone(), KIND_BLOCKS, 0)
+            .map_err(io_error("opening", &blocks_path))?;
+        if created {
+            sync_file(&blocks.file, &blocks.path)?;
+            sync_dir(&dir)?;
+        }
         let mut net = BlockNet::default();
         for change in &replayed.block_changes {
             net.apply(change);
@@ -128,6 +146,7 @@ impl Journal {
             segments: BTreeMap::new(),
             blocklist,
             revocations,
+            blocks,
             block_records: replayed.block_changes.len(),
             net,
             needs_dir_sync: false,
@@ -136,6 +155,7 @@ impl Journal {
             day_bufs: Vec::new(),
             block_buf: Vec::new(),
             revoke_buf: Vec::new(),
+            entry_buf: Vec::new(),
             pending_blocks: Vec::new(),
             waiters: Vec::new(),
             rewrite_threshold: options.blocklist_rewrite_records,

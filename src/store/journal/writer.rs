@@ -6,7 +6,7 @@ use super::faults::{FaultHook, Step, inject};
 use super::files::{Segment, first_kept_day, remove_segments_before, sync_dir, sync_file};
 use super::format::{
     BLOCK_FRAME, BLOCKLIST_FILE, BLOCKLIST_TMP, HEADER_LEN, KIND_BLOCKLIST, KIND_GRANTS,
-    encode_block, encode_grant, encode_revocation, header, segment_name,
+    encode_block, encode_block_entry, encode_grant, encode_revocation, header, segment_name,
 };
 use super::{BlockChange, BlockNet, Command, Compaction, Counters, Done};
 use crate::permit::clock::Calendar;
@@ -34,6 +34,7 @@ pub(super) struct Writer {
     pub(super) segments: BTreeMap<i32, Segment>,
     pub(super) blocklist: Segment,
     pub(super) revocations: Segment,
+    pub(super) blocks: Segment,
     /// Records in `blocklist.log`.
     pub(super) block_records: usize,
     pub(super) net: BlockNet,
@@ -50,6 +51,8 @@ pub(super) struct Writer {
     pub(super) block_buf: Vec<u8>,
     /// This round's revocation bytes.
     pub(super) revoke_buf: Vec<u8>,
+    /// This round's admin blocklist bytes.
+    pub(super) entry_buf: Vec<u8>,
     /// This round's blocklist changes, applied to `net` once durable.
     pub(super) pending_blocks: Vec<BlockChange>,
     pub(super) waiters: Vec<Done>,
@@ -64,6 +67,7 @@ enum Target {
     Day(i32),
     Blocklist,
     Revocations,
+    Blocks,
 }
 
 impl Writer {
@@ -101,6 +105,10 @@ impl Writer {
                     encode_revocation(&mut self.revoke_buf, &record);
                     self.waiters.push(done);
                 }
+                Command::BlockEntry { record, done } => {
+                    encode_block_entry(&mut self.entry_buf, &record);
+                    self.waiters.push(done);
+                }
                 Command::Check { done } => {
                     let _ = done.send(self.check());
                 }
@@ -133,6 +141,7 @@ impl Writer {
                     .fetch_add(self.pending_blocks.len() as u64, Ordering::Relaxed);
                 let bytes = self.block_buf.len()
                     + self.revoke_buf.len()
+                    + self.entry_buf.len()
                     + self.day_bufs.iter().map(|(_, b)| b.len()).sum::<usize>();
                 c.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             }
@@ -149,6 +158,7 @@ impl Writer {
             self.pending_blocks.clear();
             self.block_buf.clear();
             self.revoke_buf.clear();
+            self.entry_buf.clear();
             for (_, buf) in &mut self.day_bufs {
                 buf.clear();
             }
@@ -241,6 +251,10 @@ impl Writer {
             touched.push((Target::Revocations, self.revocations.len));
             write_segment(&mut self.revocations, &self.revoke_buf)?;
         }
+        if !self.entry_buf.is_empty() {
+            touched.push((Target::Blocks, self.blocks.len));
+            write_segment(&mut self.blocks, &self.entry_buf)?;
+        }
         Ok(())
     }
 
@@ -289,6 +303,7 @@ impl Writer {
             Target::Day(day) => self.segments.get_mut(&day),
             Target::Blocklist => Some(&mut self.blocklist),
             Target::Revocations => Some(&mut self.revocations),
+            Target::Blocks => Some(&mut self.blocks),
         }
     }
 
@@ -590,6 +605,7 @@ mod tests {
             [
                 "LOCK",
                 "blocklist.log",
+                "blocks.log",
                 "grants-2020-04-06.log",
                 "grants-2020-04-07.log",
                 "notes.txt",

@@ -7,6 +7,7 @@ use super::backend::Backend;
 use super::error::RedisError;
 use super::pipeline::{KEY_PREFIX, abbreviate, permit_key, revoked_key};
 use crate::permit::document::Document;
+use crate::permit::engine::blocks::{Block, from_words, words};
 use crate::permit::id::PermitId;
 use crate::store::GrantRecord;
 use redis::Value;
@@ -29,6 +30,42 @@ pub struct RedisRevocation {
     pub at: i64,
     /// Why.
     pub reason: String,
+}
+
+fn blocks_key() -> String {
+    format!("{KEY_PREFIX}blocks")
+}
+
+/// A block as `icaze:blocks` keeps it: `W0 W1 W2 W3 AT UNTIL REASON` (code bitset words in
+/// hex, `UNTIL` 0 for never).
+fn block_value(b: &Block) -> String {
+    let w = words(b.codes);
+    format!(
+        "{:x} {:x} {:x} {:x} {} {} {}",
+        w[0],
+        w[1],
+        w[2],
+        w[3],
+        b.at,
+        b.until.unwrap_or(0),
+        b.reason
+    )
+}
+
+fn parse_block(value: &str) -> Option<Block> {
+    let mut f = value.splitn(7, ' ');
+    let mut w = [0u64; 4];
+    for word in &mut w {
+        *word = u64::from_str_radix(f.next()?, 16).ok()?;
+    }
+    let at = f.next()?.parse().ok()?;
+    let until: i64 = f.next()?.parse().ok()?;
+    Some(Block {
+        codes: from_words(w),
+        at,
+        until: (until != 0).then_some(until),
+        reason: f.next().unwrap_or_default().to_string(),
+    })
 }
 
 fn stream_key() -> String {
@@ -153,6 +190,55 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Sets (`Some`) or lifts (`None`) the run-time block of `document` for every node.
+    pub async fn block(&self, document: Document, block: Option<&Block>) -> Result<(), RedisError> {
+        let cmd = match block {
+            Some(b) => {
+                let mut c = redis::cmd("HSET");
+                c.arg(blocks_key())
+                    .arg(document.to_string())
+                    .arg(block_value(b));
+                c
+            }
+            None => {
+                let mut c = redis::cmd("HDEL");
+                c.arg(blocks_key()).arg(document.to_string());
+                c
+            }
+        };
+        self.inner
+            .backend
+            .command("a blocklist change", cmd)
+            .await?;
+        Ok(())
+    }
+
+    /// Every run-time block, as every node shares them.
+    pub async fn blocks(&self) -> Result<Vec<(Document, Block)>, RedisError> {
+        let mut all = redis::cmd("HGETALL");
+        all.arg(blocks_key());
+        let reply = self.inner.backend.command("HGETALL of blocks", all).await?;
+        let pairs: Vec<(&Value, &Value)> = match &reply {
+            Value::Array(items) => items
+                .chunks(2)
+                .filter_map(|kv| Some((kv.first()?, kv.get(1)?)))
+                .collect(),
+            Value::Map(items) => items.iter().map(|(k, v)| (k, v)).collect(),
+            other => return Err(self.unexpected("HGETALL of blocks", other)),
+        };
+        let mut out = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            let parsed = text(k)
+                .and_then(|d| Document::parse_canonical(&d).ok())
+                .zip(text(v).and_then(|t| parse_block(&t)));
+            match parsed {
+                Some(entry) => out.push(entry),
+                None => return Err(self.unexpected("HGETALL of blocks", v)),
+            }
+        }
+        Ok(out)
+    }
+
     /// The revocations after stream entry `cursor` (`"0"` for all), at most 1000, and the
     /// cursor to ask from next time.
     pub async fn revocations_after(
@@ -222,5 +308,14 @@ mod tests {
         assert_eq!(g.until - g.from, 10_800);
         assert_eq!(parse_permit("AZE11111111 2 1586152800"), None);
         assert_eq!(parse_permit("AZE11111111 2 1 2 3"), None);
+        let mut codes = crate::permit::rules::CodeSet::default();
+        codes.insert(3);
+        let b = Block {
+            codes,
+            reason: "abuse of code 3".into(),
+            at: 5,
+            until: None,
+        };
+        assert_eq!(parse_block(&block_value(&b)), Some(b));
     }
 }
