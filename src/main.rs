@@ -1,7 +1,8 @@
-//! The `icaze` command: serve, check-config, decide (one message, for people), replay.
+//! The `icaze` command: serve, check-config, decide (one message, for people), replay, and
+//! the admin API's clients: verify, revoke, block, unblock.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use icaze::config::{Config, EXIT_BAD_CONFIG};
 use icaze::gateway::Gateway;
 use icaze::permit::answer::{Record, Verdict, decide_text};
@@ -81,11 +82,75 @@ enum Command {
         #[arg(long)]
         lang: Option<String>,
     },
+    /// Ask the admin API whether a permit id is real and valid now (exit 0 valid, 2 unknown,
+    /// 3 expired or not yet valid, 4 revoked, 5 another document's, 77 token refused, 69 no
+    /// answer).
+    Verify {
+        /// The id as printed, e.g. K7QM-4RTX.
+        permit_id: String,
+        /// Also check that it is this document's (any spelling an SMS may use).
+        #[arg(long)]
+        document: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Revoke a permit through the admin API (official token).
+    Revoke {
+        /// The id as printed.
+        permit_id: String,
+        /// Why (required; kept with the revocation).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Block a document through the admin API (official token), on top of the rules file.
+    Block {
+        /// The document, e.g. "AZE 11111111".
+        document: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        /// Only these codes (comma-separated); all when absent.
+        #[arg(long, value_delimiter = ',')]
+        codes: Vec<u8>,
+        /// Until when (RFC 3339); for good when absent.
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Lift a block set through the admin API (official token).
+    Unblock {
+        /// The document.
+        document: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// Where the admin API is and who calls it.
+#[derive(Args)]
+struct ApiArgs {
+    /// The admin API (`http://host:port` or `host:port`); default: the config's
+    /// admin.listen.
+    #[arg(long)]
+    admin: Option<String>,
+    /// The bearer token; default: ICAZE_OFFICIAL_TOKEN, or for verify
+    /// ICAZE_CHECKPOINT_TOKEN first.
+    #[arg(long)]
+    token: Option<String>,
+    /// Print the API's JSON answer instead of a line.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     icaze::telemetry::init();
+    if let Some(code) = admin_command(&cli) {
+        return code;
+    }
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -117,6 +182,11 @@ fn main() -> ExitCode {
             texts,
         } => decide(&config, at, lang, json, &texts),
         Command::Replay { file, lang } => replay(&config, file, lang),
+        // Run by `admin_command` above, before any config is needed.
+        Command::Verify { .. }
+        | Command::Revoke { .. }
+        | Command::Block { .. }
+        | Command::Unblock { .. } => Ok(ExitCode::FAILURE),
     };
     match result {
         Ok(code) => code,
@@ -125,6 +195,85 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs an admin API client command (verify, revoke, block, unblock); `None` for any other
+/// command. The config is read only when `--admin` is not given.
+fn admin_command(cli: &Cli) -> Option<ExitCode> {
+    use icaze::admin::cli;
+    let api = match &cli.command {
+        Command::Verify { api, .. }
+        | Command::Revoke { api, .. }
+        | Command::Block { api, .. }
+        | Command::Unblock { api, .. } => api,
+        _ => return None,
+    };
+    let base = match &api.admin {
+        Some(base) => base.clone(),
+        None => match Config::load(&cli.config) {
+            Ok(config) => config.admin.listen.to_string(),
+            Err(errors) => {
+                eprintln!(
+                    "icaze: the config has {} error(s) (or give --admin):",
+                    errors.0.len()
+                );
+                eprintln!("{errors}");
+                return Some(ExitCode::from(EXIT_BAD_CONFIG as u8));
+            }
+        },
+    };
+    let env = |var: &str| std::env::var(var).ok().filter(|t| !t.is_empty());
+    let official = || env(icaze::config::OFFICIAL_TOKEN_ENV);
+    let token = api.token.clone().or_else(|| match &cli.command {
+        Command::Verify { .. } => env(icaze::config::CHECKPOINT_TOKEN_ENV).or_else(official),
+        _ => official(),
+    });
+    let client = icaze::admin::client::AdminClient::new(&base, token);
+    let json = api.json;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("icaze: starting the tokio runtime: {e}");
+            return Some(ExitCode::FAILURE);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Verify {
+                permit_id,
+                document,
+                ..
+            } => cli::verify(&client, permit_id, document.as_deref(), json, &mut out).await,
+            Command::Revoke {
+                permit_id, reason, ..
+            } => cli::revoke(&client, permit_id, reason, json, &mut out).await,
+            Command::Block {
+                document,
+                reason,
+                codes,
+                until,
+                ..
+            } => {
+                let change = Some((reason.as_str(), codes.as_slice(), until.as_deref()));
+                cli::block(&client, document, change, json, &mut out).await
+            }
+            Command::Unblock { document, .. } => {
+                cli::block(&client, document, None, json, &mut out).await
+            }
+            _ => Ok(cli::EXIT_OK),
+        }
+    });
+    Some(match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("icaze: {e}");
+            ExitCode::from(cli::EXIT_UNAVAILABLE)
+        }
+    })
 }
 
 fn language(config: &Config, lang: Option<String>) -> anyhow::Result<Language> {

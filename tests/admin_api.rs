@@ -369,3 +369,118 @@ async fn a_blocked_document_is_refused_on_the_next_sms_and_after_a_restart() {
     let granted = sms(smpp, "994501234567", "2 AZE 33333333").await;
     assert!(granted.starts_with("PERMIT GRANTED"), "{granted}");
 }
+
+/// Runs `icaze ARGS --admin ADDR` (no config needed) and gives its exit code and output.
+fn icaze(admin: std::net::SocketAddr, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_icaze"))
+        .args(args)
+        .args(["--admin", &admin.to_string()])
+        .env_remove("ICAZE_CHECKPOINT_TOKEN")
+        .env_remove("ICAZE_OFFICIAL_TOKEN")
+        .output()
+        .expect("icaze runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_verifies_revokes_and_blocks_with_exit_codes_scripts_can_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, smpp, admin) = start(dir.path());
+    let reply = sms(smpp, "994501234567", "2 AZE 11111111").await;
+    let id = permit_id(&reply);
+
+    let (code, out) = icaze(admin, &["verify", &id, "--token", CHECKPOINT]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("VALID") && out.contains("AZE *****111"),
+        "{out}"
+    );
+    let (code, _) = icaze(
+        admin,
+        &[
+            "verify",
+            &id,
+            "--document",
+            "aze 1111 1111",
+            "--token",
+            CHECKPOINT,
+        ],
+    );
+    assert_eq!(code, 0);
+    let (code, out) = icaze(
+        admin,
+        &[
+            "verify",
+            &id,
+            "--document",
+            "AZE 22222222",
+            "--token",
+            CHECKPOINT,
+        ],
+    );
+    assert_eq!(code, 5, "{out}");
+    let (code, _) = icaze(admin, &["verify", "2222-2222", "--token", CHECKPOINT]);
+    assert_eq!(code, 2);
+    let (code, out) = icaze(admin, &["verify", &id, "--token", "not-a-token"]);
+    assert_eq!(code, 77, "{out}");
+    let (code, _) = icaze(
+        admin,
+        &["revoke", &id, "--reason", "test", "--token", CHECKPOINT],
+    );
+    assert_eq!(code, 77, "a checkpoint may not revoke");
+    let (code, out) = icaze(
+        admin,
+        &[
+            "revoke", &id, "--reason", "forged", "--token", OFFICIAL, "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let answer: Value = serde_json::from_str(out.trim()).expect("--json prints the answer");
+    assert_eq!(answer["status"], "revoked");
+    let (code, _) = icaze(admin, &["verify", &id, "--token", CHECKPOINT]);
+    assert_eq!(code, 4);
+
+    let (code, out) = icaze(
+        admin,
+        &[
+            "block",
+            "AZE 55555555",
+            "--codes",
+            "3",
+            "--reason",
+            "abuse of code 3",
+            "--token",
+            OFFICIAL,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let refused = sms(smpp, "994501234567", "3 AZE 55555555").await;
+    assert!(refused.starts_with("Refused"), "{refused}");
+    let (code, _) = icaze(
+        admin,
+        &[
+            "block",
+            "AZE 55555555",
+            "--codes",
+            "9",
+            "--reason",
+            "x",
+            "--token",
+            OFFICIAL,
+        ],
+    );
+    assert_eq!(code, 65, "an unknown code is bad input");
+    let (code, out) = icaze(admin, &["unblock", "AZE 55555555", "--token", OFFICIAL]);
+    assert_eq!(code, 0, "{out}");
+
+    // Nobody listening: 69.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (code, _) = icaze(closed, &["verify", &id, "--token", CHECKPOINT]);
+    assert_eq!(code, 69);
+}

@@ -23,6 +23,8 @@
 
 pub mod auth;
 pub mod blocklist;
+pub mod cli;
+pub mod client;
 pub mod error;
 pub mod follow;
 pub mod health;
