@@ -556,6 +556,7 @@ fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
             match reloaded {
                 Ok(info) => {
                     tracing::info!(file = %info.path.display(), version = %info.version, "rules reloaded");
+                    icaze::admin::follow::publish_rules(&gateway).await;
                 }
                 Err(errors) => {
                     tracing::error!("rules reload refused, old rules stay:\n{errors}");

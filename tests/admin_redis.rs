@@ -126,6 +126,31 @@ async fn a_permit_from_one_node_is_verified_and_revoked_on_another() {
         "{reply}"
     );
 
+    // A lockdown uploaded to B reaches A: its file is rewritten and code 3 refused.
+    let rules = get(admin_b, "/v1/rules", Some(OFFICIAL)).await;
+    let lockdown = rules.json["text"].as_str().unwrap().replacen(
+        "[codes.3]\nname = \"funeral\"\nenabled = true",
+        "[codes.3]\nname = \"funeral\"\nenabled = false",
+        1,
+    );
+    let put = call(admin_b, "PUT", "/v1/rules", Some(OFFICIAL), Some(&lockdown)).await;
+    assert_eq!(put.status, 200, "{:?}", put.json);
+    let mut reply = String::new();
+    for _ in 0..20 {
+        reply = sms(smpp_a, "3 AZE 66666666").await;
+        if reply.starts_with("Refused") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(reply.starts_with("Refused: code 3"), "{reply}");
+    let on_a = get(admin_a, "/v1/rules", Some(OFFICIAL)).await;
+    assert_eq!(on_a.json["version"], put.json["version"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a-rules.toml")).unwrap(),
+        lockdown
+    );
+
     // kill -9 node A and start it again: Redis still says revoked, to both.
     a.kill_9();
     let (_a, smpp_a, admin_a) = node(dir.path(), "a", &store);

@@ -2,7 +2,9 @@
 //! any node's admin API is refused on this node's next repeat SMS too (within
 //! [`FOLLOW_EVERY`]): the grant is recorded in the engine if it did not know it, and marked
 //! revoked in its permit book, where the decision path looks. The run-time blocklist
-//! (`icaze:blocks`) is read whole at the same pace and replaces the engine's.
+//! (`icaze:blocks`) is read whole at the same pace and replaces the engine's, and a rules
+//! file published by another node (`icaze:rules`, see [`publish_rules`]) is written here
+//! and swapped in once its version changes.
 
 use crate::gateway::Gateway;
 use crate::permit::decision::{Outcome, Validity};
@@ -11,6 +13,17 @@ use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Publishes this node's rules for the others (with Redis; a no-op otherwise), after a
+/// `PUT /v1/rules`, a reload or SIGHUP.
+pub async fn publish_rules(gateway: &Gateway) {
+    if let Store::Redis(redis) = &gateway.store {
+        let info = gateway.rules_info();
+        if let Err(error) = redis.publish_rules(&info.version, &info.text).await {
+            tracing::error!(%error, version = %info.version, "rules: could not publish the new rules to the other nodes");
+        }
+    }
+}
 
 /// How often the stream is read.
 pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
@@ -22,6 +35,18 @@ pub async fn follow_revocations(gateway: Arc<Gateway>, shutdown: CancellationTok
     };
     let mut cursor = "0".to_string();
     let mut failing = false;
+    // Rules published before this node started are not forced on it; a later change is.
+    let mut rules_seen = redis.rules_version().await.ok().flatten();
+    if let Some(v) = &rules_seen
+        && *v != gateway.rules_info().version
+    {
+        tracing::warn!(
+            published = %v,
+            local = %gateway.rules_info().version,
+            "rules: this node's rules file differs from the version last published through Redis; \
+             it keeps its own until the next change"
+        );
+    }
     let mut tick = tokio::time::interval(FOLLOW_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -51,6 +76,7 @@ pub async fn follow_revocations(gateway: Arc<Gateway>, shutdown: CancellationTok
         };
         failing = false;
         cursor = next;
+        follow_rules(&gateway, redis, &mut rules_seen).await;
         let rules = gateway.rules();
         let now = gateway.clock.now().timestamp();
         let moment = rules.calendar.moment(now);
@@ -79,6 +105,39 @@ pub async fn follow_revocations(gateway: Arc<Gateway>, shutdown: CancellationTok
                     at: r.at,
                 },
             );
+        }
+    }
+}
+
+/// Takes in a rules file another node published, once its version changes.
+async fn follow_rules(
+    gateway: &Arc<Gateway>,
+    redis: &crate::store::redis::RedisStore,
+    seen: &mut Option<String>,
+) {
+    let Ok(Some(version)) = redis.rules_version().await else {
+        return;
+    };
+    if seen.as_deref() == Some(version.as_str()) {
+        return;
+    }
+    *seen = Some(version.clone());
+    if gateway.rules_info().version == version {
+        return;
+    }
+    let Ok(Some((_, text))) = redis.rules().await else {
+        return;
+    };
+    let g = gateway.clone();
+    match tokio::task::spawn_blocking(move || g.replace_rules(text)).await {
+        Ok(Ok(info)) => {
+            tracing::info!(version = %info.version, file = %info.path.display(), "rules: took in the rules another node published")
+        }
+        Ok(Err(errors)) => {
+            tracing::error!(%version, "rules: the published rules are invalid here, old rules stay:\n{errors}")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rules: taking in the published rules did not finish")
         }
     }
 }

@@ -89,6 +89,7 @@ pub async fn put(
         }
     };
     tracing::info!(%peer, role = role.name(), version = %info.version, file = %info.path.display(), "admin: rules replaced");
+    super::follow::publish_rules(&state.gateway).await;
     Ok(Json(info_json(&state, &info)))
 }
 
@@ -103,6 +104,7 @@ pub async fn reload(
     match tokio::task::spawn_blocking(move || gateway.reload_rules()).await {
         Ok(Ok(info)) => {
             tracing::info!(%peer, role = role.name(), version = %info.version, "admin: rules reloaded");
+            super::follow::publish_rules(&state.gateway).await;
             Ok(Json(info_json(&state, &info)))
         }
         Ok(Err(errors)) => {

@@ -68,6 +68,10 @@ fn parse_block(value: &str) -> Option<Block> {
     })
 }
 
+fn rules_key() -> String {
+    format!("{KEY_PREFIX}rules")
+}
+
 fn stream_key() -> String {
     format!("{KEY_PREFIX}revocations")
 }
@@ -237,6 +241,41 @@ impl RedisStore {
             }
         }
         Ok(out)
+    }
+
+    /// Publishes a rules file for every node: its version and text in `icaze:rules`.
+    pub async fn publish_rules(&self, version: &str, text: &str) -> Result<(), RedisError> {
+        let mut set = redis::cmd("HSET");
+        set.arg(rules_key())
+            .arg("version")
+            .arg(version)
+            .arg("text")
+            .arg(text);
+        self.inner.backend.command("HSET of the rules", set).await?;
+        Ok(())
+    }
+
+    /// The version of the rules last published, if any.
+    pub async fn rules_version(&self) -> Result<Option<String>, RedisError> {
+        let mut get = redis::cmd("HGET");
+        get.arg(rules_key()).arg("version");
+        let reply = self.inner.backend.command("HGET of the rules", get).await?;
+        Ok(text(&reply))
+    }
+
+    /// The rules last published: version and text.
+    pub async fn rules(&self) -> Result<Option<(String, String)>, RedisError> {
+        let mut get = redis::cmd("HMGET");
+        get.arg(rules_key()).arg("version").arg("text");
+        let reply = self
+            .inner
+            .backend
+            .command("HMGET of the rules", get)
+            .await?;
+        match &reply {
+            Value::Array(v) if v.len() == 2 => Ok(text(&v[0]).zip(text(&v[1]))),
+            other => Err(self.unexpected("HMGET of the rules", other)),
+        }
     }
 
     /// The revocations after stream entry `cursor` (`"0"` for all), at most 1000, and the
