@@ -484,3 +484,43 @@ async fn the_cli_verifies_revokes_and_blocks_with_exit_codes_scripts_can_use() {
     let (code, _) = icaze(closed, &["verify", &id, "--token", CHECKPOINT]);
     assert_eq!(code, 69);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_from_other_networks_are_refused_and_verification_is_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut far = Icaze::spawn_with_env(
+        dir.path(),
+        "far",
+        "",
+        "[admin]\nread_networks = [\"10.9.9.0/24\"]\n",
+        TOKENS,
+    );
+    let admin = far.admin_addr();
+    let refused = get(admin, "/v1/permits/K7QM-4RTX", Some(CHECKPOINT)).await;
+    assert_eq!((refused.status, key(&refused.json)), (403, "network"));
+    assert_eq!(
+        get(admin, "/healthz", None).await.status,
+        200,
+        "health is open"
+    );
+
+    let mut near = Icaze::spawn_with_env(
+        dir.path(),
+        "near",
+        "",
+        "[admin]\nread_networks = [\"127.0.0.0/8\"]\nverify_rate = 1\nverify_burst = 3\n",
+        TOKENS,
+    );
+    let admin = near.admin_addr();
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let a = get(admin, "/v1/permits/K7QM-4RTX", Some(CHECKPOINT)).await;
+        answers.push((a.status, key(&a.json).to_string()));
+    }
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(&statuses[..3], [200, 200, 200], "the burst: {answers:?}");
+    assert!(
+        answers.contains(&(429, "rate_limited".to_string())),
+        "six at once exceed a burst of 3 at 1/s: {answers:?}"
+    );
+}

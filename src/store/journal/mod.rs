@@ -14,6 +14,11 @@
 //!   expiry (added after version 1 like `revocations.log`).
 //! - `revocations.log`: permits revoked by officials (added after version 1 shipped: a
 //!   journal without it reads as "nothing revoked", and a build that predates it ignores it).
+//!
+//! At open, `revocations.log` drops the revocations of grants whose segment is gone and
+//! `blocks.log` is cut to each document's last entry that still blocks; either is rewritten
+//! (temp file, fsync, rename) only when that removes something, so neither grows from day
+//! to day.
 //! - `LOCK`: held (advisory lock) while a journal is open, so two gateways never append to
 //!   the same files.
 //!
