@@ -109,6 +109,10 @@ async fn tokens_roles_and_health() {
     assert_eq!((rules.status, key(&rules.json)), (403, "forbidden"));
     let bad_id = get(admin, "/v1/permits/not-an-id", Some(CHECKPOINT)).await;
     assert_eq!((bad_id.status, key(&bad_id.json)), (400, "permit_id"));
+    let nowhere = get(admin, "/v2/anything", Some(OFFICIAL)).await;
+    assert_eq!((nowhere.status, key(&nowhere.json)), (404, "not_found"));
+    let method = call(admin, "DELETE", "/v1/rules", Some(OFFICIAL), None).await;
+    assert_eq!((method.status, key(&method.json)), (405, "method"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

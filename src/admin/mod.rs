@@ -56,6 +56,8 @@ pub struct AdminState {
     pub refused_tokens: AtomicU64,
     /// Verification's per-client rate limit.
     pub verify_limit: limit::RateLimit,
+    /// One permit per request being served (see [`MAX_REQUESTS`]).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// The client's address (from the connection), for roles' logs, networks and rate limits.
@@ -92,8 +94,47 @@ pub fn router(state: Arc<AdminState>) -> Router {
         )
         .route("/v1/rules", get(rules::get).put(rules::put))
         .route("/v1/rules/reload", post(rules::reload))
+        .fallback(no_such_endpoint)
+        .method_not_allowed_fallback(no_such_method)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), bounded))
         .layer(axum::middleware::from_fn(access_log))
         .with_state(state)
+}
+
+/// Requests served at once; beyond it the API answers 503 at once instead of queueing.
+pub const MAX_REQUESTS: usize = 256;
+
+/// At most [`MAX_REQUESTS`] requests at once, so a flood of slow clients cannot pile up
+/// tasks and memory.
+async fn bounded(
+    axum::extract::State(state): axum::extract::State<Arc<AdminState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        return axum::response::IntoResponse::into_response(error::ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{MAX_REQUESTS} requests are being served; try again"),
+        ));
+    };
+    next.run(request).await
+}
+
+async fn no_such_endpoint() -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint (see README \"The admin API\")",
+    )
+}
+
+async fn no_such_method() -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method",
+        "this endpoint does not take that method",
+    )
 }
 
 /// One debug line per request, with digits in the path masked (a path can hold a document).
@@ -143,6 +184,7 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Cance
         gateway: gateway.clone(),
         shutdown: shutdown.clone(),
         refused_tokens: AtomicU64::new(0),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS)),
     });
     if let Ok(addr) = listener.local_addr() {
         log_roles(&gateway, addr);
