@@ -30,6 +30,7 @@ pub mod listener;
 pub mod outbound;
 pub mod pipeline;
 pub mod shutdown;
+pub mod stats;
 pub mod throttle;
 
 use crate::config::{Config, ConfigErrors, Connector, Operator, StoreConfig};
@@ -138,6 +139,8 @@ pub struct Gateway {
     rules_change: Mutex<()>,
     /// Whether the SMPP listener is bound and accepting (for readiness).
     pub smpp_listening: AtomicBool,
+    /// The day's figures (`GET /v1/stats`).
+    pub stats: stats::Stats,
     /// The quota engine.
     pub engine: QuotaEngine,
     /// The permit-id key.
@@ -189,6 +192,7 @@ impl Gateway {
             rules_info: RwLock::new(Arc::new(info)),
             rules_change: Mutex::new(()),
             smpp_listening: AtomicBool::new(false),
+            stats: stats::Stats::default(),
             key: config.permit_key.clone(),
             config,
             engine,
