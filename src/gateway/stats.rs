@@ -87,8 +87,8 @@ pub struct Day {
     pub by_code: BTreeMap<(u8, &'static str, &'static str), u64>,
     /// Invalid texts by reason.
     pub invalid: BTreeMap<&'static str, u64>,
-    /// `(operator, outcome)` → MOs.
-    pub by_operator: BTreeMap<(String, &'static str), u64>,
+    /// Operator → outcome → MOs.
+    pub by_operator: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// MOs per decision-time bucket ([`BUCKETS_US`], then the open one).
     pub decide_us: [u64; BUCKETS_US.len() + 1],
     documents: HashSet<u64, foldhash::fast::RandomState>,
@@ -145,6 +145,9 @@ impl Stats {
             .unwrap_or(BUCKETS_US.len());
         let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
         let d = days.entry(day).or_default();
+        if !d.by_operator.contains_key(operator) {
+            d.by_operator.insert(operator.to_string(), BTreeMap::new());
+        }
         d.mos += tally.len() as u64;
         d.decide_us[bucket] += tally.len() as u64;
         for row in &tally.rows {
@@ -160,11 +163,8 @@ impl Stats {
                 d.documents.insert(doc);
             }
             d.phones.insert(row.phone);
-            match d.by_operator.get_mut(&(operator.to_string(), row.outcome)) {
-                Some(n) => *n += 1,
-                None => {
-                    d.by_operator.insert((operator.to_string(), row.outcome), 1);
-                }
+            if let Some(outcomes) = d.by_operator.get_mut(operator) {
+                *outcomes.entry(row.outcome).or_default() += 1;
             }
         }
         while days.len() > DAYS_KEPT {
@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(day.by_code[&(2, "granted", "")], 1);
         assert_eq!(day.invalid["no_code"], 1);
         assert_eq!((day.distinct_documents(), day.distinct_phones()), (1, 2));
-        assert_eq!(day.by_operator[&("demo".to_string(), "active")], 1);
+        assert_eq!(day.by_operator["demo"]["active"], 1);
         assert_eq!(day.decide_quantile_us(0.5), Some(1_000));
         assert!(stats.day(17_999).is_none());
     }
