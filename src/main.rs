@@ -1,5 +1,5 @@
 //! The `icaze` command: serve, check-config, decide (one message, for people), replay, and
-//! the admin API's clients: verify, revoke, block, unblock.
+//! the admin API's clients: verify, revoke, block, unblock, stats.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -120,6 +120,14 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Print a Baku day's figures from the admin API (official token).
+    Stats {
+        /// The day, YYYY-MM-DD; today when absent.
+        #[arg(long)]
+        date: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Lift a block set through the admin API (official token).
     Unblock {
         /// The document.
@@ -186,6 +194,7 @@ fn main() -> ExitCode {
         Command::Verify { .. }
         | Command::Revoke { .. }
         | Command::Block { .. }
+        | Command::Stats { .. }
         | Command::Unblock { .. } => Ok(ExitCode::FAILURE),
     };
     match result {
@@ -205,6 +214,7 @@ fn admin_command(cli: &Cli) -> Option<ExitCode> {
         Command::Verify { api, .. }
         | Command::Revoke { api, .. }
         | Command::Block { api, .. }
+        | Command::Stats { api, .. }
         | Command::Unblock { api, .. } => api,
         _ => return None,
     };
@@ -263,6 +273,9 @@ fn admin_command(cli: &Cli) -> Option<ExitCode> {
             }
             Command::Unblock { document, .. } => {
                 cli::block(&client, document, None, json, &mut out).await
+            }
+            Command::Stats { date, .. } => {
+                cli::stats(&client, date.as_deref(), json, &mut out).await
             }
             _ => Ok(cli::EXIT_OK),
         }

@@ -528,3 +528,40 @@ async fn reads_from_other_networks_are_refused_and_verification_is_rate_limited(
         "six at once exceed a burst of 3 at 1/s: {answers:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_days_figures_count_what_citizens_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, smpp, admin) = start(dir.path());
+    sms(smpp, "994501111111", "2 AZE 11111111").await;
+    sms(smpp, "994501111111", "2 AZE 11111111").await;
+    sms(smpp, "994502222222", "2 AZE 22222222").await;
+    sms(smpp, "994503333333", "hello").await;
+    let st = get(admin, "/v1/stats", Some(OFFICIAL)).await;
+    assert_eq!(st.status, 200, "{:?}", st.json);
+    let j = &st.json;
+    assert_eq!(j["mos"], 4, "{j}");
+    assert_eq!(j["by_code"]["2"]["granted"], 2, "{j}");
+    assert_eq!(j["by_code"]["2"]["active"], 1, "{j}");
+    assert_eq!(j["invalid"]["total"], 1);
+    assert_eq!(j["invalid"]["share"], 0.25);
+    assert_eq!(j["distinct_documents"], 2);
+    assert_eq!(j["distinct_phones"], 3);
+    assert_eq!(j["by_operator"]["demo"]["mos"], 4);
+    assert!(j["decision_ms"]["p99"].is_number(), "{j}");
+    let other_day = get(admin, "/v1/stats?date=2020-04-06", Some(OFFICIAL)).await;
+    assert_eq!(
+        (other_day.status, other_day.json["mos"].clone()),
+        (200, serde_json::json!(0))
+    );
+    let bad = get(admin, "/v1/stats?date=yesterday", Some(OFFICIAL)).await;
+    assert_eq!((bad.status, key(&bad.json)), (400, "date"));
+    assert_eq!(get(admin, "/v1/stats", Some(CHECKPOINT)).await.status, 403);
+
+    let (code, out) = icaze(admin, &["stats", "--token", OFFICIAL]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("MOs 4") && out.contains("invalid 1 (25.0%)"),
+        "{out}"
+    );
+}

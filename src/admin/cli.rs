@@ -177,3 +177,61 @@ pub async fn block(
     let _ = finish(out, json, &reply, line);
     Ok(EXIT_OK)
 }
+
+/// `icaze stats [--date D]`: the day's figures as a table.
+pub async fn stats(
+    client: &AdminClient,
+    date: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<u8, ClientError> {
+    let path = match date {
+        Some(d) => format!("/v1/stats?date={}", encode(d)),
+        None => "/v1/stats".to_string(),
+    };
+    let reply = client.call("GET", &path, None).await?;
+    if let Some((code, message)) = failure(&reply) {
+        return Ok(report(out, json, &reply, code, &message));
+    }
+    if json {
+        let _ = writeln!(out, "{}", reply.json);
+        return Ok(EXIT_OK);
+    }
+    let st = &reply.json;
+    let mut lines = vec![
+        format!("{} ({})", s(&st["date"]), s(&st["scope"])),
+        format!(
+            "  MOs {}   distinct documents {}   distinct phones {}   revoked {}",
+            st["mos"], st["distinct_documents"], st["distinct_phones"], st["revoked"]
+        ),
+        format!(
+            "  invalid {} ({:.1}%)   decision ms p50 {} p90 {} p99 {}",
+            st["invalid"]["total"],
+            st["invalid"]["share"].as_f64().unwrap_or(0.0) * 100.0,
+            st["decision_ms"]["p50"],
+            st["decision_ms"]["p90"],
+            st["decision_ms"]["p99"]
+        ),
+        format!("  {:<6} {:>9} {:>9}  denied", "code", "granted", "active"),
+    ];
+    if let Some(codes) = st["by_code"].as_object() {
+        for (code, c) in codes {
+            lines.push(format!(
+                "  {:<6} {:>9} {:>9}  {}",
+                code, c["granted"], c["active"], c["denied"]
+            ));
+        }
+    }
+    if let Some(reasons) = st["invalid"]["by_reason"].as_object() {
+        for (reason, n) in reasons {
+            lines.push(format!("  invalid {reason:<18} {n:>9}"));
+        }
+    }
+    if let Some(ops) = st["by_operator"].as_object() {
+        for (op, o) in ops {
+            lines.push(format!("  operator {op:<15} {o}"));
+        }
+    }
+    let _ = writeln!(out, "{}", lines.join("\n"));
+    Ok(EXIT_OK)
+}

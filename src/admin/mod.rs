@@ -16,6 +16,7 @@
 //!   `POST /v1/permits/{permit_id}/revoke` ([`permits`])
 //! - `GET /v1/blocklist`, `PUT` and `DELETE /v1/blocklist/{document}` ([`blocklist`])
 //! - `GET /v1/rules`, `PUT /v1/rules`, `POST /v1/rules/reload` ([`rules`])
+//! - `GET /v1/stats?date=YYYY-MM-DD` ([`stats`])
 //!
 //! # Layout
 //! - `auth`: roles, tokens, networks; `error`: the JSON error; `limit`: verification's
@@ -31,6 +32,7 @@ pub mod health;
 pub mod limit;
 pub mod permits;
 pub mod rules;
+pub mod stats;
 
 use crate::gateway::Gateway;
 use axum::Router;
@@ -92,6 +94,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/v1/blocklist/{document}",
             axum::routing::put(blocklist::put).delete(blocklist::delete),
         )
+        .route("/v1/stats", get(stats::get))
         .route("/v1/rules", get(rules::get).put(rules::put))
         .route("/v1/rules/reload", post(rules::reload))
         .fallback(no_such_endpoint)

@@ -160,6 +160,16 @@ impl Permits {
                 .contains_key(&self.id_of(document, code, validity))
     }
 
+    /// Revocations made in `[from, until)` (Unix seconds), for a day's figures.
+    pub fn revoked_between(&self, from: i64, until: i64) -> usize {
+        self.revoked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|r| (from..until).contains(&r.at))
+            .count()
+    }
+
     /// Permits recorded (for health answers and tests).
     pub fn len(&self) -> usize {
         self.by_id.iter().map(|s| lock(s).len()).sum()
