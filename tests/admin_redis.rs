@@ -151,6 +151,27 @@ async fn a_permit_from_one_node_is_verified_and_revoked_on_another() {
         lockdown
     );
 
+    // The day's figures on B are every node's: the MOs above all went to A.
+    let mut figures = serde_json::Value::Null;
+    for _ in 0..20 {
+        figures = get(admin_b, "/v1/stats", Some(OFFICIAL)).await.json;
+        if figures["mos"].as_u64().unwrap_or(0) >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(figures["scope"], "all nodes", "{figures}");
+    assert!(figures["mos"].as_u64().unwrap_or(0) >= 4, "{figures}");
+    assert!(
+        figures["by_code"]["2"]["granted"].as_u64().unwrap_or(0) >= 1,
+        "{figures}"
+    );
+    assert_eq!(figures["by_code"]["2"]["denied"]["revoked"], 1, "{figures}");
+    assert!(
+        figures["distinct_phones"].as_u64().unwrap_or(0) >= 1,
+        "{figures}"
+    );
+
     // kill -9 node A and start it again: Redis still says revoked, to both.
     a.kill_9();
     let (_a, smpp_a, admin_a) = node(dir.path(), "a", &store);

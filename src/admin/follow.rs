@@ -4,7 +4,8 @@
 //! revoked in its permit book, where the decision path looks. The run-time blocklist
 //! (`icaze:blocks`) is read whole at the same pace and replaces the engine's, and a rules
 //! file published by another node (`icaze:rules`, see [`publish_rules`]) is written here
-//! and swapped in once its version changes.
+//! and swapped in once its version changes. This node's figures (`gateway/stats.rs`) are
+//! added to the sums in `icaze:stats:{date}` at the same pace.
 
 use crate::gateway::Gateway;
 use crate::permit::decision::{Outcome, Validity};
@@ -51,9 +52,13 @@ pub async fn follow_revocations(gateway: Arc<Gateway>, shutdown: CancellationTok
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                flush_stats(&gateway, redis).await;
+                return;
+            }
             _ = tick.tick() => {}
         }
+        flush_stats(&gateway, redis).await;
         match redis.blocks().await {
             Ok(all) => gateway.engine.blocks().replace(all),
             Err(error) => {
@@ -105,6 +110,26 @@ pub async fn follow_revocations(gateway: Arc<Gateway>, shutdown: CancellationTok
                     at: r.at,
                 },
             );
+        }
+    }
+}
+
+/// The local date (YYYY-MM-DD) of a calendar day number (days since 1970-01-01).
+pub fn date_of_day(day: i32) -> String {
+    chrono::NaiveDate::from_num_days_from_ce_opt(day.saturating_add(719_163))
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// Adds what this node counted since the last flush to the sums in Redis; on failure the
+/// figures are kept for the next try.
+async fn flush_stats(gateway: &Gateway, redis: &crate::store::redis::RedisStore) {
+    let deltas = gateway.stats.take_deltas();
+    for (i, delta) in deltas.iter().enumerate() {
+        if let Err(error) = redis.add_stats(&date_of_day(delta.day), delta).await {
+            tracing::warn!(%error, "redis: could not add this node's figures; kept for the next try");
+            gateway.stats.restore(deltas[i..].to_vec());
+            return;
         }
     }
 }

@@ -6,13 +6,15 @@
 use super::auth::{Role, authorize, read_allowed};
 use super::error::ApiError;
 use super::{AdminState, Peer};
-use crate::gateway::stats::Day;
+use crate::gateway::stats::BUCKETS_US;
+use crate::store::Store;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use chrono::TimeZone;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// `?date=`.
@@ -21,55 +23,88 @@ pub struct StatsQuery {
     date: Option<String>,
 }
 
-fn quantile_ms(day: &Day, q: f64) -> Value {
-    match day.decide_quantile_us(q) {
-        None => Value::Null,
-        Some(u64::MAX) => json!("over 5000"),
-        Some(us) => json!(us as f64 / 1000.0),
+/// The upper bound, ms, of the bucket holding the `q` quantile of `buckets` (MOs per
+/// bucket of [`BUCKETS_US`], then the open one).
+fn quantile_ms(buckets: &[u64], q: f64) -> Value {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return Value::Null;
     }
-}
-
-/// The figures of one day as JSON (empty figures for a day with no MOs).
-fn figures(day: &Day) -> Map<String, Value> {
-    let mut by_code: Map<String, Value> = Map::new();
-    for (&(code, outcome, reason), &n) in &day.by_code {
-        let entry = by_code
-            .entry(code.to_string())
-            .or_insert_with(|| json!({"granted": 0, "active": 0, "denied": {}}));
-        match outcome {
-            "denied" => entry["denied"][reason] = json!(n),
-            other => entry[other] = json!(n),
+    let want = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= want {
+            return match BUCKETS_US.get(i) {
+                Some(us) => json!(*us as f64 / 1000.0),
+                None => json!("over 5000"),
+            };
         }
     }
-    let invalid: u64 = day.invalid.values().sum();
-    let by_operator: Map<String, Value> = day
-        .by_operator
-        .iter()
-        .map(|(op, outcomes)| {
-            let mut m: Map<String, Value> = outcomes
-                .iter()
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect();
-            m.insert("mos".into(), json!(outcomes.values().sum::<u64>()));
-            (op.clone(), Value::Object(m))
-        })
-        .collect();
+    json!("over 5000")
+}
+
+/// The figures of one day as JSON, from its flat fields (see
+/// [`crate::gateway::stats::Day::fields`]) and distinct counts.
+fn figures(fields: &BTreeMap<String, u64>, documents: u64, phones: u64) -> Map<String, Value> {
+    let mut by_code: Map<String, Value> = Map::new();
+    let mut invalid: Map<String, Value> = Map::new();
+    let mut by_operator: Map<String, Value> = Map::new();
+    let mut buckets = vec![0u64; BUCKETS_US.len() + 1];
+    let mut invalid_total = 0;
+    for (field, &n) in fields {
+        let parts: Vec<&str> = field.split('|').collect();
+        match parts.as_slice() {
+            ["c", code, outcome, reason] => {
+                let entry = by_code
+                    .entry(code.to_string())
+                    .or_insert_with(|| json!({"granted": 0, "active": 0, "denied": {}}));
+                if *outcome == "denied" {
+                    entry["denied"][*reason] = json!(n);
+                } else {
+                    entry[*outcome] = json!(n);
+                }
+            }
+            ["i", reason] => {
+                invalid_total += n;
+                invalid.insert(reason.to_string(), json!(n));
+            }
+            ["o", op, outcome] => {
+                let entry = by_operator
+                    .entry(op.to_string())
+                    .or_insert_with(|| json!({"mos": 0}));
+                entry[*outcome] = json!(n);
+                entry["mos"] = json!(entry["mos"].as_u64().unwrap_or(0) + n);
+            }
+            ["b", i] => {
+                if let Some(slot) = i.parse::<usize>().ok().and_then(|i| buckets.get_mut(i)) {
+                    *slot += n;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mos = fields.get("mos").copied().unwrap_or(0);
     let mut out = Map::new();
-    out.insert("mos".into(), json!(day.mos));
+    out.insert("mos".into(), json!(mos));
     out.insert("by_code".into(), Value::Object(by_code));
     out.insert(
         "invalid".into(),
         json!({
-            "total": invalid,
-            "share": if day.mos == 0 { 0.0 } else { invalid as f64 / day.mos as f64 },
-            "by_reason": day.invalid,
+            "total": invalid_total,
+            "share": if mos == 0 { 0.0 } else { invalid_total as f64 / mos as f64 },
+            "by_reason": invalid,
         }),
     );
-    out.insert("distinct_documents".into(), json!(day.distinct_documents()));
-    out.insert("distinct_phones".into(), json!(day.distinct_phones()));
+    out.insert("distinct_documents".into(), json!(documents));
+    out.insert("distinct_phones".into(), json!(phones));
     out.insert(
         "decision_ms".into(),
-        json!({"p50": quantile_ms(day, 0.5), "p90": quantile_ms(day, 0.9), "p99": quantile_ms(day, 0.99)}),
+        json!({
+            "p50": quantile_ms(&buckets, 0.5),
+            "p90": quantile_ms(&buckets, 0.9),
+            "p99": quantile_ms(&buckets, 0.99),
+        }),
     );
     out.insert("by_operator".into(), Value::Object(by_operator));
     out
@@ -111,14 +146,36 @@ pub async fn get(
     };
     let moment = calendar.moment(start);
     let next = calendar.moment(moment.day_start + 26 * 3600).day_start;
-    let day = gateway.stats.day(moment.day).unwrap_or_default();
-    let mut body = figures(&day);
+    let date = calendar.date(moment.day_start);
+    let (mut body, scope) = match &gateway.store {
+        Store::Redis(redis) => {
+            let (fields, documents, phones) = redis.stats(&date).await.map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "store",
+                    format!("the figures of every node are in Redis, which did not answer: {e}"),
+                )
+            })?;
+            (figures(&fields, documents, phones), "all nodes")
+        }
+        _ => {
+            let day = gateway.stats.day(moment.day).unwrap_or_default();
+            (
+                figures(
+                    &day.fields(),
+                    day.distinct_documents() as u64,
+                    day.distinct_phones() as u64,
+                ),
+                "this node",
+            )
+        }
+    };
     let revoked = gateway
         .engine
         .permits()
         .map_or(0, |p| p.revoked_between(moment.day_start, next));
-    body.insert("date".into(), json!(calendar.date(moment.day_start)));
+    body.insert("date".into(), json!(date));
     body.insert("revoked".into(), json!(revoked));
-    body.insert("scope".into(), json!("this node"));
+    body.insert("scope".into(), json!(scope));
     Ok(Json(Value::Object(body)))
 }

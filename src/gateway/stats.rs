@@ -5,6 +5,10 @@
 //!
 //! The pipeline tallies a batch without locking ([`Tally`]) and hands it over once
 //! ([`Stats::record`]): one short lock per batch, two set inserts per MO.
+//!
+//! A day's counters also read as flat fields ([`Day::fields`]: `mos`, `c|2|denied|daily_limit`,
+//! `i|no_code`, `o|demo|granted`, `b|3` for a time bucket), the form Redis sums across nodes;
+//! [`Stats::take_deltas`] gives what changed since the last call for that.
 
 use crate::permit::answer::Verdict;
 use std::collections::{BTreeMap, HashSet};
@@ -93,9 +97,48 @@ pub struct Day {
     pub decide_us: [u64; BUCKETS_US.len() + 1],
     documents: HashSet<u64, foldhash::fast::RandomState>,
     phones: HashSet<u64, foldhash::fast::RandomState>,
+    /// Documents and phones first seen since the last [`Stats::take_deltas`].
+    new_documents: Vec<u64>,
+    new_phones: Vec<u64>,
+}
+
+/// What changed on one day since the last [`Stats::take_deltas`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// The local day.
+    pub day: i32,
+    /// Field → increase (see [`Day::fields`]).
+    pub fields: BTreeMap<String, u64>,
+    /// Documents first seen (packed).
+    pub documents: Vec<u64>,
+    /// Phones first seen (hashed with a seed every node of one deployment shares).
+    pub phones: Vec<u64>,
 }
 
 impl Day {
+    /// The counters as flat fields (zero ones left out).
+    pub fn fields(&self) -> BTreeMap<String, u64> {
+        let mut f = BTreeMap::new();
+        f.insert("mos".to_string(), self.mos);
+        for (&(code, outcome, reason), &n) in &self.by_code {
+            f.insert(format!("c|{code}|{outcome}|{reason}"), n);
+        }
+        for (reason, &n) in &self.invalid {
+            f.insert(format!("i|{reason}"), n);
+        }
+        for (op, outcomes) in &self.by_operator {
+            for (outcome, &n) in outcomes {
+                f.insert(format!("o|{op}|{outcome}"), n);
+            }
+        }
+        for (i, &n) in self.decide_us.iter().enumerate() {
+            if n > 0 {
+                f.insert(format!("b|{i}"), n);
+            }
+        }
+        f
+    }
+
     /// Distinct documents that asked.
     pub fn distinct_documents(&self) -> usize {
         self.documents.len()
@@ -105,34 +148,76 @@ impl Day {
     pub fn distinct_phones(&self) -> usize {
         self.phones.len()
     }
-
-    /// The upper bound of the bucket holding the `q` quantile of decision times,
-    /// microseconds (`None` without MOs; `u64::MAX` for the open bucket).
-    pub fn decide_quantile_us(&self, q: f64) -> Option<u64> {
-        let total: u64 = self.decide_us.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let want = (q * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, n) in self.decide_us.iter().enumerate() {
-            seen += n;
-            if seen >= want {
-                return Some(BUCKETS_US.get(i).copied().unwrap_or(u64::MAX));
-            }
-        }
-        Some(u64::MAX)
-    }
 }
 
 /// The figures of the last [`DAYS_KEPT`] days. Safe to share.
 #[derive(Debug, Default)]
 pub struct Stats {
     days: Mutex<BTreeMap<i32, Day>>,
-    hasher: foldhash::fast::RandomState,
+    /// The fields of each day as of the last [`Stats::take_deltas`].
+    flushed: Mutex<BTreeMap<i32, BTreeMap<String, u64>>>,
+    hasher: foldhash::fast::FixedState,
 }
 
 impl Stats {
+    /// Empty figures; phones are hashed with `seed`, which every node of a deployment must
+    /// share for distinct phones to add up across nodes.
+    pub fn with_seed(seed: u64) -> Self {
+        Stats {
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+            ..Stats::default()
+        }
+    }
+
+    /// What changed since the last call, day by day.
+    pub fn take_deltas(&self) -> Vec<Delta> {
+        let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut flushed = self.flushed.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        for (&day, d) in days.iter_mut() {
+            let now = d.fields();
+            let before = flushed.entry(day).or_default();
+            let fields: BTreeMap<String, u64> = now
+                .iter()
+                .filter_map(|(k, &v)| {
+                    let grew = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+                    (grew > 0).then(|| (k.clone(), grew))
+                })
+                .collect();
+            *before = now;
+            let delta = Delta {
+                day,
+                fields,
+                documents: std::mem::take(&mut d.new_documents),
+                phones: std::mem::take(&mut d.new_phones),
+            };
+            if !delta.fields.is_empty() || !delta.documents.is_empty() || !delta.phones.is_empty() {
+                out.push(delta);
+            }
+        }
+        flushed.retain(|day, _| days.contains_key(day));
+        out
+    }
+
+    /// Gives back deltas that could not be passed on, so the next [`Stats::take_deltas`]
+    /// has them again.
+    pub fn restore(&self, deltas: Vec<Delta>) {
+        let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut flushed = self.flushed.lock().unwrap_or_else(PoisonError::into_inner);
+        for delta in deltas {
+            if let Some(before) = flushed.get_mut(&delta.day) {
+                for (k, v) in &delta.fields {
+                    if let Some(b) = before.get_mut(k) {
+                        *b = b.saturating_sub(*v);
+                    }
+                }
+            }
+            if let Some(d) = days.get_mut(&delta.day) {
+                d.new_documents.extend(delta.documents);
+                d.new_phones.extend(delta.phones);
+            }
+        }
+    }
     /// Adds a batch of `operator`'s MOs taken on local `day`, decided in `took`.
     pub fn record(&self, operator: &str, day: i32, tally: &Tally, took: Duration) {
         if tally.is_empty() {
@@ -159,10 +244,14 @@ impl Stats {
             if row.outcome == "invalid" {
                 *d.invalid.entry(row.reason).or_default() += 1;
             }
-            if let Some(doc) = row.document {
-                d.documents.insert(doc);
+            if let Some(doc) = row.document
+                && d.documents.insert(doc)
+            {
+                d.new_documents.push(doc);
             }
-            d.phones.insert(row.phone);
+            if d.phones.insert(row.phone) {
+                d.new_phones.push(row.phone);
+            }
             if let Some(outcomes) = d.by_operator.get_mut(operator) {
                 *outcomes.entry(row.outcome).or_default() += 1;
             }
@@ -208,7 +297,16 @@ mod tests {
         assert_eq!(day.invalid["no_code"], 1);
         assert_eq!((day.distinct_documents(), day.distinct_phones()), (1, 2));
         assert_eq!(day.by_operator["demo"]["active"], 1);
-        assert_eq!(day.decide_quantile_us(0.5), Some(1_000));
+        assert_eq!(day.decide_us[3], 3, "700 µs is in the bucket up to 1 ms");
         assert!(stats.day(17_999).is_none());
+
+        let deltas = stats.take_deltas();
+        assert_eq!(deltas.len(), 1);
+        assert_eq!(deltas[0].fields["mos"], 3);
+        assert_eq!(deltas[0].fields["c|2|granted|"], 1);
+        assert_eq!((deltas[0].documents.len(), deltas[0].phones.len()), (1, 2));
+        assert!(stats.take_deltas().is_empty(), "nothing new");
+        stats.restore(deltas.clone());
+        assert_eq!(stats.take_deltas(), deltas, "given back, taken again");
     }
 }

@@ -76,7 +76,44 @@ fn stream_key() -> String {
     format!("{KEY_PREFIX}revocations")
 }
 
+/// Days the stats keys live.
+const STATS_KEEP_SECS: i64 = 8 * 86_400;
+
 impl Backend {
+    /// Runs a pipeline whose keys share one slot (a cluster routes it by its first key).
+    async fn pipeline(
+        &self,
+        action: &'static str,
+        pipe: redis::Pipeline,
+    ) -> Result<(), RedisError> {
+        let n = pipe.len();
+        let (node, result) = match self {
+            Backend::Single(b) => (
+                b.node.clone(),
+                b.conn().req_packed_commands(&pipe, 0, n).await,
+            ),
+            Backend::Cluster(b) => (
+                b.seeds.clone(),
+                b.conn().req_packed_commands(&pipe, 0, n).await,
+            ),
+        };
+        let replies = result.map_err(|source| RedisError::Command {
+            action,
+            node: node.clone(),
+            source: Arc::new(source),
+        })?;
+        for reply in replies {
+            reply
+                .extract_error()
+                .map_err(|source| RedisError::Command {
+                    action,
+                    node: node.clone(),
+                    source: Arc::new(source),
+                })?;
+        }
+        Ok(())
+    }
+
     /// Runs one command (a cluster routes it by its first key).
     async fn command(&self, action: &'static str, cmd: redis::Cmd) -> Result<Value, RedisError> {
         let (node, result) = match self {
@@ -241,6 +278,79 @@ impl RedisStore {
             }
         }
         Ok(out)
+    }
+
+    /// Adds one node's figures for `date` (YYYY-MM-DD) to the sums every node shares:
+    /// `icaze:stats:{date}` (a hash of counters) and two HyperLogLogs of the documents and
+    /// phones seen, kept 8 days.
+    pub async fn add_stats(
+        &self,
+        date: &str,
+        delta: &crate::gateway::stats::Delta,
+    ) -> Result<(), RedisError> {
+        let key = format!("{KEY_PREFIX}stats:{{{date}}}");
+        let mut pipe = redis::pipe();
+        for (field, n) in &delta.fields {
+            pipe.cmd("HINCRBY").arg(&key).arg(field).arg(*n);
+        }
+        for (suffix, items) in [("d", &delta.documents), ("p", &delta.phones)] {
+            for chunk in items.chunks(10_000) {
+                let add = pipe.cmd("PFADD").arg(format!("{key}:{suffix}"));
+                for item in chunk {
+                    add.arg(format!("{item:x}"));
+                }
+            }
+        }
+        for suffix in ["", ":d", ":p"] {
+            pipe.cmd("EXPIRE")
+                .arg(format!("{key}{suffix}"))
+                .arg(STATS_KEEP_SECS);
+        }
+        self.inner.backend.pipeline("adding stats", pipe).await
+    }
+
+    /// Every node's figures for `date`: the counters, distinct documents, distinct phones.
+    pub async fn stats(
+        &self,
+        date: &str,
+    ) -> Result<(std::collections::BTreeMap<String, u64>, u64, u64), RedisError> {
+        let key = format!("{KEY_PREFIX}stats:{{{date}}}");
+        let mut all = redis::cmd("HGETALL");
+        all.arg(&key);
+        let reply = self.inner.backend.command("HGETALL of stats", all).await?;
+        let pairs: Vec<(&Value, &Value)> = match &reply {
+            Value::Array(items) => items
+                .chunks(2)
+                .filter_map(|kv| Some((kv.first()?, kv.get(1)?)))
+                .collect(),
+            Value::Map(items) => items.iter().map(|(k, v)| (k, v)).collect(),
+            other => return Err(self.unexpected("HGETALL of stats", other)),
+        };
+        let mut fields = std::collections::BTreeMap::new();
+        for (k, v) in pairs {
+            let n = text(v).and_then(|t| t.parse().ok());
+            match (text(k), n) {
+                (Some(k), Some(n)) => {
+                    fields.insert(k, n);
+                }
+                _ => return Err(self.unexpected("HGETALL of stats", v)),
+            }
+        }
+        let mut counts = [0u64; 2];
+        for (i, suffix) in ["d", "p"].iter().enumerate() {
+            let mut count = redis::cmd("PFCOUNT");
+            count.arg(format!("{key}:{suffix}"));
+            let reply = self
+                .inner
+                .backend
+                .command("PFCOUNT of stats", count)
+                .await?;
+            counts[i] = match reply {
+                Value::Int(n) => n.max(0) as u64,
+                other => return Err(self.unexpected("PFCOUNT of stats", &other)),
+            };
+        }
+        Ok((fields, counts[0], counts[1]))
     }
 
     /// Publishes a rules file for every node: its version and text in `icaze:rules`.
