@@ -6,15 +6,17 @@
 //!
 //! [`Config::from_toml`] reads the file once and hands each section to its own function:
 //! `[smpp]` in `smpp.rs`, `store` and `[redis]` in `store.rs`, `[[operators]]` in
-//! `operators.rs`, `[[connectors]]` in `connectors.rs`; the one-key `[permit]` and
+//! `operators.rs`, `[[connectors]]` in `connectors.rs`, `[admin]` in `admin.rs`; the one-key `[permit]` and
 //! `[engine]` sections are checked here.
 
+mod admin;
 mod connectors;
 mod error;
 mod operators;
 mod smpp;
 mod store;
 
+pub use admin::{Admin, CHECKPOINT_TOKEN_ENV, Network, OFFICIAL_TOKEN_ENV};
 pub use connectors::{Connector, ConnectorBind};
 pub use error::{ConfigError, ConfigErrors};
 pub use operators::{Operator, Password};
@@ -63,6 +65,8 @@ pub struct Config {
     /// (document, quota group) entries the engine reserves at start (`[engine] reserve`), so
     /// a busy first morning never waits for a table to grow; 0 grows as needed.
     pub engine_reserve: usize,
+    /// The admin HTTP API.
+    pub admin: Admin,
 }
 
 /// The file as written; each section's raw type lives beside the function that checks it.
@@ -84,6 +88,8 @@ struct RawConfig {
     connectors: Vec<connectors::RawConnector>,
     #[serde(default)]
     engine: RawEngine,
+    #[serde(default)]
+    admin: admin::RawAdmin,
 }
 
 /// `[engine]` as written.
@@ -114,7 +120,18 @@ fn read(path: &Path) -> Result<String, ConfigErrors> {
 /// Loads and validates a rules file on its own (for reloads).
 pub fn load_rules(path: &Path) -> Result<Rules, ConfigErrors> {
     let text = read(path)?;
-    Rules::from_toml(&text).map_err(|e| ConfigErrors(rule_errors(path, e)))
+    rules_from_text(path, &text)
+}
+
+/// Validates rules text as if it were the file at `path` (an upload through the admin API
+/// before it is written there); errors name `path` and the key, like `check-config`.
+pub fn rules_from_text(path: &Path, text: &str) -> Result<Rules, ConfigErrors> {
+    Rules::from_toml(text).map_err(|e| ConfigErrors(rule_errors(path, e)))
+}
+
+/// Reads the rules file's text (for its version hash and the admin API).
+pub fn read_rules_text(path: &Path) -> Result<String, ConfigErrors> {
+    read(path)
 }
 
 impl Config {
@@ -135,7 +152,7 @@ impl Config {
 
     /// Parses config text as if it were the file at `path` (relative paths resolve from
     /// its folder). Errors come in section order: the rules file's, then `[permit]`,
-    /// `[smpp]`, `store`/`[redis]`, `[[operators]]`, `[[connectors]]`, `[engine]`.
+    /// `[smpp]`, `store`/`[redis]`, `[[operators]]`, `[[connectors]]`, `[engine]`, `[admin]`.
     pub fn from_toml(
         path: &Path,
         text: &str,
@@ -164,6 +181,7 @@ impl Config {
         let connectors = connectors::connectors(&mut errs, raw.connectors, env, default_language);
         smpp.reserved = smpp::reserve(&mut errs, &smpp, &operators);
         let engine_reserve = engine_reserve(&mut errs, raw.engine);
+        let admin = admin::admin(&mut errs, raw.admin, env);
 
         match (errs.list.is_empty(), rules) {
             (true, Some(rules)) => Ok(Config {
@@ -178,6 +196,7 @@ impl Config {
                 operators,
                 connectors,
                 engine_reserve,
+                admin,
             }),
             _ => Err(ConfigErrors(errs.list)),
         }

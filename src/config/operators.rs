@@ -38,7 +38,7 @@ impl Password {
     }
 }
 
-fn sha256(data: &[u8]) -> [u8; 32] {
+pub(super) fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(data).into()
 }
@@ -177,7 +177,7 @@ pub(super) fn operators(
     operators
 }
 
-fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+pub(super) fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
     let hex = hex.trim();
     if hex.len() != 64 {
         return None;

@@ -54,6 +54,7 @@ impl Gateway {
         mos: &[Mo],
         results: &mut Vec<MoResult>,
     ) {
+        let started = std::time::Instant::now();
         let rules = self.rules();
         let now = self.clock.now().timestamp();
         let parser = rules.parser();
@@ -75,6 +76,7 @@ impl Gateway {
 
         let lang = operator.config.language;
         results.clear();
+        let mut tally = super::stats::Tally::with_capacity(mos.len());
         for (mo, answer) in mos.iter().zip(answers) {
             // Every request gets an answer above; a gap would be a bug, and then the operator
             // resending is the safe way out.
@@ -84,6 +86,11 @@ impl Gateway {
                 Answer::TryLater => ("try_later", ""),
                 Answer::Refuse(_) => ("refused", ""),
             };
+            let verdict = match &answer {
+                Answer::Verdict(v) => Some(v),
+                _ => None,
+            };
+            tally.add(&self.stats, &mo.source, outcome, reason, verdict);
             tracing::debug!(
                 operator = %operator.config.system_id,
                 msisdn = %crate::telemetry::mask_msisdn(&mo.source),
@@ -106,6 +113,9 @@ impl Gateway {
             };
             results.push(self.answer(operator, mo, text));
         }
+        let day = rules.calendar.moment(now).day;
+        self.stats
+            .record(&operator.config.system_id, day, &tally, started.elapsed());
     }
 
     /// Counts one MO's answer: by operator and outcome, and its decision by code or its

@@ -115,6 +115,7 @@ impl<'a> Replier<'a> {
             Outcome::Denied(Denial::CodeDisabled) => ReplyKey::CodeDisabled,
             Outcome::Denied(Denial::Blocked) => ReplyKey::Blocked,
             Outcome::Denied(Denial::UnknownCode) => ReplyKey::UnknownCode,
+            Outcome::Denied(Denial::Revoked) => ReplyKey::Revoked,
         };
         let validity = decision.validity();
         rules.templates.get(lang, key).render(|var, out| match var {

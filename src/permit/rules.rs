@@ -138,6 +138,11 @@ impl Rules {
                 .is_some_and(|set| set.contains(code))
     }
 
+    /// The rules file's blocklist: each document and the codes it is refused.
+    pub fn blocklist(&self) -> impl Iterator<Item = (Document, CodeSet)> + '_ {
+        self.blocklist.iter().map(|(d, c)| (*d, *c))
+    }
+
     /// How the series of a document is printed (`MYİ` for stored `MYI`).
     pub fn series_display(&self, document: Document) -> String {
         let (bytes, n) = document.series_bytes();

@@ -88,6 +88,7 @@ reply_keys! {
     NoNumber => "no_number", "A series but no number.";
     WrongDigitCount => "wrong_digit_count", "A number with the wrong digit count.";
     TryLater => "try_later", "The gateway cannot decide now (store unavailable).";
+    Revoked => "revoked", "A repeat of a permit an official revoked.";
 }
 
 macro_rules! vars {
@@ -273,6 +274,11 @@ const DEFAULTS: &[(Language, ReplyKey, &str)] = &[
         "Sorğunuzu indi emal etmək mümkün olmadı. Bir neçə dəqiqədən sonra yenidən göndərin.",
     ),
     (
+        Language::Az,
+        ReplyKey::Revoked,
+        "{document} üçün kod {code} ({label}) üzrə icazəniz ləğv edilib. Onunla çölə çıxmayın.",
+    ),
+    (
         Language::En,
         ReplyKey::Granted,
         "PERMIT GRANTED: code {code} ({label}), {document}, {window}. Permit no. {permit_id}",
@@ -348,6 +354,11 @@ const DEFAULTS: &[(Language, ReplyKey, &str)] = &[
         "We could not process your request now. Please send it again in a few minutes.",
     ),
     (
+        Language::En,
+        ReplyKey::Revoked,
+        "Your permit with code {code} ({label}) for {document} has been revoked. Do not go out on it.",
+    ),
+    (
         Language::Ru,
         ReplyKey::Granted,
         "РАЗРЕШЕНИЕ ВЫДАНО: код {code} ({label}), {document}, {window}. Разрешение № {permit_id}",
@@ -421,6 +432,11 @@ const DEFAULTS: &[(Language, ReplyKey, &str)] = &[
         Language::Ru,
         ReplyKey::TryLater,
         "Сейчас не удалось обработать запрос. Отправьте его снова через несколько минут.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::Revoked,
+        "Ваше разрешение с кодом {code} ({label}) для {document} аннулировано. Не выходите по нему.",
     ),
 ];
 
