@@ -155,12 +155,14 @@ struct ApiArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    icaze::telemetry::init();
     if let Some(code) = admin_command(&cli) {
         return code;
     }
     let config = match Config::load(&cli.config) {
-        Ok(c) => c,
+        Ok(c) => {
+            icaze::telemetry::init(c.log_format);
+            c
+        }
         Err(errors) => {
             eprintln!("icaze: the config has {} error(s):", errors.0.len());
             eprintln!("{errors}");
@@ -218,6 +220,7 @@ fn admin_command(cli: &Cli) -> Option<ExitCode> {
         | Command::Unblock { api, .. } => api,
         _ => return None,
     };
+    icaze::telemetry::init(icaze::telemetry::LogFormat::Text);
     let base = match &api.admin {
         Some(base) => base.clone(),
         None => match Config::load(&cli.config) {

@@ -16,6 +16,7 @@ mod operators;
 mod smpp;
 mod store;
 
+use crate::telemetry::LogFormat;
 pub use admin::{Admin, CHECKPOINT_TOKEN_ENV, Network, OFFICIAL_TOKEN_ENV};
 pub use connectors::{Connector, ConnectorBind};
 pub use error::{ConfigError, ConfigErrors};
@@ -67,6 +68,8 @@ pub struct Config {
     pub engine_reserve: usize,
     /// The admin HTTP API.
     pub admin: Admin,
+    /// How log lines are written (`[log] format`: "text", the default, or "json").
+    pub log_format: LogFormat,
 }
 
 /// The file as written; each section's raw type lives beside the function that checks it.
@@ -90,6 +93,15 @@ struct RawConfig {
     engine: RawEngine,
     #[serde(default)]
     admin: admin::RawAdmin,
+    #[serde(default)]
+    log: RawLog,
+}
+
+/// `[log]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
 }
 
 /// `[engine]` as written.
@@ -182,6 +194,17 @@ impl Config {
         smpp.reserved = smpp::reserve(&mut errs, &smpp, &operators);
         let engine_reserve = engine_reserve(&mut errs, raw.engine);
         let admin = admin::admin(&mut errs, raw.admin, env);
+        let log_format = match raw.log.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                errs.push(
+                    "log.format",
+                    format!("{other:?} is neither \"text\" nor \"json\""),
+                );
+                LogFormat::Text
+            }
+        };
 
         match (errs.list.is_empty(), rules) {
             (true, Some(rules)) => Ok(Config {
@@ -197,6 +220,7 @@ impl Config {
                 connectors,
                 engine_reserve,
                 admin,
+                log_format,
             }),
             _ => Err(ConfigErrors(errs.list)),
         }
