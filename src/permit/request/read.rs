@@ -196,7 +196,9 @@ impl<'a> Reader<'a> {
     }
 
     /// Marks car plates (`10-AB-123`, `10AB123`, `10 AB 123`: two digits, two letters,
-    /// three digits) so no part of one reads as a document or a code.
+    /// three digits) so no part of one reads as a document or a code. Not a plate: three
+    /// digits followed by more groups (`01 AA 123 4567`, a number in groups), or a code
+    /// before a series (`01 AA 123`, a number too short).
     fn mark_plates(&mut self) {
         let t = self.tokens.as_mut_slice();
         let n = t.len();
@@ -214,7 +216,12 @@ impl<'a> Reader<'a> {
                 && b.class == Class::Number
                 && b.len == 3
                 && b.gap != Gap::Break
-                && t.get(i + 3).is_none_or(|c| c.gap != Gap::Glued);
+                && t.get(i + 3).is_none_or(|c| {
+                    c.gap != Gap::Glued
+                        && !(c.class == Class::Number && matches!(c.gap, Gap::Space | Gap::Join))
+                })
+                && !(self.parser.has_code(a.value)
+                    && kind_of(&self.parser.keys, &letters_of(&w)).is_some());
             if plate {
                 for token in &mut t[i..i + 3] {
                     token.role = Role::Plate;
