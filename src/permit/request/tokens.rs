@@ -82,9 +82,10 @@ pub(super) struct Token {
 }
 
 impl Token {
+    /// All zeros (the first variant of every enum), so a buffer of them is a plain memset.
     const EMPTY: Token = Token {
-        class: Class::Question,
-        gap: Gap::Break,
+        class: Class::Number,
+        gap: Gap::Glued,
         role: Role::Free,
         len: 0,
         chars: [0; TOKEN_CHARS],
