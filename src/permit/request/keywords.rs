@@ -17,7 +17,8 @@ pub(super) enum Meaning {
     Filler,
 }
 
-/// Every keyword, folded, with its meaning and language (`None`: shared by languages).
+/// Every keyword, folded, with its meaning and language (`None`: shared by languages);
+/// help and status words first.
 const KEYWORDS: &[(&str, Meaning, Option<Language>)] = &[
     ("komek", Meaning::Help, Some(Language::Az)),
     ("yardim", Meaning::Help, Some(Language::Az)),
@@ -98,19 +99,54 @@ fn folds_to(word: &str, keyword: &str) -> bool {
 
 /// The meaning and language of a word, if it is a keyword. A trailing `?` (`Help?`) is
 /// dropped.
+// `starts_with(char)` calls memcmp per keyword; comparing the decoded first char is cheaper.
+#[allow(clippy::chars_next_cmp)]
 pub(super) fn keyword(word: &str) -> Option<(Meaning, Option<Language>)> {
     let word = word.trim_end_matches(['?', '？']);
+    // The longest keyword, "здравствуйте", is 24 bytes; a word twice that is none.
+    if word.len() > 48 {
+        return None;
+    }
     let first = word.chars().find_map(fold)?;
     KEYWORDS
         .iter()
-        .filter(|(k, _, _)| k.starts_with(first))
+        .filter(|(k, _, _)| k.chars().next() == Some(first))
         .find(|(k, _, _)| folds_to(word, k))
         .map(|&(_, meaning, lang)| (meaning, lang))
+}
+
+/// How many of [`KEYWORDS`] (the first ones) are help or status words.
+const ASKING: usize = 12;
+
+/// Whether a word asks for help or for a status ([`Meaning::Help`], [`Meaning::Status`]);
+/// fillers are `None`. Cheap for most words: only the few asking keywords that start with
+/// the same letter are compared.
+#[allow(clippy::chars_next_cmp)]
+pub(super) fn asks(word: &str) -> Option<Meaning> {
+    let word = word.trim_end_matches(['?', '？']);
+    if word.len() > 24 {
+        return None;
+    }
+    let first = word.chars().find_map(fold)?;
+    KEYWORDS[..ASKING]
+        .iter()
+        .filter(|(k, _, _)| k.chars().next() == Some(first))
+        .find(|(k, _, _)| folds_to(word, k))
+        .map(|&(_, meaning, _)| meaning)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_asking_words_come_first() {
+        assert!(KEYWORDS[..ASKING].iter().all(|k| k.1 != Meaning::Filler));
+        assert!(KEYWORDS[ASKING..].iter().all(|k| k.1 == Meaning::Filler));
+        assert_eq!(asks("Kömək?"), Some(Meaning::Help));
+        assert_eq!(asks("статус"), Some(Meaning::Status));
+        assert_eq!(asks("salam"), None);
+    }
 
     #[test]
     fn keywords_fold_case_and_azerbaijani_letters() {

@@ -333,7 +333,7 @@ impl Parser {
     /// [`Parser::max_documents`] documents, help, or a status request. See the module
     /// documentation for the spellings accepted and how ambiguous texts are read.
     pub fn parse(&self, text: &str) -> Result<Parsed, ParseError> {
-        read::Reader::new(self, text).read()
+        read::Reader::parse(self, text)
     }
 }
 

@@ -84,14 +84,38 @@ pub(super) fn norm_char(c: char) -> u8 {
     if c.is_ascii() {
         return ASCII[c as usize];
     }
+    if let Some(&s) = (c as usize)
+        .checked_sub(0x400)
+        .and_then(|i| CYRILLIC.get(i))
+    {
+        return s;
+    }
+    slow(c)
+}
+
+/// The basic Cyrillic block U+0400–U+045F, read as [`slow`] reads it, so the letters a
+/// Russian layout types cost one lookup.
+const CYRILLIC: [u8; 0x60] = {
+    let mut table = [0u8; 0x60];
+    let mut i = 0;
+    while i < 0x60 {
+        table[i] = match char::from_u32(0x400 + i as u32) {
+            Some(c) => cyrillic(c),
+            None => ALIEN,
+        };
+        i += 1;
+    }
+    table
+};
+
+/// One Cyrillic letter of U+0400–U+045F (see [`norm_char`]).
+const fn cyrillic(c: char) -> u8 {
     match c {
-        'Ａ'..='Ｚ' => b'A' + (c as u32 - 'Ａ' as u32) as u8,
-        'ａ'..='ｚ' => b'A' + (c as u32 - 'ａ' as u32) as u8,
-        'İ' | 'ı' | 'І' | 'і' | 'Ї' | 'ї' => b'I',
+        'І' | 'і' | 'Ї' | 'ї' => b'I',
         'И' | 'и' => CYRILLIC_I,
         'А' | 'а' => b'A',
         'Б' | 'б' | 'В' | 'в' => b'B',
-        'Г' | 'г' | 'Ґ' | 'ґ' => b'G',
+        'Г' | 'г' => b'G',
         'Д' | 'д' => b'D',
         'Е' | 'е' | 'Ё' | 'ё' | 'Э' | 'э' | 'Є' | 'є' => b'E',
         'З' | 'з' => b'Z',
@@ -108,6 +132,22 @@ pub(super) fn norm_char(c: char) -> u8 {
         'Х' | 'х' => b'X',
         'Ѕ' | 'ѕ' => b'S',
         'Ј' | 'ј' => b'J',
+        _ => ALIEN,
+    }
+}
+
+/// Everything outside ASCII and the basic Cyrillic block.
+fn slow(c: char) -> u8 {
+    match c {
+        'ə' | 'Ə' | 'ş' | 'Ş' | 'ğ' | 'Ğ' | 'ç' | 'Ç' | 'ö' | 'Ö' | 'ü' | 'Ü' => ALIEN,
+        // The digits phones here send most, before the general table.
+        '٠'..='٩' => b'0' + (c as u32 - '٠' as u32) as u8,
+        '۰'..='۹' => b'0' + (c as u32 - '۰' as u32) as u8,
+        '０'..='９' => b'0' + (c as u32 - '０' as u32) as u8,
+        'Ａ'..='Ｚ' => b'A' + (c as u32 - 'Ａ' as u32) as u8,
+        'ａ'..='ｚ' => b'A' + (c as u32 - 'ａ' as u32) as u8,
+        'İ' | 'ı' => b'I',
+        'Ґ' | 'ґ' => b'G',
         '\u{200B}'..='\u{200D}'
         | '\u{2060}'
         | '\u{FEFF}'
@@ -142,6 +182,16 @@ mod tests {
             assert_eq!(norm_char(c), ALIEN, "{c}");
         }
         assert!(DIGIT_ZEROS.windows(2).all(|w| w[1] - w[0] >= 10));
+    }
+
+    #[test]
+    fn the_cyrillic_table_reads_like_the_slow_path() {
+        for u in 0x400..0x460u32 {
+            let c = char::from_u32(u).expect("a char");
+            assert_eq!(norm_char(c), cyrillic(c), "U+{u:04X}");
+        }
+        assert_eq!(norm_char('ə'), ALIEN);
+        assert_eq!(norm_char('Ґ'), b'G');
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! number is the code, what the other words mean, and the one problem to report when the
 //! text is no request. The rules are the module documentation's (`request/mod.rs`).
 
-use super::keywords::{Meaning, keyword};
+use super::keywords::{Meaning, asks, keyword};
 use super::series::{KindKey, Letters, kind_of};
 use super::tokens::{Class, Gap, Role, TOKEN_CHARS, Token, Tokens};
 use super::{MAX_ECHO_CHARS, OneOrMore, ParseError, Parsed, Parser, PermitRequest, extra};
@@ -62,17 +62,19 @@ pub(super) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// A reader for `text` under `parser`'s kinds and codes.
-    pub(super) fn new(parser: &'a Parser, text: &'a str) -> Self {
-        Reader {
+    /// Reads `text` under `parser`'s kinds and codes (the reader lives on this frame).
+    pub(super) fn parse(parser: &'a Parser, text: &'a str) -> Result<Parsed, ParseError> {
+        let mut reader = Reader {
             parser,
             text,
-            tokens: Tokens::of(text),
+            tokens: Tokens::new(),
             found: [None; MAX_DOCUMENTS],
             count: 0,
             overflow: 0,
             problem: None,
-        }
+        };
+        reader.tokens.fill(text);
+        reader.read()
     }
 
     fn keys(&self) -> &[KindKey] {
@@ -86,7 +88,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the text: a family of permit requests, help, a status request, or the refusal.
-    pub(super) fn read(mut self) -> Result<Parsed, ParseError> {
+    fn read(&mut self) -> Result<Parsed, ParseError> {
         if self.tokens.as_slice().is_empty() {
             return Err(if self.tokens.visible {
                 ParseError::NoCode
@@ -104,9 +106,9 @@ impl<'a> Reader<'a> {
                 match t.class {
                     Class::Question => question = true,
                     Class::Word if t.role == Role::Free => {
-                        match keyword(&text[t.start as usize..t.end as usize]) {
-                            Some((Meaning::Help, _)) => help = true,
-                            Some((Meaning::Status, _)) => status = true,
+                        match asks(&text[t.start as usize..t.end as usize]) {
+                            Some(Meaning::Help) => help = true,
+                            Some(Meaning::Status) => status = true,
                             _ => {}
                         }
                     }
@@ -123,7 +125,7 @@ impl<'a> Reader<'a> {
             return Ok(Parsed::Help);
         }
         if status {
-            if let Some(p) = self.problem {
+            if let Some(p) = self.problem.take() {
                 return Err(p.error);
             }
             if self.count == 0 {
@@ -143,7 +145,7 @@ impl<'a> Reader<'a> {
         };
         let code = self.code()?;
         self.strays();
-        if let Some(p) = self.problem {
+        if let Some(p) = self.problem.take() {
             return Err(p.error);
         }
         if self.count == 0 {
@@ -311,8 +313,8 @@ impl<'a> Reader<'a> {
 
     /// The document of a kind whose number starts at token `first`, marking its tokens.
     fn found_at(&mut self, kind: usize, first: usize, number: &NumberAt) -> Option<Found> {
-        let key = self.parser.kinds[kind].key.as_bytes();
-        let document = |len: usize| Document::new(key, number.digits.get(..len)?).ok();
+        let series = self.parser.keys[kind].series;
+        let document = |len: usize| Document::from_series_bits(series, number.digits.get(..len)?);
         let found = Found {
             document: document(number.total)?,
             kind,

@@ -2,7 +2,7 @@
 //! a Cyrillic И standing for a Й whose breve was dropped (`МИИ`).
 
 use super::normalize::QMARK;
-use crate::permit::document::{DocumentKind, MAX_DIGITS, MAX_SERIES_LETTERS};
+use crate::permit::document::{Document, DocumentKind, MAX_DIGITS, MAX_SERIES_LETTERS};
 
 /// A document kind prepared for matching: the key packed into one `u32` (letters are
 /// non-zero, so zero padding tells `AA` from `AAA`) and the allowed counts as a bit set.
@@ -14,6 +14,8 @@ pub(super) struct KindKey {
     pub(super) lens: u16,
     /// The largest allowed count (0 if none).
     pub(super) max: u8,
+    /// The key as [`Document::series_bits`] packs it (0 for a key that never matches).
+    pub(super) series: u64,
 }
 
 impl KindKey {
@@ -37,7 +39,17 @@ impl KindKey {
                 max = max.max(d);
             }
         }
-        KindKey { packed, lens, max }
+        let series = if packed != 0 {
+            Document::series_bits(key).unwrap_or(0)
+        } else {
+            0
+        };
+        KindKey {
+            packed,
+            lens,
+            max,
+            series,
+        }
     }
 
     /// Whether a number of `n` digits fits this kind.

@@ -10,7 +10,7 @@ use super::normalize::{
 };
 
 /// Tokens kept without a heap allocation; a typical request has three to eight.
-pub(super) const INLINE_TOKENS: usize = 16;
+pub(super) const INLINE_TOKENS: usize = 12;
 /// Digits or letters a token keeps (it counts the rest).
 pub(super) const TOKEN_CHARS: usize = 9;
 
@@ -73,7 +73,7 @@ pub(super) struct Token {
     pub(super) alien: bool,
     /// Folded into the token before it (a digit look-alike); dropped.
     absorbed: bool,
-    /// A number's value, saturating at `u32::MAX`.
+    /// A number's value; `u32::MAX` beyond nine digits.
     pub(super) value: u32,
     /// Byte range in the text.
     pub(super) start: u32,
@@ -111,15 +111,18 @@ impl Token {
     }
 
     /// Appends a digit (ASCII) to a number.
+    #[inline]
     fn push_digit(&mut self, d: u8) {
         if let Some(slot) = self.chars.get_mut(usize::from(self.len)) {
             *slot = d;
         }
+        // Only numbers of a few digits are ever a code; longer ones keep `u32::MAX`.
+        self.value = if self.len < 9 {
+            self.value * 10 + u32::from(d - b'0')
+        } else {
+            u32::MAX
+        };
         self.len = self.len.saturating_add(1);
-        self.value = self
-            .value
-            .saturating_mul(10)
-            .saturating_add(u32::from(d - b'0'));
     }
 }
 
@@ -151,6 +154,7 @@ impl Tokens {
         }
     }
 
+    #[inline]
     fn push(&mut self, token: Token) {
         if self.spill.is_empty() && self.len < INLINE_TOKENS {
             self.inline[self.len] = token;
@@ -164,24 +168,28 @@ impl Tokens {
         self.spill.push(token);
     }
 
-    fn last_mut(&mut self) -> Option<&mut Token> {
-        self.as_mut_slice().last_mut()
-    }
-
-    /// Splits `text` into tokens and folds the letters people type for digits into the
-    /// numbers they sit in.
-    pub(super) fn of(text: &str) -> Tokens {
-        let mut tokens = Tokens {
+    /// No tokens yet.
+    pub(super) fn new() -> Tokens {
+        Tokens {
             inline: [Token::EMPTY; INLINE_TOKENS],
             len: 0,
             spill: Vec::new(),
             visible: false,
-        };
+        }
+    }
+
+    /// Splits `text` into these (empty) tokens and folds the letters people type for digits
+    /// into the numbers they sit in.
+    pub(super) fn fill(&mut self, text: &str) {
+        let tokens = self;
         let bytes = text.as_bytes();
         // What separates the next token from the last one.
         let mut gap = Gap::Break;
-        // The class of the token being built (`None` between tokens).
-        let mut open: Option<Class> = None;
+        // The token being built, if `open`.
+        let mut cur = Token::EMPTY;
+        let mut open = false;
+        // A word and a number touch: digit look-alikes may need folding.
+        let mut mixed = false;
         let mut pos = 0usize;
         while let Some(&b) = bytes.get(pos) {
             let (sym, len) = if b.is_ascii() {
@@ -192,8 +200,9 @@ impl Tokens {
                 };
                 (norm_char(c), c.len_utf8())
             };
-            let (start, end) = (pos as u32, (pos + len) as u32);
+            let start = pos as u32;
             pos += len;
+            let end = pos as u32;
             let class = if sym.is_ascii_digit() {
                 Class::Number
             } else if is_letter(sym) {
@@ -204,7 +213,10 @@ impl Tokens {
                 if sym == IGNORE {
                     continue;
                 }
-                open = None;
+                if open {
+                    tokens.push(cur);
+                    open = false;
+                }
                 gap = match (gap, sym) {
                     (Gap::Glued | Gap::Space, SPACE) => Gap::Space,
                     (Gap::Join, SPACE) => Gap::Join,
@@ -214,55 +226,72 @@ impl Tokens {
                 tokens.visible |= sym != SPACE && sym != BREAK;
                 continue;
             };
-            match (open, class) {
-                // A `?` inside or after a word is a letter the SMSC lost (`MY?`, `D?İ`).
-                (Some(Class::Word), Class::Word | Class::Question) => {
-                    if let Some(t) = tokens.last_mut() {
-                        t.push_letter(sym, end);
+            if open {
+                match (cur.class, class) {
+                    (Class::Number, Class::Number) => {
+                        cur.push_digit(sym);
+                        // The rest of an ASCII digit run in one tight loop.
+                        while let Some(&d) = bytes.get(pos)
+                            && d.is_ascii_digit()
+                        {
+                            cur.push_digit(d);
+                            pos += 1;
+                        }
+                        cur.end = pos as u32;
+                        continue;
                     }
-                }
-                // A `?` glued before letters (`?ZE`) is a lost letter too.
-                (Some(Class::Question), Class::Word) => {
-                    if let Some(t) = tokens.last_mut() {
-                        t.class = Class::Word;
-                        let q_end = t.end;
-                        t.push_letter(QMARK, q_end);
-                        t.push_letter(sym, end);
+                    // A `?` inside or after a word is a letter the SMSC lost (`MY?`, `D?İ`).
+                    (Class::Word, Class::Word | Class::Question) => {
+                        cur.push_letter(sym, end);
+                        // The rest of an ASCII letter run in one tight loop.
+                        while let Some(&l) = bytes.get(pos)
+                            && l.is_ascii_alphabetic()
+                        {
+                            pos += 1;
+                            cur.push_letter(ASCII[usize::from(l)], pos as u32);
+                        }
+                        continue;
                     }
-                    open = Some(Class::Word);
-                }
-                (Some(Class::Number), Class::Number) => {
-                    if let Some(t) = tokens.last_mut() {
-                        t.push_digit(sym);
-                        t.end = end;
+                    // A `?` glued before letters (`?ZE`) is a lost letter too.
+                    (Class::Question, Class::Word) => {
+                        let q_end = cur.end;
+                        cur.class = Class::Word;
+                        cur.push_letter(QMARK, q_end);
+                        cur.push_letter(sym, end);
+                        continue;
                     }
-                }
-                (Some(Class::Question), Class::Question) => {
-                    if let Some(t) = tokens.last_mut() {
-                        t.end = end;
+                    (Class::Question, Class::Question) => {
+                        cur.end = end;
+                        continue;
                     }
-                }
-                _ => {
-                    let mut t = Token {
-                        class,
-                        gap: if open.is_some() { Gap::Glued } else { gap },
-                        start,
-                        end,
-                        ..Token::EMPTY
-                    };
-                    match class {
-                        Class::Number => t.push_digit(sym),
-                        Class::Word => t.push_letter(sym, end),
-                        Class::Question => tokens.visible = true,
+                    _ => {
+                        mixed = true;
+                        tokens.push(cur);
+                        gap = Gap::Glued;
                     }
-                    tokens.push(t);
-                    open = Some(class);
                 }
             }
+            cur = Token {
+                class,
+                gap,
+                start,
+                end,
+                ..Token::EMPTY
+            };
+            match class {
+                Class::Number => cur.push_digit(sym),
+                Class::Word => cur.push_letter(sym, end),
+                Class::Question => tokens.visible = true,
+            }
+            open = true;
             gap = Gap::Glued;
         }
-        tokens.fold_digit_look_alikes();
-        tokens
+        if open {
+            tokens.push(cur);
+        }
+        if mixed {
+            tokens.fold_digit_look_alikes();
+        }
     }
 
     /// `1111O111`, `O1234567`, `123456l`: letters O, I and l glued to a number's digits are
@@ -353,6 +382,7 @@ impl Tokens {
 
 impl Token {
     /// Appends a letter symbol to a word.
+    #[inline]
     fn push_letter(&mut self, sym: u8, end: u32) {
         let n = usize::from(self.len);
         let letter = match sym {
