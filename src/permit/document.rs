@@ -84,14 +84,15 @@ impl Document {
     }
 
     /// A document from [`Document::series_bits`] and 1 to [`MAX_DIGITS`] ASCII digits (the
-    /// parser's hot path, which has checked the digits); `None` for a count out of range.
+    /// parser's hot path, which has checked the digits; a non-digit would give a wrong
+    /// number, never a panic); `None` for a count out of range.
     pub(crate) fn from_series_bits(series: u64, digits: &[u8]) -> Option<Self> {
         if digits.is_empty() || digits.len() > MAX_DIGITS as usize || series == 0 {
             return None;
         }
         let number = digits
             .iter()
-            .fold(0u64, |n, &d| n * 10 + u64::from(d.wrapping_sub(b'0') % 10));
+            .fold(0u64, |n, &d| n * 10 + u64::from(d.wrapping_sub(b'0')));
         Some(Self::from_parts(series, digits.len() as u8, number))
     }
 

@@ -663,6 +663,25 @@ proptest::proptest! {
     }
 
     #[test]
+    fn the_shortcut_reads_like_the_general_reader(
+        parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "2", "1", "02", "7", "10", "AZE", "aze", "АЗЕ", "AA", "MYİ", "MY?", "M", "O",
+                " ", ",", "-", "\n", "1111", "1234567", "11111111", "123", "8", "😀", "ə",
+            ]),
+            0..6,
+        )
+    ) {
+        let text: String = parts.concat();
+        let parser = parser();
+        proptest::prop_assert_eq!(
+            parser.parse(&text),
+            read::Reader::parse_general(&parser, &text),
+            "{:?}", text
+        );
+    }
+
+    #[test]
     fn formatted_requests_round_trip(
         (code, kind, number) in request(),
         style in 0usize..8,
