@@ -112,7 +112,7 @@ impl<'a> Reader<'a> {
         {
             return None;
         }
-        let key = self.keys()[kind_of(self.keys(), &letters_of(&word))?];
+        let key = self.keys()[kind_of_word(self.keys(), &word)?];
         let len = usize::from(number.len);
         if !key.accepts(len) {
             return None;
@@ -164,12 +164,13 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        let numbers = self
-            .tokens
-            .as_slice()
-            .iter()
-            .any(|t| t.class == Class::Number && t.role == Role::Free);
-        if (help || question) && self.count == 0 && self.problem.is_none() && !numbers {
+        let numbers = || {
+            self.tokens
+                .as_slice()
+                .iter()
+                .any(|t| t.class == Class::Number && t.role == Role::Free)
+        };
+        if (help || question) && self.count == 0 && self.problem.is_none() && !numbers() {
             return Ok(Parsed::Help);
         }
         if status {
@@ -271,7 +272,7 @@ impl<'a> Reader<'a> {
                         && !(c.class == Class::Number && matches!(c.gap, Gap::Space | Gap::Join))
                 })
                 && !(self.parser.has_code(a.value)
-                    && kind_of(&self.parser.keys, &letters_of(&w)).is_some());
+                    && kind_of_word(&self.parser.keys, &w).is_some());
             if plate {
                 for token in &mut t[i..i + 3] {
                     token.role = Role::Plate;
@@ -427,7 +428,7 @@ impl<'a> Reader<'a> {
     fn series_at(&self, i: usize) -> Option<SeriesAt> {
         let t = self.tokens.as_slice();
         let word = t[i];
-        if let Some(kind) = kind_of(self.keys(), &letters_of(&word)) {
+        if let Some(kind) = kind_of_word(self.keys(), &word) {
             return Some(SeriesAt {
                 kind,
                 after: i + 1,
@@ -703,6 +704,20 @@ impl<'a> Reader<'a> {
             self.report(at, error);
         }
     }
+}
+
+/// The kind a word token names: a plain word of up to four letters is one comparison per
+/// kind; a word with a lost letter or a Cyrillic И goes through [`kind_of`].
+fn kind_of_word(keys: &[KindKey], word: &Token) -> Option<usize> {
+    if word.wild == 0 && word.cyrillic_i == 0 && !word.alien {
+        if word.len > 4 {
+            return None;
+        }
+        let c = word.chars;
+        let packed = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        return keys.iter().position(|k| k.packed == packed && packed != 0);
+    }
+    kind_of(keys, &letters_of(word))
 }
 
 /// The letters of a word token.

@@ -248,8 +248,12 @@ impl Tokens {
                             && l.is_ascii_alphabetic()
                         {
                             pos += 1;
-                            cur.push_letter(ASCII[usize::from(l)], pos as u32);
+                            if let Some(slot) = cur.chars.get_mut(usize::from(cur.len)) {
+                                *slot = l.to_ascii_uppercase();
+                            }
+                            cur.len = cur.len.saturating_add(1);
                         }
+                        cur.end = pos as u32;
                         continue;
                     }
                     // A `?` glued before letters (`?ZE`) is a lost letter too.
