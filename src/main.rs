@@ -408,6 +408,7 @@ fn decide(
                 "decision: invalid ({}): {e}",
                 record.reason.unwrap_or_default()
             )?,
+            Verdict::Help => writeln!(out, "decision: help")?,
         }
         writeln!(out, "reply:    {}", record.reply)?;
     }

@@ -21,7 +21,7 @@
 
 use super::outbound::Mt;
 use super::{Gateway, Mo, MoResult, OperatorState};
-use crate::permit::answer::{Verdict, reply_text};
+use crate::permit::answer::{Verdict, reply_text, request_of};
 use crate::permit::clock::Moment;
 use crate::permit::decision::{Decision, Denial, Outcome};
 use crate::permit::reply::Replier;
@@ -62,13 +62,13 @@ impl Gateway {
         let mut requests = Vec::with_capacity(mos.len());
         let mut owners = Vec::with_capacity(mos.len());
         for (i, mo) in mos.iter().enumerate() {
-            match parser.parse(&mo.text) {
+            match request_of(parser.parse(&mo.text)) {
                 Ok(request) => {
                     requests.push(request);
                     owners.push(i);
                     answers.push(None);
                 }
-                Err(e) => answers.push(Some(Answer::Verdict(Verdict::Invalid(e)))),
+                Err(verdict) => answers.push(Some(Answer::Verdict(verdict))),
             }
         }
         self.decide(&rules, now, &requests, &owners, &mut answers)
@@ -323,7 +323,7 @@ mod tests {
         let rules = gw.rules();
         let requests: Vec<PermitRequest> = texts
             .iter()
-            .map(|t| rules.parser().parse(t).expect("a request"))
+            .map(|t| request_of(rules.parser().parse(t)).expect("a request"))
             .collect();
         let owners: Vec<usize> = (0..requests.len()).collect();
         let mut answers = vec![None; requests.len()];
@@ -358,10 +358,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_document_another_round_holds_waits_for_that_round() {
         let gw = gateway();
-        let document = gw
-            .rules()
-            .parser()
-            .parse("2 AZE 11111111")
+        let document = request_of(gw.rules().parser().parse("2 AZE 11111111"))
             .expect("request")
             .document;
         let mut other = gw.claims.round();

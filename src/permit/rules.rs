@@ -8,7 +8,7 @@
 use crate::permit::clock::Calendar;
 pub use crate::permit::decision::Hours;
 use crate::permit::document::{Document, DocumentKind};
-use crate::permit::request::Parser;
+use crate::permit::request::{DEFAULT_MAX_DOCUMENTS, MAX_DOCUMENTS, Parser};
 use crate::permit::templates::{Language, Templates};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -281,6 +281,7 @@ pub fn parse_duration(s: &str) -> Option<u32> {
 struct RawRules {
     timezone: Option<String>,
     language: Option<String>,
+    max_documents_per_sms: Option<i64>,
     #[serde(default)]
     documents: Vec<RawDocument>,
     #[serde(default)]
@@ -379,6 +380,18 @@ impl RawRules {
                 ));
                 Language::Az
             }),
+        };
+
+        let max_documents = match self.max_documents_per_sms {
+            None => DEFAULT_MAX_DOCUMENTS,
+            Some(n) if (1..=MAX_DOCUMENTS as i64).contains(&n) => n as usize,
+            Some(n) => {
+                errors.push(RuleError::new(
+                    "max_documents_per_sms",
+                    format!("{n} is not from 1 to {MAX_DOCUMENTS}"),
+                ));
+                DEFAULT_MAX_DOCUMENTS
+            }
         };
 
         let mut documents: Vec<DocumentKind> = Vec::new();
@@ -590,7 +603,8 @@ impl RawRules {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let parser = Parser::new(&documents, codes.iter().flatten().map(|c| c.code));
+        let parser = Parser::new(&documents, codes.iter().flatten().map(|c| c.code))
+            .with_max_documents(max_documents);
         Ok(Rules {
             parser,
             calendar: Calendar::new(tz),
@@ -627,6 +641,29 @@ mod tests {
         );
         assert!(Hours::parse("25:00-26:00").is_none());
         assert!(Hours::parse("7-8").is_none());
+    }
+
+    #[test]
+    fn max_documents_per_sms_is_read_and_bounded() {
+        let rules = |extra: &str| {
+            Rules::from_toml(&format!(
+                "{extra}\n[[documents]]\nseries = \"AZE\"\ndigits = [8]\n\
+                 [codes.2]\nname = \"food\"\nvalidity = \"3h\"\ndaily_limit = 1\n"
+            ))
+        };
+        let default = rules("").expect("valid");
+        assert_eq!(default.parser().max_documents(), 5);
+        let two = rules("max_documents_per_sms = 2").expect("valid");
+        assert_eq!(two.parser().max_documents(), 2);
+        assert!(matches!(
+            two.parser()
+                .parse("2 AZE 11111111 AZE 22222222 AZE 33333333"),
+            Err(crate::permit::request::ParseError::TooManyDocuments { max: 2, got: 3 })
+        ));
+        for bad in ["0", "11", "-1"] {
+            let errs = rules(&format!("max_documents_per_sms = {bad}")).expect_err(bad);
+            assert_eq!(errs[0].key, "max_documents_per_sms", "{bad}");
+        }
     }
 
     #[test]
