@@ -55,11 +55,17 @@ pub fn parse_document(rules: &Rules, text: &str) -> Result<Document, ApiError> {
         .next()
         .map(|c| c.code)
         .ok_or_else(|| ApiError::bad_request("document", "the rules define no code"))?;
-    rules
-        .parser()
-        .parse(&format!("{code} {text}"))
-        .map(|r| r.document)
-        .map_err(|e| ApiError::bad_request("document", format!("{text:?} is not a document: {e}")))
+    match crate::permit::answer::request_of(rules.parser().parse(&format!("{code} {text}"))) {
+        Ok(request) => Ok(request.document),
+        Err(crate::permit::answer::Verdict::Invalid(e)) => Err(ApiError::bad_request(
+            "document",
+            format!("{text:?} is not a document: {e}"),
+        )),
+        Err(_) => Err(ApiError::bad_request(
+            "document",
+            format!("{text:?} is not a document"),
+        )),
+    }
 }
 
 fn permit(permits: &Permits, rules: &Rules, p: &Issued, now: i64) -> Value {

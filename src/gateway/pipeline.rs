@@ -135,6 +135,7 @@ impl Gateway {
                 self.metrics.invalid(e.reason());
                 MoOutcome::Invalid
             }
+            Answer::Verdict(Verdict::Help) => MoOutcome::Help,
             Answer::TryLater => MoOutcome::TryLater,
             Answer::Refuse(_) => MoOutcome::Refused,
         };

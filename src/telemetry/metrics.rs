@@ -30,6 +30,8 @@ pub enum MoOutcome {
     Denied,
     /// Not a request (a hint was sent).
     Invalid,
+    /// A help (or status) text: the usage reply.
+    Help,
     /// The store could not decide in time: "try again later".
     TryLater,
     /// Not acknowledged (the store failed): the operator resends.
@@ -41,11 +43,12 @@ pub enum MoOutcome {
 }
 
 impl MoOutcome {
-    const ALL: [MoOutcome; 8] = [
+    const ALL: [MoOutcome; 9] = [
         MoOutcome::Granted,
         MoOutcome::Active,
         MoOutcome::Denied,
         MoOutcome::Invalid,
+        MoOutcome::Help,
         MoOutcome::TryLater,
         MoOutcome::Refused,
         MoOutcome::QueueFull,
@@ -58,6 +61,7 @@ impl MoOutcome {
             MoOutcome::Active => "active",
             MoOutcome::Denied => "denied",
             MoOutcome::Invalid => "invalid",
+            MoOutcome::Help => "help",
             MoOutcome::TryLater => "try_later",
             MoOutcome::Refused => "refused",
             MoOutcome::QueueFull => "queue_full",
@@ -72,7 +76,7 @@ pub const BIND_KINDS: [&str; 3] = ["transmitter", "receiver", "transceiver"];
 /// One operator's (or connector's) handles, made when it is set up.
 #[derive(Debug, Clone)]
 pub struct OperatorMetrics {
-    mos: [Counter; 8],
+    mos: [Counter; 9],
     /// Binds up now, by kind ([`BIND_KINDS`] order).
     pub binds: [Gauge; 3],
     /// Replies waiting in its queue (read at scrape time).

@@ -615,7 +615,7 @@ fn a_revoked_permit_is_refused_on_every_path_while_others_stay_active() {
     );
     let requests: Vec<PermitRequest> = ["2 AZE 11111111", "2 AZE 22222222"]
         .iter()
-        .map(|t| r.parser().parse(t).unwrap())
+        .map(|t| crate::permit::answer::request_of(r.parser().parse(t)).unwrap())
         .collect();
     let mut out = Vec::new();
     e.peek_batch(&r, &requests, at(later), &mut out);
