@@ -379,11 +379,14 @@ impl Connection {
                 tracing::debug!(%peer, ?why, "session closing")
             }
             Close::Inactive => tracing::info!(%peer, "inactive before binding: closing"),
+            // A flood's connections end this way by the thousand: counted, logged at debug.
             Close::NotBound => {
-                tracing::info!(%peer, "did not bind within the bind timeout: closed")
+                self.gw.metrics.refused_connection("bind_timeout");
+                tracing::debug!(%peer, "did not bind within the bind timeout: closed")
             }
             Close::PduIncomplete => {
-                tracing::info!(%peer, "a PDU did not arrive whole within the PDU timeout: closed")
+                self.gw.metrics.refused_connection("pdu_timeout");
+                tracing::debug!(%peer, "a PDU did not arrive whole within the PDU timeout: closed")
             }
             Close::UnbindUnanswered => {
                 tracing::info!(%peer, "our unbind went unanswered: closing")
