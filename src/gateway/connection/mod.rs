@@ -375,7 +375,11 @@ impl Connection {
     fn closing(&self, why: Close) {
         let peer = self.peer;
         match why {
-            Close::Unbound | Close::Drained | Close::BindDenied => {
+            Close::Unbound => {
+                let operator = self.operator.as_ref().map(|o| o.config.system_id.as_str());
+                tracing::info!(%peer, operator = operator.unwrap_or(""), "unbound")
+            }
+            Close::Drained | Close::BindDenied => {
                 tracing::debug!(%peer, ?why, "session closing")
             }
             Close::Inactive => tracing::info!(%peer, "inactive before binding: closing"),
