@@ -552,3 +552,15 @@ async fn message_ids_never_collide_across_nodes_and_restarts() {
         "{id}"
     );
 }
+
+#[tokio::test]
+async fn a_stray_unbind_resp_leaves_the_bind_up() {
+    // Found by fuzzing (fuzz/smpp_gateway): a bound peer sending unbind_resp to nothing
+    // lost its bind.
+    let gw = TestGateway::start("", "").await;
+    let mut c = gw.trx().await;
+    c.send(UNBIND | RESP, &[]).await;
+    let seq = c.submit("994501234567", "8103", 0, b"2 AZE 55555555").await;
+    let resp = c.expect_resp(seq, &mut Vec::new()).await;
+    assert_eq!((resp.command_id, resp.status), (SUBMIT_SM | RESP, ESME_ROK));
+}

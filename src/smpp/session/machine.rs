@@ -313,10 +313,13 @@ impl Session {
                 self.close(Close::Unbound);
                 Event::Closing(Close::Unbound)
             }
-            Pdu::UnbindResp => {
+            // Only an answer to our own unbind ends the session: a stray one (found by
+            // fuzzing: a bound peer sending unbind_resp to nothing closed its bind) is ignored.
+            Pdu::UnbindResp if self.unbind_sent.is_some() => {
                 self.close(Close::Unbound);
                 Event::Closing(Close::Unbound)
             }
+            Pdu::UnbindResp => Event::Handled,
             other => {
                 // Requests we do not serve (query_sm, cancel_sm, replace_sm, submit_multi,
                 // broadcast_sm): their own response with ESME_RINVCMDID. Stray responses

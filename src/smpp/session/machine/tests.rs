@@ -563,3 +563,21 @@ fn a_drain_closes_an_unbound_connection_at_once() {
     s.drain(t0 + 10 * S);
     assert_eq!(s.tick(t0, true), Tick::Closing(Close::Drained));
 }
+
+#[test]
+fn a_stray_unbind_resp_does_not_end_a_bound_session() {
+    let t0 = Instant::now();
+    let mut s = bound_mc(t0);
+    assert!(matches!(
+        s.on_frame(frame(40, Status::ESME_ROK, &Pdu::UnbindResp), t0),
+        Event::Handled
+    ));
+    assert_eq!(s.closing(), None);
+    assert_eq!(s.state(), BindState::Bound(BindKind::Transceiver));
+    assert!(sent(&mut s).is_empty(), "responses are never answered");
+    // Messages still flow.
+    assert!(matches!(
+        s.on_frame(frame(41, Status::ESME_ROK, &submit_sm()), t0),
+        Event::Message { .. }
+    ));
+}
