@@ -25,7 +25,7 @@ pub use smpp::{IdFormat, Smpp};
 pub use store::{RedisConfig, StoreConfig};
 
 use crate::permit::id::PermitKey;
-use crate::permit::reply::Language;
+use crate::permit::reply::{Language, ReplyLanguage};
 use crate::permit::rules::{Rules, deserialize_toml};
 use error::{Errors, rule_errors};
 use serde::Deserialize;
@@ -188,7 +188,9 @@ impl Config {
         let (key_text, demo_key) = permit_key(&mut errs, raw.permit, env);
         let mut smpp = smpp::smpp(&mut errs, raw.smpp);
         let store = store::store(&mut errs, raw.store, raw.redis);
-        let default_language = rules.as_ref().map_or(Language::Az, |r| r.default_language);
+        let default_language = rules
+            .as_ref()
+            .map_or(ReplyLanguage::Fixed(Language::Az), |r| r.language);
         let operators = operators::operators(&mut errs, raw.operators, env, default_language);
         let connectors = connectors::connectors(&mut errs, raw.connectors, env, default_language);
         smpp.reserved = smpp::reserve(&mut errs, &smpp, &operators);
