@@ -636,4 +636,33 @@ mod tests {
         );
         assert!(replies[3].starts_with("Код 2"), "{}", replies[3]);
     }
+
+    #[test]
+    fn a_family_is_acknowledged_only_when_every_document_is_decided() {
+        let gw = gateway();
+        let rules = gw.rules();
+        let decided = |text: &str| {
+            let request = request_of(rules.parser().parse(text)).expect("a request");
+            Some(Answer::Verdict(Verdict::Decided(Decision {
+                code: request.code,
+                document: request.document,
+                outcome: Outcome::Denied(Denial::Blocked),
+            })))
+        };
+        let mut all = [decided("2 AZE 11111111"), decided("2 AA 1234567")];
+        assert!(matches!(combine(&mut all), Answer::Family(d) if d.len() == 2));
+        let refused = Some(Answer::Refuse(Status::ESME_RSYSERR));
+        let mut one_refused = [decided("2 AZE 11111111"), refused, Some(Answer::TryLater)];
+        assert!(matches!(
+            combine(&mut one_refused),
+            Answer::Refuse(Status::ESME_RSYSERR)
+        ));
+        let mut one_later = [decided("2 AZE 11111111"), Some(Answer::TryLater)];
+        assert!(matches!(combine(&mut one_later), Answer::TryLater));
+        let mut gap = [decided("2 AZE 11111111"), None];
+        assert!(matches!(
+            combine(&mut gap),
+            Answer::Refuse(Status::ESME_RSYSERR)
+        ));
+    }
 }

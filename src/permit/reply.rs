@@ -420,4 +420,61 @@ mod tests {
             assert!(text.contains('2') && text.contains('3'), "{text}");
         }
     }
+
+    #[test]
+    fn a_family_reply_has_one_line_per_document_with_its_own_outcome() {
+        use crate::permit::decision::Validity;
+        let rules = rules();
+        let key = PermitKey::from_secret(b"reply-unit-test");
+        let replier = Replier::new(&rules, &key);
+        let document = |text: &str| {
+            rules
+                .parser()
+                .parse(text)
+                .expect(text)
+                .into_permits()
+                .expect("permits")[0]
+                .document
+        };
+        let from = 1_586_152_800; // 10:00 in Baku
+        let validity = Validity {
+            from,
+            until: from + 3 * 3600,
+        };
+        let decisions = [
+            (document("2 AZE 11111111"), Outcome::Granted(validity)),
+            (document("2 AA 1234567"), Outcome::Active(validity)),
+            (
+                document("2 MYİ 7654321"),
+                Outcome::Denied(Denial::DailyLimit { limit: 1 }),
+            ),
+            (document("2 DYİ 7654321"), Outcome::Denied(Denial::Blocked)),
+        ]
+        .map(|(document, outcome)| Decision {
+            code: 2,
+            document,
+            outcome,
+        });
+        let en = replier.family(Language::En, &decisions);
+        let lines: Vec<&str> = en.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Code 2 (food, medicine, bank, post), 4 documents:"
+        );
+        let id = key.permit_id(decisions[0].document, 2, validity.from, validity.until);
+        assert_eq!(
+            lines[1],
+            format!("AZE 11111111: GRANTED 10:00\u{2013}13:00, no. {id}")
+        );
+        assert!(
+            lines[2].starts_with("AA 1234567: already granted 10:00"),
+            "{en}"
+        );
+        assert!(lines[3].contains("already used (1 a day)"), "{en}");
+        assert_eq!(lines[4], "DYİ 7654321: refused");
+        for lang in Language::ALL {
+            let text = replier.family(lang, &decisions);
+            assert_eq!(text.lines().count(), 5, "{text}");
+        }
+    }
 }
