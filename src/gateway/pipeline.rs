@@ -1,8 +1,10 @@
 //! The one path of every MO, whatever the store: parse, decide tentatively, make durable,
 //! commit, render and queue the reply, acknowledge.
 //!
-//! A connection hands over the MOs of one read. Their texts are parsed; the requests are
-//! decided by the engine's batch path without committing anything ([`QuotaEngine::peek_batch`]).
+//! A connection hands over the MOs of one read. Their texts are parsed into requests, one
+//! per document (a family in one text is several, each decided against its own quota as if
+//! sent alone, and answered in one reply); the requests are decided by the engine's batch
+//! path without committing anything ([`QuotaEngine::peek_batch`]).
 //! What the engine answers from its committed state (already active, limit used, blocked,
 //! outside hours) is final: the engine holds only grants the store made durable. Each
 //! possible grant claims its document (see `gateway/claims.rs`) and the claimed ones go to the
@@ -11,10 +13,11 @@
 //! An MO whose document another round has claimed waits for that round, then is decided
 //! again, so it can be told "already active" only once that permit is durable.
 //!
-//! When the store fails, nothing of the round is committed: with the journal the MOs are
-//! refused with `ESME_RSYSERR` (the operator retries, and the retry is decided afresh); with
+//! An MO is acknowledged when every request of it is decided and durable. When the store
+//! fails, nothing of the round is committed: with the journal the MOs are refused with `ESME_RSYSERR` (the operator retries, and the retry is decided afresh); with
 //! Redis, after its `retry_for`, the citizen is told to try again later and the MO is
-//! acknowledged; a store closing for shutdown refuses.
+//! acknowledged; a store closing for shutdown refuses. A family with one document in such a
+//! round is answered so as a whole, whatever became of its other documents.
 //!
 //! [`QuotaEngine::peek_batch`]: crate::permit::engine::QuotaEngine::peek_batch
 //! [`Store::decide`]: crate::store::Store::decide
