@@ -8,7 +8,7 @@ use icaze::gateway::Gateway;
 use icaze::permit::answer::{Record, Verdict, decide_text};
 use icaze::permit::clock::{Clock, SystemClock};
 use icaze::permit::engine::QuotaEngine;
-use icaze::permit::reply::Language;
+use icaze::permit::reply::ReplyLanguage;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,7 +63,7 @@ enum Command {
         /// When they arrive (RFC 3339, e.g. 2020-04-06T10:00:00+04:00); default now.
         #[arg(long)]
         at: Option<String>,
-        /// Reply language: az, en or ru (default: the rules file's).
+        /// Reply language: az, en, ru or auto (default: the rules file's).
         #[arg(long)]
         lang: Option<String>,
         /// Print JSON (as replay does) instead of text.
@@ -78,7 +78,7 @@ enum Command {
     Replay {
         /// The file; stdin when absent.
         file: Option<PathBuf>,
-        /// Reply language: az, en or ru (default: the rules file's).
+        /// Reply language: az, en, ru or auto (default: the rules file's).
         #[arg(long)]
         lang: Option<String>,
     },
@@ -292,10 +292,11 @@ fn admin_command(cli: &Cli) -> Option<ExitCode> {
     })
 }
 
-fn language(config: &Config, lang: Option<String>) -> anyhow::Result<Language> {
+fn language(config: &Config, lang: Option<String>) -> anyhow::Result<ReplyLanguage> {
     match lang {
-        None => Ok(config.rules.default_language),
-        Some(l) => Language::parse(&l).with_context(|| format!("--lang {l:?}: use az, en or ru")),
+        None => Ok(config.rules.language),
+        Some(l) => ReplyLanguage::parse(&l, config.rules.default_language)
+            .with_context(|| format!("--lang {l:?}: use az, en, ru or auto")),
     }
 }
 
@@ -306,7 +307,7 @@ fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
     println!(
         "  time zone {}, replies in {}",
         rules.calendar.tz(),
-        rules.default_language.tag()
+        rules.language.tag()
     );
     for c in rules.codes() {
         let limit = match c.limit {
@@ -380,7 +381,7 @@ fn decide(
     let mut out = std::io::stdout().lock();
     for text in texts {
         let verdict = decide_text(&engine, rules, text, now);
-        let record = Record::new(rules, &config.permit_key, lang, &verdict);
+        let record = Record::new(rules, &config.permit_key, lang.for_text(text), &verdict);
         if json {
             writeln!(out, "{}", serde_json::to_string(&record)?)?;
             continue;
@@ -464,7 +465,7 @@ fn replay(
         let verdict = decide_text(&engine, rules, text, now);
         serde_json::to_writer(
             &mut out,
-            &Record::new(rules, &config.permit_key, lang, &verdict),
+            &Record::new(rules, &config.permit_key, lang.for_text(text), &verdict),
         )?;
         out.write_all(b"\n")?;
     }

@@ -7,6 +7,8 @@
 //! - Redis killed and restarted in the middle of traffic: no acknowledged permit is lost,
 //!   the gateway reconnects by itself, and the MOs that arrive while Redis is away get the
 //!   "try again in a few minutes" reply after `[redis] retry_for`;
+//! - a family (several documents in one SMS) on one node racing single requests for the
+//!   same documents on the other: each document still gets exactly one permit;
 //! - a gateway started while Redis is down says so, keeps trying, and serves once it is up;
 //! - while Redis stalls, a connection with MOs waiting on it still answers enquire_link and
 //!   takes in more MOs, and every one is answered in order once Redis goes on.
@@ -130,6 +132,71 @@ async fn two_gateways_on_one_redis_never_exceed_the_limit() {
     let store = format!("store = {:?}", redis.url());
     two_nodes_never_exceed_the_limit(&store, |key| redis.command(&["GET", key]).expect("GET"))
         .await;
+}
+
+/// The line of a family reply naming `document`.
+fn family_line<'r>(reply: &'r str, document: &str) -> &'r str {
+    let lines: Vec<&str> = reply.lines().filter(|l| l.starts_with(document)).collect();
+    assert_eq!(lines.len(), 1, "{document} once in {reply:?}");
+    lines[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_family_racing_single_requests_on_another_node_gets_one_permit_per_document() {
+    const N: u32 = 60;
+    let Some(redis) = RedisServer::start("a_family_racing_single_requests") else {
+        return;
+    };
+    let store = format!("store = {:?}", redis.url());
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Icaze::spawn(dir.path(), "a", &store, "");
+    let mut b = Icaze::spawn(dir.path(), "b", &store, "");
+    let (mut ca, mut cb) = (bound(&mut a).await, bound(&mut b).await);
+    let aze = |i: u32| format!("AZE {:08}", 71_000_000 + i);
+    let aa = |i: u32| format!("AA {:07}", 7_100_000 + i);
+    let families: Vec<(String, String)> = (0..N)
+        .map(|i| (format!("99450{i:06}"), format!("2 {} {}", aze(i), aa(i))))
+        .collect();
+    // B asks for the same documents one by one, walking down while A walks up.
+    let mut singles: Vec<(String, String)> = (0..N)
+        .flat_map(|i| {
+            [
+                (format!("99451{i:06}"), format!("2 {}", aze(i))),
+                (format!("99452{i:06}"), format!("2 {}", aa(i))),
+            ]
+        })
+        .collect();
+    singles.reverse();
+    let pace = Duration::from_millis(1);
+    let (ra, mut rb) = tokio::join!(
+        ca.converse_chunked(&families, 5, pace),
+        cb.converse_chunked(&singles, 10, pace)
+    );
+    rb.reverse();
+    for i in 0..N {
+        let family = only_reply(&ra[i as usize]);
+        assert!(family.starts_with("Code 2 ("), "{family}");
+        for (k, document) in [aze(i), aa(i)].into_iter().enumerate() {
+            let line = family_line(family, &document);
+            let single = only_reply(&rb[2 * i as usize + k]);
+            let in_family = line.contains(": GRANTED ");
+            let alone = single.starts_with(GRANTED);
+            assert!(
+                in_family != alone,
+                "{document}: exactly one permit granted; got {line:?} / {single:?}"
+            );
+            assert!(
+                in_family || line.contains("already granted"),
+                "{document}: {line:?}"
+            );
+            assert!(
+                alone || single.starts_with(ACTIVE),
+                "{document}: {single:?}"
+            );
+            let line_id = line.rsplit("no. ").next().map(str::trim);
+            assert_eq!(line_id, permit_no(single), "{document}: one permit");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

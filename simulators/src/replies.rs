@@ -423,6 +423,11 @@ impl Classifier {
         }
         let mut templates = Vec::new();
         for (lang, key, text) in table {
+            // The header and lines of a family reply (several documents in one SMS): this
+            // population sends one document per SMS, so no whole reply is made of them.
+            if key == "family" || key.starts_with("family_") {
+                continue;
+            }
             let Some(k) = Key::parse(&key) else {
                 bail!("replies.{lang}.{key}: no such reply");
             };

@@ -2,7 +2,7 @@
 
 use super::error::Errors;
 use super::operators::{Operator, Password};
-use crate::permit::reply::Language;
+use crate::permit::reply::ReplyLanguage;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -45,7 +45,8 @@ pub struct Connector {
     /// Replies held while no transmitting bind is up.
     pub queue: usize,
     /// Language of replies to its subscribers.
-    pub language: Language,
+    /// `auto`: the language of the text, else the rules file's default.
+    pub language: ReplyLanguage,
 }
 
 impl Connector {
@@ -92,7 +93,7 @@ pub(super) fn connectors(
     errs: &mut Errors,
     raw: Vec<RawConnector>,
     env: &dyn Fn(&str) -> Option<String>,
-    default_language: Language,
+    default_language: ReplyLanguage,
 ) -> Vec<Connector> {
     let mut connectors: Vec<Connector> = Vec::new();
     for (i, c) in raw.into_iter().enumerate() {
@@ -111,7 +112,7 @@ fn connector(
     c: RawConnector,
     env: &dyn Fn(&str) -> Option<String>,
     earlier: &[Connector],
-    default_language: Language,
+    default_language: ReplyLanguage,
 ) -> Option<Connector> {
     let before = errs.list.len();
     if c.name.is_empty() || c.name.len() > 15 {
@@ -248,7 +249,7 @@ mod tests {
                 2,
                 0x50,
                 Duration::from_millis(500),
-                Language::Ru,
+                ReplyLanguage::Fixed(crate::permit::reply::Language::Ru),
                 256
             )
         );

@@ -1,7 +1,7 @@
 //! Config errors that name their file and dotted key, and the collector that gathers all
 //! of them in one pass so an official sees every mistake at once.
 
-use crate::permit::reply::Language;
+use crate::permit::reply::ReplyLanguage;
 use crate::permit::rules::{RuleError, parse_duration};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -108,12 +108,12 @@ impl<'a> Errors<'a> {
         &mut self,
         key: &str,
         value: Option<&str>,
-        default: Language,
-    ) -> Language {
+        default: ReplyLanguage,
+    ) -> ReplyLanguage {
         match value {
             None => default,
-            Some(l) => Language::parse(l).unwrap_or_else(|| {
-                self.push(key, "use az, en or ru");
+            Some(l) => ReplyLanguage::parse(l, default.fallback()).unwrap_or_else(|| {
+                self.push(key, "use az, en, ru or auto");
                 default
             }),
         }

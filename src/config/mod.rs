@@ -25,7 +25,7 @@ pub use smpp::{IdFormat, Smpp};
 pub use store::{RedisConfig, StoreConfig};
 
 use crate::permit::id::PermitKey;
-use crate::permit::reply::Language;
+use crate::permit::reply::{Language, ReplyLanguage};
 use crate::permit::rules::{Rules, deserialize_toml};
 use error::{Errors, rule_errors};
 use serde::Deserialize;
@@ -188,7 +188,9 @@ impl Config {
         let (key_text, demo_key) = permit_key(&mut errs, raw.permit, env);
         let mut smpp = smpp::smpp(&mut errs, raw.smpp);
         let store = store::store(&mut errs, raw.store, raw.redis);
-        let default_language = rules.as_ref().map_or(Language::Az, |r| r.default_language);
+        let default_language = rules
+            .as_ref()
+            .map_or(ReplyLanguage::Fixed(Language::Az), |r| r.language);
         let operators = operators::operators(&mut errs, raw.operators, env, default_language);
         let connectors = connectors::connectors(&mut errs, raw.connectors, env, default_language);
         smpp.reserved = smpp::reserve(&mut errs, &smpp, &operators);
@@ -305,6 +307,37 @@ pub(crate) mod tests {
         assert!(!c.operators[0].password.matches(b"demO"));
         assert!(c.demo_key);
         assert_eq!(c.store, StoreConfig::Journal);
+    }
+
+    #[test]
+    fn language_auto_for_operators_connectors_and_the_rules_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = include_str!("../../config/rules.toml")
+            .replace("language = \"az\"", "language = \"ru\"");
+        std::fs::write(dir.path().join("rules.toml"), rules).unwrap();
+        let path = dir.path().join("icaze.toml");
+        let text = "[permit]\nkey = \"language-test-key-language-test\"\n[smpp]\nlisten = \"127.0.0.1:0\"\n\
+                    [[operators]]\nsystem_id = \"a\"\npassword = \"a\"\nlanguage = \"AUTO\"\n\
+                    [[operators]]\nsystem_id = \"b\"\npassword = \"b\"\n\
+                    [[connectors]]\nname = \"c\"\naddress = \"127.0.0.1:1\"\nsystem_id = \"c\"\npassword = \"c\"\nlanguage = \"auto\"\n";
+        let c = Config::from_toml(&path, text, &no_env).unwrap();
+        // auto falls back to the rules file's language; absent is the rules file's.
+        assert_eq!(c.operators[0].language, ReplyLanguage::Auto(Language::Ru));
+        assert_eq!(c.operators[1].language, ReplyLanguage::Fixed(Language::Ru));
+        assert_eq!(c.connectors[0].language, ReplyLanguage::Auto(Language::Ru));
+        let bad = text.replace("\"AUTO\"", "\"fr\"");
+        let errs = Config::from_toml(&path, &bad, &no_env).unwrap_err().0;
+        assert!(
+            errs.iter().any(|e| e.key == "operators[0].language"),
+            "{errs:?}"
+        );
+
+        let auto = include_str!("../../config/rules.toml")
+            .replace("language = \"az\"", "language = \"auto\"");
+        let rules = Rules::from_toml(&auto).unwrap();
+        assert_eq!(rules.language, ReplyLanguage::Auto(Language::Az));
+        assert_eq!(rules.language.for_text("2 АЗЕ 11111111"), Language::Ru);
+        assert_eq!(rules.language.for_text("2 AZE 11111111"), Language::Az);
     }
 
     #[test]

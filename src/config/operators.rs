@@ -2,7 +2,7 @@
 //! checked.
 
 use super::error::Errors;
-use crate::permit::reply::Language;
+use crate::permit::reply::ReplyLanguage;
 use serde::Deserialize;
 use std::fmt;
 use std::net::IpAddr;
@@ -69,7 +69,8 @@ pub struct Operator {
     /// Replies held for the operator while it has no receiver bind.
     pub queue: usize,
     /// Language of replies to its subscribers.
-    pub language: Language,
+    /// `auto`: the language of the text, else the rules file's default.
+    pub language: ReplyLanguage,
 }
 
 /// One `[[operators]]` table as written.
@@ -95,7 +96,7 @@ pub(super) fn operators(
     errs: &mut Errors,
     raw: Vec<RawOperator>,
     env: &dyn Fn(&str) -> Option<String>,
-    default_language: Language,
+    default_language: ReplyLanguage,
 ) -> Vec<Operator> {
     let mut operators: Vec<Operator> = Vec::new();
     for (i, o) in raw.into_iter().enumerate() {

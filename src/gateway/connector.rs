@@ -141,7 +141,7 @@ mod tests {
             tps: 10,
             window: 10,
             queue: 10,
-            language: Language::En,
+            language: crate::permit::reply::ReplyLanguage::Fixed(Language::En),
         }
     }
 

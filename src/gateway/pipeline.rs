@@ -1,8 +1,10 @@
 //! The one path of every MO, whatever the store: parse, decide tentatively, make durable,
 //! commit, render and queue the reply, acknowledge.
 //!
-//! A connection hands over the MOs of one read. Their texts are parsed; the requests are
-//! decided by the engine's batch path without committing anything ([`QuotaEngine::peek_batch`]).
+//! A connection hands over the MOs of one read. Their texts are parsed into requests, one
+//! per document (a family in one text is several, each decided against its own quota as if
+//! sent alone, and answered in one reply); the requests are decided by the engine's batch
+//! path without committing anything ([`QuotaEngine::peek_batch`]).
 //! What the engine answers from its committed state (already active, limit used, blocked,
 //! outside hours) is final: the engine holds only grants the store made durable. Each
 //! possible grant claims its document (see `gateway/claims.rs`) and the claimed ones go to the
@@ -11,17 +13,18 @@
 //! An MO whose document another round has claimed waits for that round, then is decided
 //! again, so it can be told "already active" only once that permit is durable.
 //!
-//! When the store fails, nothing of the round is committed: with the journal the MOs are
-//! refused with `ESME_RSYSERR` (the operator retries, and the retry is decided afresh); with
+//! An MO is acknowledged when every request of it is decided and durable. When the store
+//! fails, nothing of the round is committed: with the journal the MOs are refused with `ESME_RSYSERR` (the operator retries, and the retry is decided afresh); with
 //! Redis, after its `retry_for`, the citizen is told to try again later and the MO is
-//! acknowledged; a store closing for shutdown refuses.
+//! acknowledged; a store closing for shutdown refuses. A family with one document in such a
+//! round is answered so as a whole, whatever became of its other documents.
 //!
 //! [`QuotaEngine::peek_batch`]: crate::permit::engine::QuotaEngine::peek_batch
 //! [`Store::decide`]: crate::store::Store::decide
 
 use super::outbound::Mt;
 use super::{Gateway, Mo, MoResult, OperatorState};
-use crate::permit::answer::{Verdict, reply_text, request_of};
+use crate::permit::answer::{Verdict, reply_text, requests_of};
 use crate::permit::clock::Moment;
 use crate::permit::decision::{Decision, Denial, Outcome};
 use crate::permit::reply::Replier;
@@ -31,16 +34,59 @@ use crate::smpp::Status;
 use crate::store::redis::RedisVerdict;
 use crate::store::{StoreError, Tentative};
 use crate::telemetry::metrics::{Metrics, MoOutcome};
+use std::ops::Range;
 
 /// What became of one MO before its reply is rendered.
 #[derive(Debug, Clone)]
 enum Answer {
     /// Decided: the reply says so.
     Verdict(Verdict),
+    /// A family (several documents in one text): every document decided, in text order;
+    /// one reply lists them.
+    Family(Vec<Decision>),
     /// The store could not decide in time: "try again in a few minutes", acknowledged.
     TryLater,
     /// Not acknowledged: the operator resends.
     Refuse(Status),
+}
+
+/// Where one MO's answer comes from: its text alone, or its requests (one per document).
+enum Slot {
+    /// Nothing to decide (invalid, help).
+    Done(Answer),
+    /// Its requests, at these indexes of the batch's requests.
+    Requests(Range<usize>),
+}
+
+/// One MO's answer from its requests' answers: the decision of a single document; a
+/// family's decisions when every document is decided; otherwise the whole MO is refused
+/// (or told to try later) as a single one would be, so it is acknowledged only when all of
+/// its documents are decided and durable. A retry then answers the documents already
+/// granted with their same permit ("active") and decides the others afresh.
+fn combine(answers: &mut [Option<Answer>]) -> Answer {
+    // Every request gets an answer in `decide`; a gap would be a bug, and then the operator
+    // resending is the safe way out.
+    const GAP: Answer = Answer::Refuse(Status::ESME_RSYSERR);
+    match answers {
+        [] => return GAP,
+        [one] => return one.take().unwrap_or(GAP),
+        _ => {}
+    }
+    let mut decisions = Vec::with_capacity(answers.len());
+    let mut try_later = false;
+    for answer in answers.iter_mut() {
+        match answer.take() {
+            Some(Answer::Verdict(Verdict::Decided(d))) => decisions.push(d),
+            Some(Answer::TryLater) => try_later = true,
+            Some(refuse @ Answer::Refuse(_)) => return refuse,
+            _ => return GAP,
+        }
+    }
+    if try_later {
+        Answer::TryLater
+    } else {
+        Answer::Family(decisions)
+    }
 }
 
 impl Gateway {
@@ -48,6 +94,10 @@ impl Gateway {
     /// replies, and says for each how to answer it. Results are in MO order. Each MO took a
     /// place in the operator's reply queue ([`super::outbound::ReplyQueue::try_reserve`]);
     /// each is used by its reply or given back.
+    ///
+    /// A text naming several documents (a family) is one request per document, each
+    /// decided and counted against its own quota as if sent alone; the MO gets one reply
+    /// listing them all.
     pub async fn take_mos(
         &self,
         operator: &OperatorState,
@@ -58,45 +108,59 @@ impl Gateway {
         let rules = self.rules();
         let now = self.clock.now().timestamp();
         let parser = rules.parser();
-        let mut answers: Vec<Option<Answer>> = Vec::with_capacity(mos.len());
+        let mut slots = Vec::with_capacity(mos.len());
         let mut requests = Vec::with_capacity(mos.len());
-        let mut owners = Vec::with_capacity(mos.len());
-        for (i, mo) in mos.iter().enumerate() {
-            match request_of(parser.parse(&mo.text)) {
-                Ok(request) => {
-                    requests.push(request);
-                    owners.push(i);
-                    answers.push(None);
+        for mo in mos {
+            match requests_of(parser.parse(&mo.text)) {
+                Ok(family) => {
+                    let first = requests.len();
+                    requests.extend(family);
+                    slots.push(Slot::Requests(first..requests.len()));
                 }
-                Err(verdict) => answers.push(Some(Answer::Verdict(verdict))),
+                Err(verdict) => slots.push(Slot::Done(Answer::Verdict(verdict))),
             }
         }
-        self.decide(&rules, now, &requests, &owners, &mut answers)
-            .await;
+        let mut answers: Vec<Option<Answer>> = vec![None; requests.len()];
+        self.decide(&rules, now, &requests, &mut answers).await;
 
-        let lang = operator.config.language;
         results.clear();
         let mut tally = super::stats::Tally::with_capacity(mos.len());
-        for (mo, answer) in mos.iter().zip(answers) {
-            // Every request gets an answer above; a gap would be a bug, and then the operator
-            // resending is the safe way out.
-            let answer = answer.unwrap_or(Answer::Refuse(Status::ESME_RSYSERR));
+        for (mo, slot) in mos.iter().zip(slots) {
+            let answer = match slot {
+                Slot::Done(answer) => answer,
+                Slot::Requests(range) => combine(&mut answers[range]),
+            };
+            let lang = operator.config.language.for_text(&mo.text);
             let (outcome, reason) = match &answer {
                 Answer::Verdict(v) => (v.kind().name(), v.reason().unwrap_or("")),
+                Answer::Family(decisions) => {
+                    let first = Verdict::Decided(decisions[0]);
+                    (first.kind().name(), first.reason().unwrap_or(""))
+                }
                 Answer::TryLater => ("try_later", ""),
                 Answer::Refuse(_) => ("refused", ""),
             };
-            let verdict = match &answer {
-                Answer::Verdict(v) => Some(v),
-                _ => None,
-            };
-            tally.add(&self.stats, &mo.source, outcome, reason, verdict);
+            match &answer {
+                Answer::Verdict(v) => tally.add(&self.stats, &mo.source, outcome, reason, Some(v)),
+                Answer::Family(decisions) => {
+                    let first = Verdict::Decided(decisions[0]);
+                    tally.add(&self.stats, &mo.source, outcome, reason, Some(&first));
+                    for d in &decisions[1..] {
+                        tally.add_document(d);
+                    }
+                }
+                _ => tally.add(&self.stats, &mo.source, outcome, reason, None),
+            }
             tracing::debug!(
                 operator = %operator.config.system_id,
                 msisdn = %crate::telemetry::mask_msisdn(&mo.source),
                 text = %crate::telemetry::mask_text(&mo.text),
                 outcome,
                 reason,
+                documents = match &answer {
+                    Answer::Family(decisions) => decisions.len(),
+                    _ => 1,
+                },
                 store = self.store.kind(),
                 "MO decided"
             );
@@ -109,6 +173,9 @@ impl Gateway {
                     continue;
                 }
                 Answer::TryLater => Replier::new(&rules, &self.key).try_later(lang),
+                Answer::Family(decisions) => {
+                    Replier::new(&rules, &self.key).family(lang, &decisions)
+                }
                 Answer::Verdict(v) => reply_text(&rules, &self.key, lang, &v),
             };
             results.push(self.answer(operator, mo, text));
@@ -118,18 +185,22 @@ impl Gateway {
             .record(&operator.config.system_id, day, &tally, started.elapsed());
     }
 
-    /// Counts one MO's answer: by operator and outcome, and its decision by code or its
-    /// text's fault by reason.
+    /// Counts one MO's answer: by operator and outcome (once per MO), and each of its
+    /// decisions by code (once per document) or its text's fault by reason.
     fn count(&self, operator: &OperatorState, answer: &Answer) {
         let outcome = match answer {
-            Answer::Verdict(Verdict::Decided(d)) => {
-                let (mo, name) = match d.outcome {
-                    Outcome::Granted(_) => (MoOutcome::Granted, "granted"),
-                    Outcome::Active(_) => (MoOutcome::Active, "active"),
-                    Outcome::Denied(denial) => (MoOutcome::Denied, denial.reason()),
-                };
-                self.metrics.decision(d.code, name);
-                mo
+            Answer::Verdict(Verdict::Decided(d)) => self.count_decision(d),
+            Answer::Family(decisions) => {
+                // The MO's outcome is the best of its documents': granted if any was.
+                let mut best = MoOutcome::Denied;
+                for d in decisions {
+                    match (self.count_decision(d), best) {
+                        (MoOutcome::Granted, _) => best = MoOutcome::Granted,
+                        (MoOutcome::Active, MoOutcome::Denied) => best = MoOutcome::Active,
+                        _ => {}
+                    }
+                }
+                best
             }
             Answer::Verdict(Verdict::Invalid(e)) => {
                 self.metrics.invalid(e.reason());
@@ -142,15 +213,25 @@ impl Gateway {
         operator.metrics.mo(outcome);
     }
 
-    /// Decides `requests` (those of `answers`' MOs at `owners`) for good: rounds of
-    /// tentative decisions, claims and one store call each, until every request has an
-    /// answer. Rounds after the first hold only the requests whose document was claimed.
+    /// Counts one document's decision by code and outcome; its MO outcome.
+    fn count_decision(&self, d: &Decision) -> MoOutcome {
+        let (mo, name) = match d.outcome {
+            Outcome::Granted(_) => (MoOutcome::Granted, "granted"),
+            Outcome::Active(_) => (MoOutcome::Active, "active"),
+            Outcome::Denied(denial) => (MoOutcome::Denied, denial.reason()),
+        };
+        self.metrics.decision(d.code, name);
+        mo
+    }
+
+    /// Decides `requests` for good, `answers[k]` for `requests[k]`: rounds of tentative
+    /// decisions, claims and one store call each, until every request has an answer. Rounds
+    /// after the first hold only the requests whose document was claimed.
     async fn decide(
         &self,
         rules: &Rules,
         now: i64,
         requests: &[PermitRequest],
-        owners: &[usize],
         answers: &mut [Option<Answer>],
     ) {
         if requests.is_empty() {
@@ -184,7 +265,7 @@ impl Gateway {
                     _ => None,
                 };
                 let (Outcome::Granted(validity), Some(rule)) = (decision.outcome, rule) else {
-                    answers[owners[k]] = Some(Answer::Verdict(Verdict::Decided(*decision)));
+                    answers[k] = Some(Answer::Verdict(Verdict::Decided(*decision)));
                     continue;
                 };
                 if !self.claims.try_claim(&mut round, decision.document) {
@@ -208,7 +289,7 @@ impl Gateway {
                 Ok(verdicts) => {
                     for ((t, &k), verdict) in tentative.iter().zip(&sent).zip(verdicts) {
                         let outcome = self.commit(rules, t, verdict, &moment);
-                        answers[owners[k]] = Some(Answer::Verdict(Verdict::Decided(Decision {
+                        answers[k] = Some(Answer::Verdict(Verdict::Decided(Decision {
                             code: t.code,
                             document: t.document,
                             outcome,
@@ -218,7 +299,7 @@ impl Gateway {
                 Err(e) => {
                     let answer = self.failed(&e, sent.len());
                     for &k in &sent {
-                        answers[owners[k]] = Some(answer.clone());
+                        answers[k] = Some(answer.clone());
                     }
                 }
             }
@@ -299,6 +380,7 @@ impl Gateway {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::permit::answer::request_of;
     use crate::permit::clock::FakeClock;
     use std::path::Path;
     use std::sync::Arc;
@@ -307,6 +389,10 @@ mod tests {
     const MONDAY_10AM: i64 = 1_586_152_800; // 2020-04-06T10:00:00+04:00
 
     fn gateway() -> Arc<Gateway> {
+        gateway_and_clock().0
+    }
+
+    fn gateway_and_clock() -> (Arc<Gateway>, Arc<FakeClock>) {
         let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rules.toml");
         let text = format!(
             "rules = {rules:?}\n[permit]\nkey = \"pipeline-unit-test-key\"\n[smpp]\nlisten = \"127.0.0.1:0\"\n\
@@ -316,7 +402,8 @@ mod tests {
             .expect("unit test config");
         let at = chrono::DateTime::from_timestamp(MONDAY_10AM, 0).expect("time");
         let clock = Arc::new(FakeClock::new(at));
-        Arc::new(Gateway::open(config, clock, true).expect("volatile gateway"))
+        let gw = Gateway::open(config, clock.clone(), true).expect("volatile gateway");
+        (Arc::new(gw), clock)
     }
 
     /// Decides `texts` as one batch; each answer's outcome.
@@ -326,9 +413,8 @@ mod tests {
             .iter()
             .map(|t| request_of(rules.parser().parse(t)).expect("a request"))
             .collect();
-        let owners: Vec<usize> = (0..requests.len()).collect();
         let mut answers = vec![None; requests.len()];
-        gw.decide(&rules, MONDAY_10AM, &requests, &owners, &mut answers)
+        gw.decide(&rules, MONDAY_10AM, &requests, &mut answers)
             .await;
         answers
             .into_iter()
@@ -381,5 +467,205 @@ mod tests {
             .expect("task ran");
         assert!(matches!(outcomes[0], Outcome::Granted(_)), "{outcomes:?}");
         assert!(matches!(outcomes[1], Outcome::Granted(_)), "{outcomes:?}");
+    }
+
+    /// Takes `texts` as one batch from the demo operator, as a connection would: each MO's
+    /// acknowledgement and the reply queued for it (none when refused).
+    async fn take(gw: &Gateway, texts: &[&str]) -> Vec<(MoResult, Option<String>)> {
+        take_as(gw, gw.config.operators[0].clone(), texts).await
+    }
+
+    /// [`take`] from an operator configured as `config`.
+    async fn take_as(
+        gw: &Gateway,
+        config: crate::config::Operator,
+        texts: &[&str],
+    ) -> Vec<(MoResult, Option<String>)> {
+        let op = OperatorState::new(config, &gw.metrics);
+        let mos: Vec<Mo> = texts
+            .iter()
+            .map(|t| {
+                assert!(op.queue.try_reserve(), "room in the reply queue");
+                Mo {
+                    source: "994501234567".into(),
+                    source_ton: 1,
+                    source_npi: 1,
+                    destination: "8103".into(),
+                    text: (*t).into(),
+                    received: tokio::time::Instant::now(),
+                }
+            })
+            .collect();
+        let mut results = Vec::new();
+        gw.take_mos(&op, &mos, &mut results).await;
+        results
+            .into_iter()
+            .map(|r| {
+                let reply = matches!(r, MoResult::Accepted(_))
+                    .then(|| op.queue.try_pop().expect("a reply queued").text);
+                (r, reply)
+            })
+            .collect()
+    }
+
+    /// The reply's line naming `document`.
+    fn line<'r>(reply: &'r str, document: &str) -> &'r str {
+        let mut lines = reply.lines().filter(|l| l.starts_with(document));
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("no {document} in {reply:?}"));
+        assert!(lines.next().is_none(), "{document} twice in {reply:?}");
+        line
+    }
+
+    /// The permit id at the end of a line (`… № K7QM-4RTX`).
+    fn permit_id(line: &str) -> &str {
+        line.rsplit(' ').next().expect("an id")
+    }
+
+    #[tokio::test]
+    async fn each_document_of_a_family_is_decided_against_its_own_quota() {
+        let (gw, clock) = gateway_and_clock();
+        let first = take(&gw, &["2 AZE 11111111 AA 1234567 MYİ 7654321"]).await;
+        let [(MoResult::Accepted(_), Some(reply))] = &first[..] else {
+            panic!("{first:?}");
+        };
+        assert!(
+            reply.starts_with("Kod 2 (ərzaq, dərman, bank, poçt), 3 sənəd:"),
+            "{reply}"
+        );
+        assert_eq!(reply.lines().count(), 4, "{reply}");
+        let mut ids = Vec::new();
+        for document in ["AZE 11111111", "AA 1234567", "MYİ 7654321"] {
+            let l = line(reply, document);
+            assert!(l.contains("VERİLDİ 10:00\u{2013}13:00"), "{l}");
+            ids.push(permit_id(l).to_owned());
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "one permit per document: {ids:?}");
+
+        // An hour later: a document already active in a family keeps its permit, a new one
+        // is granted beside it.
+        clock.advance(Duration::from_secs(3600));
+        let again = take(&gw, &["2 AA 1234567 DYİ 1111111"]).await;
+        let reply = again[0].1.as_deref().expect("a reply");
+        let aa = line(reply, "AA 1234567");
+        assert!(aa.contains("artıq var 10:00\u{2013}13:00"), "{aa}");
+        assert_eq!(permit_id(aa), ids[1], "the same permit again");
+        assert!(
+            line(reply, "DYİ 1111111").contains("VERİLDİ 11:00"),
+            "{reply}"
+        );
+
+        // After the permits expired: each document that had today's permit is at its limit,
+        // alone or in a family, and a new one is still granted.
+        clock.advance(Duration::from_secs(3 * 3600));
+        let late = take(&gw, &["2 MYİ 7654321 MOM 2222222", "2 AZE 11111111"]).await;
+        let reply = late[0].1.as_deref().expect("a reply");
+        assert!(line(reply, "MYİ 7654321").contains("verilmədi"), "{reply}");
+        assert!(
+            line(reply, "MOM 2222222").contains("VERİLDİ 14:00"),
+            "{reply}"
+        );
+        let alone = late[1].1.as_deref().expect("a reply");
+        assert!(alone.contains("artıq alıb"), "{alone}");
+
+        // Stats and metrics count each document's decision, and each MO once.
+        let rules = gw.rules();
+        let day = gw
+            .stats
+            .day(rules.calendar.moment(MONDAY_10AM).day)
+            .expect("today's stats");
+        assert_eq!(day.mos, 4);
+        assert_eq!(day.by_code[&(2, "granted", "")], 5);
+        assert_eq!(day.by_code[&(2, "active", "")], 1);
+        assert_eq!(day.by_code[&(2, "denied", "daily_limit")], 2);
+        assert_eq!(day.distinct_documents(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_document_named_twice_in_a_family_is_decided_once() {
+        let gw = gateway();
+        let taken = take(&gw, &["2 AZE 33333333 aze3333 3333 AA 7777777"]).await;
+        let reply = taken[0].1.as_deref().expect("a reply");
+        assert_eq!(reply.lines().count(), 3, "two documents: {reply}");
+        assert!(line(reply, "AZE 33333333").contains("VERİLDİ"), "{reply}");
+        assert!(line(reply, "AA 7777777").contains("VERİLDİ"), "{reply}");
+        let rules = gw.rules();
+        let day = gw
+            .stats
+            .day(rules.calendar.moment(MONDAY_10AM).day)
+            .expect("today's stats");
+        assert_eq!(day.by_code[&(2, "granted", "")], 2);
+    }
+
+    #[tokio::test]
+    async fn a_single_document_still_gets_the_single_reply() {
+        let gw = gateway();
+        let taken = take(&gw, &["2 AZE 11111111", "salam"]).await;
+        let reply = taken[0].1.as_deref().expect("a reply");
+        assert!(reply.starts_with("İCAZƏ VERİLDİ: kod 2"), "{reply}");
+        assert_eq!(reply.lines().count(), 1, "{reply}");
+        assert!(matches!(taken[1].0, MoResult::Accepted(_)));
+    }
+
+    #[tokio::test]
+    async fn an_auto_language_operator_answers_in_the_language_of_the_text() {
+        use crate::permit::reply::{Language, ReplyLanguage};
+        let gw = gateway();
+        let mut config = gw.config.operators[0].clone();
+        config.language = ReplyLanguage::Auto(Language::Az);
+        let taken = take_as(
+            &gw,
+            config,
+            &[
+                "Код 2 AZE 11111111",
+                "2 AZE 22222222 please",
+                "2 AZE 33333333",
+                "2 АЗЕ 44444444 AA 1234567",
+            ],
+        )
+        .await;
+        let replies: Vec<&str> = taken
+            .iter()
+            .map(|t| t.1.as_deref().expect("a reply"))
+            .collect();
+        assert!(replies[0].contains("РАЗРЕШ"), "{}", replies[0]);
+        assert!(replies[1].starts_with("PERMIT GRANTED"), "{}", replies[1]);
+        assert!(
+            replies[2].starts_with("İCAZƏ VERİLDİ"),
+            "the default: {}",
+            replies[2]
+        );
+        assert!(replies[3].starts_with("Код 2"), "{}", replies[3]);
+    }
+
+    #[test]
+    fn a_family_is_acknowledged_only_when_every_document_is_decided() {
+        let gw = gateway();
+        let rules = gw.rules();
+        let decided = |text: &str| {
+            let request = request_of(rules.parser().parse(text)).expect("a request");
+            Some(Answer::Verdict(Verdict::Decided(Decision {
+                code: request.code,
+                document: request.document,
+                outcome: Outcome::Denied(Denial::Blocked),
+            })))
+        };
+        let mut all = [decided("2 AZE 11111111"), decided("2 AA 1234567")];
+        assert!(matches!(combine(&mut all), Answer::Family(d) if d.len() == 2));
+        let refused = Some(Answer::Refuse(Status::ESME_RSYSERR));
+        let mut one_refused = [decided("2 AZE 11111111"), refused, Some(Answer::TryLater)];
+        assert!(matches!(
+            combine(&mut one_refused),
+            Answer::Refuse(Status::ESME_RSYSERR)
+        ));
+        let mut one_later = [decided("2 AZE 11111111"), Some(Answer::TryLater)];
+        assert!(matches!(combine(&mut one_later), Answer::TryLater));
+        let mut gap = [decided("2 AZE 11111111"), None];
+        assert!(matches!(
+            combine(&mut gap),
+            Answer::Refuse(Status::ESME_RSYSERR)
+        ));
     }
 }

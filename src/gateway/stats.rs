@@ -11,6 +11,7 @@
 //! [`Stats::take_deltas`] gives what changed since the last call for that.
 
 use crate::permit::answer::Verdict;
+use crate::permit::decision::Decision;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::{Mutex, PoisonError};
@@ -27,6 +28,9 @@ pub const BUCKETS_US: [u64; 15] = [
 /// One MO as the stats see it.
 #[derive(Debug, Clone, Copy)]
 struct Row {
+    /// Whether the row is an MO (the first or only document of its text); the further
+    /// documents of a family count by code and as documents, not as MOs.
+    mo: bool,
     outcome: &'static str,
     reason: &'static str,
     code: Option<u8>,
@@ -63,6 +67,7 @@ impl Tally {
             _ => (None, None),
         };
         self.rows.push(Row {
+            mo: true,
             outcome,
             reason,
             code,
@@ -71,9 +76,24 @@ impl Tally {
         });
     }
 
+    /// A further document of the family the last [`Tally::add`] MO named: its decision
+    /// counts by code and it counts as a document asked for; the MO was counted once.
+    pub fn add_document(&mut self, decision: &Decision) {
+        let verdict = Verdict::Decided(*decision);
+        let phone = self.rows.last().map_or(0, |r| r.phone);
+        self.rows.push(Row {
+            mo: false,
+            outcome: verdict.kind().name(),
+            reason: verdict.reason().unwrap_or(""),
+            code: Some(decision.code),
+            document: Some(decision.document.packed()),
+            phone,
+        });
+    }
+
     /// MOs tallied.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.rows.iter().filter(|r| r.mo).count()
     }
 
     /// Whether none was.
@@ -252,7 +272,9 @@ impl Stats {
             if d.phones.insert(row.phone) {
                 d.new_phones.push(row.phone);
             }
-            if let Some(outcomes) = d.by_operator.get_mut(operator) {
+            if row.mo
+                && let Some(outcomes) = d.by_operator.get_mut(operator)
+            {
                 *outcomes.entry(row.outcome).or_default() += 1;
             }
         }

@@ -6,7 +6,7 @@ use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
 use crate::permit::id::PermitKey;
 use crate::permit::reply::{Language, Replier};
-use crate::permit::request::{ParseError, Parsed, PermitRequest};
+use crate::permit::request::{OneOrMore, ParseError, Parsed, PermitRequest};
 use crate::permit::rules::Rules;
 use serde::Serialize;
 
@@ -81,9 +81,10 @@ impl Verdict {
 /// What a parsed text leaves for the engine: the request to decide, or the verdict when
 /// there is nothing to decide.
 ///
-/// A family (several documents in one text) yields its first request only: deciding and
-/// answering every document in one reply is not built yet. The other documents are not
-/// decided; this is logged (masked) so it never goes unnoticed.
+/// A family (several documents in one text) yields its first request only, for callers
+/// that decide one document per text (`icaze decide`, `icaze replay`, the admin API); the
+/// gateway uses [`requests_of`]. The other documents are not decided; this is logged
+/// (masked) so it never goes unnoticed.
 pub fn request_of(parsed: Result<Parsed, ParseError>) -> Result<PermitRequest, Verdict> {
     match parsed {
         Ok(Parsed::Permits(requests)) => {
@@ -96,6 +97,19 @@ pub fn request_of(parsed: Result<Parsed, ParseError>) -> Result<PermitRequest, V
             }
             requests.into_iter().next().ok_or(Verdict::Help)
         }
+        Ok(Parsed::Help | Parsed::Status(_)) => Err(Verdict::Help),
+        Err(e) => Err(Verdict::Invalid(e)),
+    }
+}
+
+/// What a parsed text leaves for the engine: every request of it (one per document, a
+/// family in text order), or the verdict when there is nothing to decide. The gateway
+/// decides each and answers them in one reply.
+pub fn requests_of(
+    parsed: Result<Parsed, ParseError>,
+) -> Result<OneOrMore<PermitRequest>, Verdict> {
+    match parsed {
+        Ok(Parsed::Permits(requests)) => Ok(requests),
         Ok(Parsed::Help | Parsed::Status(_)) => Err(Verdict::Help),
         Err(e) => Err(Verdict::Invalid(e)),
     }

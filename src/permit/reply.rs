@@ -8,9 +8,61 @@ pub use crate::permit::templates::{Language, ReplyKey, Template, Templates, Var}
 
 use crate::permit::decision::{Decision, Denial, Outcome};
 use crate::permit::id::PermitKey;
-use crate::permit::request::ParseError;
+use crate::permit::request::{ParseError, detect_language};
 use crate::permit::rules::Rules;
 use std::fmt::Write;
+
+/// The language replies are written in, as an operator, a connector or the rules file sets
+/// it: one language, or `auto` (the language of the citizen's text, see
+/// [`detect_language`]), falling back to a language when the text does not tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyLanguage {
+    /// Always this language.
+    Fixed(Language),
+    /// The text's language; this one when the text does not tell (`2 AZE 11111111`).
+    Auto(Language),
+}
+
+impl ReplyLanguage {
+    /// `az`, `en`, `ru` or `auto` (any case); `auto` falls back to `fallback`.
+    pub fn parse(tag: &str, fallback: Language) -> Option<ReplyLanguage> {
+        if tag.eq_ignore_ascii_case("auto") {
+            Some(ReplyLanguage::Auto(fallback))
+        } else {
+            Language::parse(tag).map(ReplyLanguage::Fixed)
+        }
+    }
+
+    /// The language of a reply to `text`.
+    pub fn for_text(self, text: &str) -> Language {
+        match self {
+            ReplyLanguage::Fixed(lang) => lang,
+            ReplyLanguage::Auto(fallback) => detect_language(text).unwrap_or(fallback),
+        }
+    }
+
+    /// The language when there is no text to read (the fixed one, or auto's fallback).
+    pub fn fallback(self) -> Language {
+        match self {
+            ReplyLanguage::Fixed(lang) | ReplyLanguage::Auto(lang) => lang,
+        }
+    }
+
+    /// The config tag: `az`, `en`, `ru`, or `auto`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            ReplyLanguage::Fixed(lang) => lang.tag(),
+            ReplyLanguage::Auto(_) => "auto",
+        }
+    }
+}
+
+impl From<ReplyLanguage> for Language {
+    /// The language when there is no text to read: see [`ReplyLanguage::fallback`].
+    fn from(lang: ReplyLanguage) -> Language {
+        lang.fallback()
+    }
+}
 
 /// What a parse error tells the reply: the pieces the citizen got wrong.
 #[derive(Debug, Default)]
@@ -123,8 +175,6 @@ impl<'a> Replier<'a> {
 
     /// The reply to a decision.
     pub fn decision(&self, lang: Language, decision: &Decision) -> String {
-        let rules = self.rules;
-        let rule = rules.code(decision.code);
         let key = match decision.outcome {
             Outcome::Granted(_) => ReplyKey::Granted,
             Outcome::Active(_) => ReplyKey::Active,
@@ -135,13 +185,55 @@ impl<'a> Replier<'a> {
             Outcome::Denied(Denial::UnknownCode) => ReplyKey::UnknownCode,
             Outcome::Denied(Denial::Revoked) => ReplyKey::Revoked,
         };
+        self.rules
+            .templates
+            .get(lang, key)
+            .render(|var, out| self.decision_var(lang, decision, var, out))
+    }
+
+    /// The one reply to a family (several documents in one text, all for one code): the
+    /// `family` line, then one line per document, in text order, with its own outcome,
+    /// window and permit id. The reply encoder splits it into as many parts as it needs.
+    pub fn family(&self, lang: Language, decisions: &[Decision]) -> String {
+        let Some(first) = decisions.first() else {
+            return self.invalid(lang);
+        };
+        let templates = &self.rules.templates;
+        let mut text = templates.get(lang, ReplyKey::Family).render(|var, out| {
+            if var == Var::Got {
+                let _ = write!(out, "{}", decisions.len());
+            } else {
+                self.decision_var(lang, first, var, out);
+            }
+        });
+        for decision in decisions {
+            let key = match decision.outcome {
+                Outcome::Granted(_) => ReplyKey::FamilyGranted,
+                Outcome::Active(_) => ReplyKey::FamilyActive,
+                Outcome::Denied(Denial::DailyLimit { .. }) => ReplyKey::FamilyDailyLimit,
+                Outcome::Denied(Denial::Revoked) => ReplyKey::FamilyRevoked,
+                Outcome::Denied(_) => ReplyKey::FamilyRefused,
+            };
+            text.push('\n');
+            text.push_str(
+                &templates
+                    .get(lang, key)
+                    .render(|var, out| self.decision_var(lang, decision, var, out)),
+            );
+        }
+        text
+    }
+
+    /// Writes one variable of a decision's reply.
+    fn decision_var(&self, lang: Language, decision: &Decision, var: Var, out: &mut String) {
+        let rules = self.rules;
         let validity = decision.validity();
-        rules.templates.get(lang, key).render(|var, out| match var {
+        match var {
             Var::Code => {
                 let _ = write!(out, "{}", decision.code);
             }
             Var::Label => {
-                if let Some(r) = rule {
+                if let Some(r) = rules.code(decision.code) {
                     out.push_str(&r.labels[lang as usize]);
                 }
             }
@@ -189,7 +281,7 @@ impl<'a> Replier<'a> {
             Var::Series => out.push_str(&rules.series_display(decision.document)),
             Var::Example => self.example(out, Some(decision.code), None),
             other => self.common(other, out),
-        })
+        }
     }
 
     /// The reply to a text that is no request: what is wrong and what to send instead.
@@ -245,10 +337,12 @@ impl<'a> Replier<'a> {
 
     /// The general "not understood, send CODE SERIES NUMBER" reply, for a text that never
     /// arrived whole (a concatenated MO whose parts stopped coming).
-    pub fn invalid(&self, lang: Language) -> String {
+    ///
+    /// Such a text cannot tell its language, so a [`ReplyLanguage`] gives its default.
+    pub fn invalid(&self, lang: impl Into<Language>) -> String {
         self.rules
             .templates
-            .get(lang, ReplyKey::Invalid)
+            .get(lang.into(), ReplyKey::Invalid)
             .render(|var, out| self.common(var, out))
     }
 
@@ -324,6 +418,63 @@ mod tests {
         for lang in Language::ALL {
             let text = replier.parse_error(lang, &parse("2 AZE 11111111 3"));
             assert!(text.contains('2') && text.contains('3'), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_family_reply_has_one_line_per_document_with_its_own_outcome() {
+        use crate::permit::decision::Validity;
+        let rules = rules();
+        let key = PermitKey::from_secret(b"reply-unit-test");
+        let replier = Replier::new(&rules, &key);
+        let document = |text: &str| {
+            rules
+                .parser()
+                .parse(text)
+                .expect(text)
+                .into_permits()
+                .expect("permits")[0]
+                .document
+        };
+        let from = 1_586_152_800; // 10:00 in Baku
+        let validity = Validity {
+            from,
+            until: from + 3 * 3600,
+        };
+        let decisions = [
+            (document("2 AZE 11111111"), Outcome::Granted(validity)),
+            (document("2 AA 1234567"), Outcome::Active(validity)),
+            (
+                document("2 MYİ 7654321"),
+                Outcome::Denied(Denial::DailyLimit { limit: 1 }),
+            ),
+            (document("2 DYİ 7654321"), Outcome::Denied(Denial::Blocked)),
+        ]
+        .map(|(document, outcome)| Decision {
+            code: 2,
+            document,
+            outcome,
+        });
+        let en = replier.family(Language::En, &decisions);
+        let lines: Vec<&str> = en.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Code 2 (food, medicine, bank, post), 4 documents:"
+        );
+        let id = key.permit_id(decisions[0].document, 2, validity.from, validity.until);
+        assert_eq!(
+            lines[1],
+            format!("AZE 11111111: GRANTED 10:00\u{2013}13:00, no. {id}")
+        );
+        assert!(
+            lines[2].starts_with("AA 1234567: already granted 10:00"),
+            "{en}"
+        );
+        assert!(lines[3].contains("already used (1 a day)"), "{en}");
+        assert_eq!(lines[4], "DYİ 7654321: refused");
+        for lang in Language::ALL {
+            let text = replier.family(lang, &decisions);
+            assert_eq!(text.lines().count(), 5, "{text}");
         }
     }
 }

@@ -8,6 +8,7 @@
 use crate::permit::clock::Calendar;
 pub use crate::permit::decision::Hours;
 use crate::permit::document::{Document, DocumentKind};
+use crate::permit::reply::ReplyLanguage;
 use crate::permit::request::{DEFAULT_MAX_DOCUMENTS, MAX_DOCUMENTS, Parser};
 use crate::permit::templates::{Language, Templates};
 use serde::Deserialize;
@@ -97,7 +98,10 @@ impl CodeSet {
 pub struct Rules {
     /// Calendar in the rules' time zone; days and `HH:MM` come from here.
     pub calendar: Calendar,
-    /// Language of replies unless an operator says otherwise.
+    /// Language of replies unless an operator or connector says otherwise: one, or `auto`.
+    pub language: ReplyLanguage,
+    /// The language when a text does not tell: [`Rules::language`]'s fixed one, or auto's
+    /// fallback (Azerbaijani).
     pub default_language: Language,
     /// Document kinds citizens may name.
     pub documents: Vec<DocumentKind>,
@@ -371,16 +375,17 @@ impl RawRules {
             ));
             chrono_tz::Asia::Baku
         });
-        let default_language = match self.language.as_deref() {
-            None => Language::Az,
-            Some(l) => Language::parse(l).unwrap_or_else(|| {
+        let language = match self.language.as_deref() {
+            None => ReplyLanguage::Fixed(Language::Az),
+            Some(l) => ReplyLanguage::parse(l, Language::Az).unwrap_or_else(|| {
                 errors.push(RuleError::new(
                     "language",
-                    format!("unknown language {l:?}: use az, en or ru"),
+                    format!("unknown language {l:?}: use az, en, ru or auto"),
                 ));
-                Language::Az
+                ReplyLanguage::Fixed(Language::Az)
             }),
         };
+        let default_language = language.fallback();
 
         let max_documents = match self.max_documents_per_sms {
             None => DEFAULT_MAX_DOCUMENTS,
@@ -608,6 +613,7 @@ impl RawRules {
         Ok(Rules {
             parser,
             calendar: Calendar::new(tz),
+            language,
             default_language,
             documents,
             codes,

@@ -93,6 +93,12 @@ reply_keys! {
     Help => "help", "How to ask: a help word or a lone `?` (also status texts, until those get their own reply).";
     TryLater => "try_later", "The gateway cannot decide now (store unavailable).";
     Revoked => "revoked", "A repeat of a permit an official revoked.";
+    Family => "family", "The first line of a family reply (several documents in one text): the code and how many documents.";
+    FamilyGranted => "family_granted", "A family reply's line for a document granted.";
+    FamilyActive => "family_active", "A family reply's line for a document whose permit is active.";
+    FamilyDailyLimit => "family_daily_limit", "A family reply's line for a document whose daily limit is used.";
+    FamilyRevoked => "family_revoked", "A family reply's line for a document whose permit was revoked.";
+    FamilyRefused => "family_refused", "A family reply's line for a document refused otherwise (blocked, hours, code off).";
 }
 
 macro_rules! vars {
@@ -506,6 +512,88 @@ const DEFAULTS: &[(Language, ReplyKey, &str)] = &[
         ReplyKey::Revoked,
         "Ваше разрешение с кодом {code} ({label}) для {document} аннулировано. Не выходите по нему.",
     ),
+    (
+        Language::Az,
+        ReplyKey::Family,
+        "Kod {code} ({label}), {got} sənəd:",
+    ),
+    (
+        Language::Az,
+        ReplyKey::FamilyGranted,
+        "{document}: VERİLDİ {window}, № {permit_id}",
+    ),
+    (
+        Language::Az,
+        ReplyKey::FamilyActive,
+        "{document}: artıq var {window}, № {permit_id}",
+    ),
+    (
+        Language::Az,
+        ReplyKey::FamilyDailyLimit,
+        "{document}: verilmədi, bu gün artıq alıb (gündə {limit})",
+    ),
+    (
+        Language::Az,
+        ReplyKey::FamilyRevoked,
+        "{document}: icazə ləğv edilib",
+    ),
+    (
+        Language::Az,
+        ReplyKey::FamilyRefused,
+        "{document}: verilmədi",
+    ),
+    (
+        Language::En,
+        ReplyKey::Family,
+        "Code {code} ({label}), {got} documents:",
+    ),
+    (
+        Language::En,
+        ReplyKey::FamilyGranted,
+        "{document}: GRANTED {window}, no. {permit_id}",
+    ),
+    (
+        Language::En,
+        ReplyKey::FamilyActive,
+        "{document}: already granted {window}, no. {permit_id}",
+    ),
+    (
+        Language::En,
+        ReplyKey::FamilyDailyLimit,
+        "{document}: refused, today's permit already used ({limit} a day)",
+    ),
+    (
+        Language::En,
+        ReplyKey::FamilyRevoked,
+        "{document}: permit revoked",
+    ),
+    (Language::En, ReplyKey::FamilyRefused, "{document}: refused"),
+    (
+        Language::Ru,
+        ReplyKey::Family,
+        "Код {code} ({label}), документов: {got}:",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::FamilyGranted,
+        "{document}: РАЗРЕШЕНО {window}, № {permit_id}",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::FamilyActive,
+        "{document}: уже выдано {window}, № {permit_id}",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::FamilyDailyLimit,
+        "{document}: отказ, сегодня уже выдано ({limit} в день)",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::FamilyRevoked,
+        "{document}: разрешение аннулировано",
+    ),
+    (Language::Ru, ReplyKey::FamilyRefused, "{document}: отказ"),
 ];
 
 impl Templates {
