@@ -76,6 +76,11 @@ async fn mos_decisions_binds_and_reply_times_are_counted() {
         Some(1.0),
         "one grant went to the journal"
     );
+    // The journal's fsyncs (at open and for the grant's round) are timed.
+    assert!(
+        value(&text, "icaze_journal_fsync_seconds_count").is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
     // The bind goes: its gauge comes down.
     let seq = c.send(UNBIND, &[]).await;
     let r = c.read().await.unwrap();

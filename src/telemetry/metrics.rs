@@ -121,6 +121,11 @@ pub struct Metrics {
     operators: Mutex<Vec<OperatorMetrics>>,
 }
 
+/// The journal's fdatasync calls, timed where they happen (the writer thread, which knows
+/// no gateway); one per process, registered by every [`Metrics`].
+pub static JOURNAL_FSYNC: std::sync::LazyLock<Histogram> =
+    std::sync::LazyLock::new(|| Histogram::new(seconds_buckets()));
+
 fn seconds_buckets() -> impl Iterator<Item = f64> {
     // 50 µs to ~105 s, doubling.
     exponential_buckets(0.000_05, 2.0, 22)
@@ -181,6 +186,11 @@ impl Metrics {
             "store_errors",
             "Store rounds that failed, by kind",
             m.store_errors.clone(),
+        );
+        registry.register(
+            "journal_fsync_seconds",
+            "The journal's fdatasync calls",
+            JOURNAL_FSYNC.clone(),
         );
         registry.register(
             "reply_queue_depth",

@@ -426,6 +426,16 @@ impl Session {
         now: Instant,
         mut part: impl FnMut(u64, usize) -> Option<ReplyPart<'a>>,
     ) {
+        // Nothing goes out after our unbind or once closing (found by fuzzing: a part that
+        // fell due after a drain's unbind went out, the peer refused it ESME_RINVBNDSTS
+        // for good, and an owed reply was dropped); what is not sent stays owed and goes
+        // back to the queue when the session ends.
+        if self.unbind_sent.is_some()
+            || self.closing.is_some()
+            || !self.state.sends_messages(self.role)
+        {
+            return;
+        }
         let Session {
             delivery,
             out,

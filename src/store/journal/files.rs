@@ -72,7 +72,10 @@ pub(super) fn lock_dir(dir: &Path) -> Result<File, JournalError> {
 
 /// `fdatasync` of a file.
 pub(super) fn sync_file(file: &File, path: &Path) -> Result<(), JournalError> {
-    file.sync_data().map_err(|e| JournalError::Sync {
+    let started = std::time::Instant::now();
+    let synced = file.sync_data();
+    crate::telemetry::metrics::JOURNAL_FSYNC.observe(started.elapsed().as_secs_f64());
+    synced.map_err(|e| JournalError::Sync {
         path: path.to_path_buf(),
         source: Arc::new(e),
     })

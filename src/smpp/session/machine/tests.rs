@@ -581,3 +581,32 @@ fn a_stray_unbind_resp_does_not_end_a_bound_session() {
         Event::Message { .. }
     ));
 }
+
+#[test]
+fn nothing_is_sent_after_our_unbind_and_the_rest_stays_owed() {
+    // Found by fuzzing (fuzz/smpp_session): window 1, a two-part reply, a drain whose grace
+    // is over; the first part's answer after our unbind must not let the second go out.
+    let t0 = Instant::now();
+    let mut s = Session::new(Role::Mc, timers(), t0);
+    let bind = codec::bind_request(BindKind::Transceiver, "op", "pw", "", 0x34).unwrap();
+    let Event::BindRequested { pdu, .. } = s.on_frame(frame(1, Status::ESME_ROK, &bind), t0) else {
+        panic!("not handed over");
+    };
+    let request = BindRequest::from_pdu(&pdu).unwrap();
+    s.accept_bind(CommandId::BindTransceiver, 1, &request, "icaze", policy(1));
+    sent(&mut s);
+    s.start(7, 2, t0);
+    s.send_due(t0, |_, _| Some(reply_part()));
+    let first = one_sent(&mut s);
+    s.drain(t0);
+    assert_eq!(s.tick(t0, false), Tick::Quiet);
+    assert_eq!(one_sent(&mut s).command_id, CommandId::Unbind);
+    let resp = Pdu::DeliverSmResp(DeliverSmResp::default());
+    assert!(matches!(
+        s.on_frame(frame(first.sequence_number, Status::ESME_ROK, &resp), t0),
+        Event::Answered(Answer::Part)
+    ));
+    s.send_due(t0, |_, _| Some(reply_part()));
+    assert!(sent(&mut s).is_empty(), "a part went out after our unbind");
+    assert_eq!(s.owed().collect::<Vec<_>>(), [7]);
+}
