@@ -108,6 +108,7 @@ fn main() {
     // The session and text targets take structured input: a few octet strings to start.
     for (i, (_, bytes)) in pdus.iter().enumerate().take(4) {
         write("smpp_session", &format!("pdu-{i}"), bytes);
+        write("smpp_gateway", &format!("pdu-{i}"), bytes);
         write("mo_text", &format!("pdu-{i}"), bytes);
     }
     write("mo_text", "ucs2", &ucs2("2 AZE 11111111 ə ş ğ"));
