@@ -165,12 +165,24 @@ fn run(ops: &[Op]) {
             }
         };
         let body = &body[..body.len().min(DEFAULT_MAX_PDU_LEN - 16)];
-        out.extend(pdu(id, 0, seq, body));
-        // Requests are owed an answer (outbind and alert_notification have none), and so
-        // is an unknown command_id (generic_nack); a response sent to the gateway is not
-        // answered.
-        let unknown = matches!(rusmpp::CommandId::from(id), rusmpp::CommandId::Other(_));
-        if unknown || id & 0x8000_0000 == 0 && !matches!(id, 0x0B | 0x102) {
+        // Owed an answer: a request that has a response type (outbind and
+        // alert_notification have none), and whatever the codec answers when the body is
+        // bad (a generic_nack for an unknown command_id, a missing or stray body); a
+        // response sent to the gateway is not answered. The codec says which.
+        let bytes = pdu(id, 0, seq, body);
+        let owes = match codec::decode(&mut BytesMut::from(&bytes[..]), DEFAULT_MAX_PDU_LEN) {
+            Ok(Some(f)) => {
+                f.command_id.is_operation()
+                    && !matches!(
+                        f.command_id,
+                        rusmpp::CommandId::Outbind | rusmpp::CommandId::AlertNotification
+                    )
+            }
+            Ok(None) => unreachable!("a whole PDU"),
+            Err(e) => e.response().is_some(),
+        };
+        out.extend(bytes);
+        if owes {
             owed.insert(seq, id);
         }
     }
