@@ -112,9 +112,10 @@ fn is_message(id: u32) -> bool {
     matches!(id, 0x04 | 0x05 | 0x103)
 }
 
-/// Known issue, not fixed yet (the fix belongs in `smpp/session/machine.rs`):
+/// Known issues, not fixed yet (both in `smpp/session/machine.rs`): (1) (the fix belongs in `smpp/session/machine.rs`):
 /// `Session::send_due` sends a reply's further parts (or a retry) after our unbind, and the
-/// connection's `fill_window` calls it after every read and timer turn. Off by default so
+/// connection's `fill_window` calls it after every read and timer turn; (2) an unbind_resp
+/// the peer sends though we never unbound closes a bound session. Off by default so
 /// the target keeps finding other bugs; `ICAZE_FUZZ_STRICT=1` checks it too.
 static STRICT: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var_os("ICAZE_FUZZ_STRICT").is_some_and(|v| v == "1"));
@@ -288,7 +289,18 @@ impl Harness {
 
     fn on_event(&mut self, event: Event, state: BindState, closing: bool) {
         match event {
-            Event::Handled | Event::Closing(_) => {}
+            Event::Handled => {}
+            Event::Closing(why) => {
+                // The peer's unbind leaves the state Unbound; an unbind_resp leaves it as
+                // it was.
+                let stray_unbind_resp = why == icaze::smpp::session::Close::Unbound
+                    && !self.unbind_sent
+                    && self.session.state() != BindState::Unbound;
+                assert!(
+                    !(*STRICT && stray_unbind_resp),
+                    "closed by an unbind_resp to an unbind we never sent"
+                );
+            }
             Event::BindRequested {
                 command_id,
                 sequence_number,
