@@ -1,6 +1,7 @@
 //! Citizen text parser: ns per message over a mix of realistic texts (clean, lower case, no
-//! spaces, Cyrillic look-alikes, full-width, with extra words, and refusals), parsed with
-//! the shipped rules' parser; plus the clean text alone and a refusal alone.
+//! spaces, Cyrillic by look and by sound, full-width and Persian digits, spread letters, O for
+//! 0, a lost `?`, any order, greetings, a family, help, status, and refusals), parsed with
+//! the shipped rules' parser; plus the clean text alone, a family alone and a refusal alone.
 //!
 //! Criterion's figure for `mix` is per batch of [`MIX`]; its throughput line gives
 //! messages per second, and the bench prints ns per message. Run: `cargo bench --bench parser`.
@@ -32,6 +33,19 @@ const MIX: &[&str] = &[
     "7 AZE 11111111",
     "2 XYZ 1234567",
     "2 AZE 111111111",
+    "AZE 11111111 2",
+    "Kod 2 AZE 11111111",
+    "Salam, zəhmət olmasa 2 AZE 11111111",
+    "2 АЗЕ 11111111",
+    "2 МЙИ 1234567",
+    "2 A Z E 11111111",
+    "2 AZE 1111O111",
+    "۲ AZE ۱۲۳۴۵۶۷۸",
+    "2 MY?1234567",
+    "2 AZE 11111111 AA 1234567 MYİ 7654321",
+    "kömək",
+    "status AZE 11111111",
+    "2 AZE 11111111 3",
 ];
 
 fn parser_bench(c: &mut Criterion) {
@@ -53,6 +67,9 @@ fn parser_bench(c: &mut Criterion) {
     });
     g.bench_function("cyrillic_extra", |b| {
         b.iter(|| black_box(parser.parse(black_box("2 АZЕ 1111 1111 10-AB-123"))))
+    });
+    g.bench_function("family_of_three", |b| {
+        b.iter(|| black_box(parser.parse(black_box("2 AZE 11111111 AA 1234567 MYİ 7654321"))))
     });
     g.bench_function("refused", |b| {
         b.iter(|| black_box(parser.parse(black_box("2 XYZ 1234567"))))

@@ -10,9 +10,12 @@
 //!   and one `decide` for every store.
 //! - [`gateway`]: joins the wire to the domain: the one MO pipeline, the listener and its
 //!   connections, connectors (client mode), replies owed, shutdown.
+//! - [`admin`]: the admin HTTP API (axum): health, checkpoint verification, revocation,
+//!   rules without a restart; bearer-token roles.
 //! - [`telemetry`]: tracing set-up; masks document and phone numbers.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod gateway;
 pub mod permit;

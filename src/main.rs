@@ -1,7 +1,8 @@
-//! The `icaze` command: serve, check-config, decide (one message, for people), replay.
+//! The `icaze` command: serve, check-config, decide (one message, for people), replay, and
+//! the admin API's clients: verify, revoke, block, unblock, stats.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use icaze::config::{Config, EXIT_BAD_CONFIG};
 use icaze::gateway::Gateway;
 use icaze::permit::answer::{Record, Verdict, decide_text};
@@ -51,6 +52,9 @@ enum Command {
         /// Listen here instead of the config's smpp.listen (e.g. 127.0.0.1:0 in tests).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Serve the admin API here instead of the config's admin.listen.
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
     },
     /// Validate the config and rules files; report every error with file and key.
     CheckConfig,
@@ -78,13 +82,87 @@ enum Command {
         #[arg(long)]
         lang: Option<String>,
     },
+    /// Ask the admin API whether a permit id is real and valid now (exit 0 valid, 2 unknown,
+    /// 3 expired or not yet valid, 4 revoked, 5 another document's, 77 token refused, 69 no
+    /// answer).
+    Verify {
+        /// The id as printed, e.g. K7QM-4RTX.
+        permit_id: String,
+        /// Also check that it is this document's (any spelling an SMS may use).
+        #[arg(long)]
+        document: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Revoke a permit through the admin API (official token).
+    Revoke {
+        /// The id as printed.
+        permit_id: String,
+        /// Why (required; kept with the revocation).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Block a document through the admin API (official token), on top of the rules file.
+    Block {
+        /// The document, e.g. "AZE 11111111".
+        document: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        /// Only these codes (comma-separated); all when absent.
+        #[arg(long, value_delimiter = ',')]
+        codes: Vec<u8>,
+        /// Until when (RFC 3339); for good when absent.
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Print a Baku day's figures from the admin API (official token).
+    Stats {
+        /// The day, YYYY-MM-DD; today when absent.
+        #[arg(long)]
+        date: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Lift a block set through the admin API (official token).
+    Unblock {
+        /// The document.
+        document: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// Where the admin API is and who calls it.
+#[derive(Args)]
+struct ApiArgs {
+    /// The admin API (`http://host:port` or `host:port`); default: the config's
+    /// admin.listen.
+    #[arg(long)]
+    admin: Option<String>,
+    /// The bearer token; default: ICAZE_OFFICIAL_TOKEN, or for verify
+    /// ICAZE_CHECKPOINT_TOKEN first.
+    #[arg(long)]
+    token: Option<String>,
+    /// Print the API's JSON answer instead of a line.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    icaze::telemetry::init();
+    if let Some(code) = admin_command(&cli) {
+        return code;
+    }
     let config = match Config::load(&cli.config) {
-        Ok(c) => c,
+        Ok(c) => {
+            icaze::telemetry::init(c.log_format);
+            c
+        }
         Err(errors) => {
             eprintln!("icaze: the config has {} error(s):", errors.0.len());
             eprintln!("{errors}");
@@ -93,10 +171,17 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::CheckConfig => check_config(&config),
-        Command::Serve { volatile, listen } => {
+        Command::Serve {
+            volatile,
+            listen,
+            admin_listen,
+        } => {
             let mut config = config;
             if let Some(listen) = listen {
                 config.smpp.listen = listen;
+            }
+            if let Some(listen) = admin_listen {
+                config.admin.listen = listen;
             }
             serve(config, volatile)
         }
@@ -107,6 +192,12 @@ fn main() -> ExitCode {
             texts,
         } => decide(&config, at, lang, json, &texts),
         Command::Replay { file, lang } => replay(&config, file, lang),
+        // Run by `admin_command` above, before any config is needed.
+        Command::Verify { .. }
+        | Command::Revoke { .. }
+        | Command::Block { .. }
+        | Command::Stats { .. }
+        | Command::Unblock { .. } => Ok(ExitCode::FAILURE),
     };
     match result {
         Ok(code) => code,
@@ -115,6 +206,90 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs an admin API client command (verify, revoke, block, unblock); `None` for any other
+/// command. The config is read only when `--admin` is not given.
+fn admin_command(cli: &Cli) -> Option<ExitCode> {
+    use icaze::admin::cli;
+    let api = match &cli.command {
+        Command::Verify { api, .. }
+        | Command::Revoke { api, .. }
+        | Command::Block { api, .. }
+        | Command::Stats { api, .. }
+        | Command::Unblock { api, .. } => api,
+        _ => return None,
+    };
+    icaze::telemetry::init(icaze::telemetry::LogFormat::Text);
+    let base = match &api.admin {
+        Some(base) => base.clone(),
+        None => match Config::load(&cli.config) {
+            Ok(config) => config.admin.listen.to_string(),
+            Err(errors) => {
+                eprintln!(
+                    "icaze: the config has {} error(s) (or give --admin):",
+                    errors.0.len()
+                );
+                eprintln!("{errors}");
+                return Some(ExitCode::from(EXIT_BAD_CONFIG as u8));
+            }
+        },
+    };
+    let env = |var: &str| std::env::var(var).ok().filter(|t| !t.is_empty());
+    let official = || env(icaze::config::OFFICIAL_TOKEN_ENV);
+    let token = api.token.clone().or_else(|| match &cli.command {
+        Command::Verify { .. } => env(icaze::config::CHECKPOINT_TOKEN_ENV).or_else(official),
+        _ => official(),
+    });
+    let client = icaze::admin::client::AdminClient::new(&base, token);
+    let json = api.json;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("icaze: starting the tokio runtime: {e}");
+            return Some(ExitCode::FAILURE);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Verify {
+                permit_id,
+                document,
+                ..
+            } => cli::verify(&client, permit_id, document.as_deref(), json, &mut out).await,
+            Command::Revoke {
+                permit_id, reason, ..
+            } => cli::revoke(&client, permit_id, reason, json, &mut out).await,
+            Command::Block {
+                document,
+                reason,
+                codes,
+                until,
+                ..
+            } => {
+                let change = Some((reason.as_str(), codes.as_slice(), until.as_deref()));
+                cli::block(&client, document, change, json, &mut out).await
+            }
+            Command::Unblock { document, .. } => {
+                cli::block(&client, document, None, json, &mut out).await
+            }
+            Command::Stats { date, .. } => {
+                cli::stats(&client, date.as_deref(), json, &mut out).await
+            }
+            _ => Ok(cli::EXIT_OK),
+        }
+    });
+    Some(match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("icaze: {e}");
+            ExitCode::from(cli::EXIT_UNAVAILABLE)
+        }
+    })
 }
 
 fn language(config: &Config, lang: Option<String>) -> anyhow::Result<Language> {
@@ -233,6 +408,7 @@ fn decide(
                 "decision: invalid ({}): {e}",
                 record.reason.unwrap_or_default()
             )?,
+            Verdict::Help => writeln!(out, "decision: help")?,
         }
         writeln!(out, "reply:    {}", record.reply)?;
     }
@@ -331,8 +507,40 @@ fn serve(config: Config, volatile: bool) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let admin = tokio_util::task::TaskTracker::new();
+        if gateway.config.admin.enabled {
+            let at = gateway.config.admin.listen;
+            let admin_listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot serve the admin API on {at}"))?;
+            admin.spawn(icaze::admin::serve(
+                gateway.clone(),
+                admin_listener,
+                shutdown.clone(),
+            ));
+        } else {
+            tracing::info!("admin API off ([admin] enabled = false)");
+        }
+        // With Redis, revocations made through any node reach this node's engine.
+        admin.spawn(icaze::admin::follow::follow_revocations(
+            gateway.clone(),
+            shutdown.clone(),
+        ));
+        admin.close();
+        gateway
+            .smpp_listening
+            .store(true, std::sync::atomic::Ordering::Release);
         reload_on_sighup(gateway.clone(), shutdown.clone());
         icaze::gateway::listener::serve(gateway.clone(), listener, shutdown).await;
+        gateway
+            .smpp_listening
+            .store(false, std::sync::atomic::Ordering::Release);
+        // The admin API stopped taking requests with the same signal; let those under way
+        // finish within the grace period.
+        let grace = gateway.config.smpp.shutdown_grace;
+        if tokio::time::timeout(grace, admin.wait()).await.is_err() {
+            tracing::warn!("admin API requests still running at exit");
+        }
         if let icaze::store::Store::Journal(_) = &gateway.store {
             tracing::info!("journal closed");
         }
@@ -354,10 +562,18 @@ fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
                 _ = shutdown.cancelled() => return,
                 _ = hup.recv() => {}
             }
-            match icaze::config::load_rules(&gateway.config.rules_path) {
-                Ok(rules) => {
-                    gateway.set_rules(rules);
-                    tracing::info!(file = %gateway.config.rules_path.display(), "rules reloaded");
+            let reloaded = {
+                let gateway = gateway.clone();
+                tokio::task::spawn_blocking(move || gateway.reload_rules()).await
+            };
+            let Ok(reloaded) = reloaded else {
+                tracing::error!("rules reload did not finish; old rules stay");
+                continue;
+            };
+            match reloaded {
+                Ok(info) => {
+                    tracing::info!(file = %info.path.display(), version = %info.version, "rules reloaded");
+                    icaze::admin::follow::publish_rules(&gateway).await;
                 }
                 Err(errors) => {
                     tracing::error!("rules reload refused, old rules stay:\n{errors}");

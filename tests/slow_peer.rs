@@ -224,3 +224,63 @@ async fn a_connector_whose_smsc_stops_answering_rebinds_and_delivers_the_reply()
         sm_text(&reply)
     );
 }
+
+#[tokio::test]
+async fn the_reply_queue_limit_holds_with_many_batches_under_way() {
+    const ESME_RMSGQFUL: u32 = 0x14;
+    let gw = TestGateway::start(
+        "",
+        "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nqueue = 20\n",
+    )
+    .await;
+    // Four transmitters send 40 MOs each without waiting, while no receiver is bound: every
+    // reply waits in the queue, so at most 20 MOs may be acknowledged.
+    let mut binds = Vec::new();
+    for _ in 0..4 {
+        let mut c = Client::connect(gw.addr).await;
+        assert_eq!(c.bind(BIND_TRANSMITTER, "demo", "demo").await, ESME_ROK);
+        binds.push(c);
+    }
+    let mut sent = Vec::new();
+    for (b, c) in binds.iter_mut().enumerate() {
+        let mut seqs = Vec::new();
+        for i in 0..40 {
+            let text = format!("2 AA {}", 1_000_000 + b * 100 + i);
+            seqs.push(
+                c.submit(&format!("99450{b}{i:06}"), "8103", 0, text.as_bytes())
+                    .await,
+            );
+        }
+        sent.push(seqs);
+    }
+    let (mut ok, mut full) = (0, 0);
+    for (c, seqs) in binds.iter_mut().zip(&sent) {
+        for &seq in seqs {
+            match c.expect_resp(seq, &mut Vec::new()).await.status {
+                ESME_ROK => ok += 1,
+                ESME_RMSGQFUL => full += 1,
+                other => panic!("answered {other:#x}"),
+            }
+        }
+    }
+    assert_eq!(ok + full, 160);
+    assert!(ok <= 20, "{ok} MOs acknowledged with room for 20 replies");
+    assert!(ok > 0, "some MOs get in");
+    let queued = gw.gateway.operators["demo"].queue.len();
+    assert_eq!(queued, ok, "every acknowledged MO's reply is queued");
+    // A receiver gets exactly those replies.
+    let mut rx = Client::connect(gw.addr).await;
+    assert_eq!(rx.bind(BIND_RECEIVER, "demo", "demo").await, ESME_ROK);
+    for _ in 0..ok {
+        rx.expect_deliver().await;
+    }
+    assert!(rx.read_within(Duration::from_millis(500)).await.is_none());
+    // With the queue drained, room again.
+    let seq = binds[0]
+        .submit("994509999999", "8103", 0, b"2 AA 7777777")
+        .await;
+    assert_eq!(
+        binds[0].expect_resp(seq, &mut Vec::new()).await.status,
+        ESME_ROK
+    );
+}

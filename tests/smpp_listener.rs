@@ -10,17 +10,22 @@ use support::{TestGateway, at};
 #[tokio::test]
 async fn bind_and_auth_failures() {
     let gw = TestGateway::start("", "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nmax_binds = 1\n[[operators]]\nsystem_id = \"far\"\npassword = \"far\"\nallowed_ips = [\"10.9.9.9\"]\n").await;
+    // Each refused bind is answered, then its connection is closed: a second guess needs a
+    // second connection.
+    for (system_id, password, status) in [
+        ("nobody", "demo", ESME_RINVSYSID),
+        ("demo", "wrong", ESME_RINVPASWD),
+        // An operator allowed only from another address.
+        ("far", "far", ESME_RBINDFAIL),
+    ] {
+        let mut c = Client::connect(gw.addr).await;
+        assert_eq!(c.bind(BIND_TRANSCEIVER, system_id, password).await, status);
+        assert!(
+            c.closed_within(Duration::from_secs(5)).await,
+            "connection closed after a refused bind"
+        );
+    }
     let mut c = Client::connect(gw.addr).await;
-    assert_eq!(
-        c.bind(BIND_TRANSCEIVER, "nobody", "demo").await,
-        ESME_RINVSYSID
-    );
-    assert_eq!(
-        c.bind(BIND_TRANSCEIVER, "demo", "wrong").await,
-        ESME_RINVPASWD
-    );
-    // An operator allowed only from another address.
-    assert_eq!(c.bind(BIND_TRANSCEIVER, "far", "far").await, ESME_RBINDFAIL);
     // Before a bind, a submit_sm is in the wrong state.
     let seq = c.submit("994501234567", "8103", 0, b"2 AZE 11111111").await;
     let r = c.read().await.unwrap();
@@ -44,9 +49,9 @@ async fn bind_and_auth_failures() {
         (UNBIND | RESP, ESME_ROK, seq)
     );
     // Once the first bind is gone, the operator may bind again.
-    let mut e = Client::connect(gw.addr).await;
     let mut ok = false;
     for _ in 0..50 {
+        let mut e = Client::connect(gw.addr).await;
         if e.bind(BIND_TRANSMITTER, "demo", "demo").await == ESME_ROK {
             ok = true;
             break;
@@ -507,4 +512,43 @@ async fn smpp_3_4_and_5_0_binds_are_answered_in_kind() {
         assert_eq!(resp.status, ESME_ROK);
         assert!(sm_text(&sm).contains("AA"), "{}", sm_text(&sm));
     }
+}
+
+#[tokio::test]
+async fn message_ids_never_collide_across_nodes_and_restarts() {
+    // Two nodes started in the same second, and the first one restarted.
+    let ids_of = |gw: TestGateway| async move {
+        let mut c = gw.trx().await;
+        let mut ids = Vec::new();
+        for i in 0..50 {
+            let text = format!("2 AA {}", 2_000_000 + i);
+            let seq = c.submit("994501234567", "8103", 0, text.as_bytes()).await;
+            let resp = c.expect_resp(seq, &mut Vec::new()).await;
+            assert_eq!(resp.status, ESME_ROK);
+            let id = std::str::from_utf8(&resp.body[..resp.body.len() - 1]).unwrap();
+            // Decimal below 2^63: what Kannel's msg-id-type 0x00 and every ESME parse.
+            ids.push(id.parse::<i64>().expect("a decimal id below 2^63"));
+        }
+        ids
+    };
+    let one = ids_of(TestGateway::start("node_id = 1", "").await).await;
+    let two = ids_of(TestGateway::start("node_id = 2", "").await).await;
+    let again = ids_of(TestGateway::start("node_id = 1", "").await).await;
+    let all: std::collections::HashSet<i64> =
+        one.iter().chain(&two).chain(&again).copied().collect();
+    assert_eq!(all.len(), 150, "an id was handed out twice");
+    assert!(
+        again[0] > *one.last().unwrap(),
+        "a restarted node starts above its old ids"
+    );
+    // Hex by config: 16 digits.
+    let gw = TestGateway::start("message_ids = \"hex\"", "").await;
+    let mut c = gw.trx().await;
+    let seq = c.submit("994501234567", "8103", 0, b"2 AA 2999999").await;
+    let resp = c.expect_resp(seq, &mut Vec::new()).await;
+    let id = std::str::from_utf8(&resp.body[..resp.body.len() - 1]).unwrap();
+    assert!(
+        id.len() == 16 && u64::from_str_radix(id, 16).is_ok(),
+        "{id}"
+    );
 }

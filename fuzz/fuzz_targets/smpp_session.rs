@@ -156,6 +156,8 @@ impl Harness {
             inactivity: Duration::from_secs(120),
             response: Duration::from_secs(10),
             concat: Duration::from_secs(60),
+            bind: Duration::from_secs(10),
+            pdu: Duration::from_secs(10),
         };
         Harness {
             role,
@@ -244,7 +246,6 @@ impl Harness {
             return;
         }
         self.inbuf.extend_from_slice(bytes);
-        self.session.heard(self.now);
         loop {
             let closing_before = self.session.closing().is_some();
             let state_before = self.session.state();
@@ -272,7 +273,7 @@ impl Harness {
                             .or_default()
                             .push(id);
                     }
-                    if self.session.on_decode_error(&e) {
+                    if self.session.on_decode_error(&e, self.now) {
                         assert!(
                             self.session.closing().is_some(),
                             "framing error not closing"
@@ -284,6 +285,7 @@ impl Harness {
                 }
             }
         }
+        self.session.buffered(self.now, !self.inbuf.is_empty());
         self.fill_window();
     }
 

@@ -41,6 +41,9 @@ pub enum Class {
     Invalid(Option<Reason>),
     /// The gateway could not decide (store down).
     TryLater,
+    /// Refused: an official revoked the permit this repeat asks for (through the admin
+    /// API; the oracle never predicts it).
+    Revoked,
     /// A reply no template matches.
     Unrecognised,
 }
@@ -58,6 +61,7 @@ impl Class {
             Class::Invalid(None) => "invalid".into(),
             Class::Invalid(Some(r)) => format!("invalid:{}", r.key()),
             Class::TryLater => "try_later".into(),
+            Class::Revoked => "revoked".into(),
             Class::Unrecognised => "unrecognised".into(),
         }
     }

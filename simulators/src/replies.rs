@@ -36,6 +36,8 @@ pub enum Key {
     Parse(Reason),
     /// Store unavailable.
     TryLater,
+    /// The permit was revoked by an official.
+    Revoked,
 }
 
 impl Key {
@@ -49,6 +51,7 @@ impl Key {
             "blocked" => Key::Blocked,
             "invalid" => Key::Invalid,
             "try_later" => Key::TryLater,
+            "revoked" => Key::Revoked,
             other => Key::Parse(Reason::ALL.into_iter().find(|r| r.key() == other)?),
         })
     }
@@ -65,6 +68,7 @@ impl Key {
             Key::Invalid => Class::Invalid(None),
             Key::Parse(r) => Class::Invalid(Some(r)),
             Key::TryLater => Class::TryLater,
+            Key::Revoked => Class::Revoked,
         }
     }
 }
@@ -147,6 +151,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "Sorğunuzu indi emal etmək mümkün olmadı. Bir neçə dəqiqədən sonra yenidən göndərin.",
     ),
     (
+        "az",
+        "revoked",
+        "{document} üçün kod {code} ({label}) üzrə icazəniz ləğv edilib. Onunla çölə çıxmayın.",
+    ),
+    (
         "en",
         "granted",
         "PERMIT GRANTED: code {code} ({label}), {document}, {window}. Permit no. {permit_id}",
@@ -222,6 +231,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "We could not process your request now. Please send it again in a few minutes.",
     ),
     (
+        "en",
+        "revoked",
+        "Your permit with code {code} ({label}) for {document} has been revoked. Do not go out on it.",
+    ),
+    (
         "ru",
         "granted",
         "РАЗРЕШЕНИЕ ВЫДАНО: код {code} ({label}), {document}, {window}. Разрешение № {permit_id}",
@@ -295,6 +309,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "ru",
         "try_later",
         "Сейчас не удалось обработать запрос. Отправьте его снова через несколько минут.",
+    ),
+    (
+        "ru",
+        "revoked",
+        "Ваше разрешение с кодом {code} ({label}) для {document} аннулировано. Не выходите по нему.",
     ),
 ];
 

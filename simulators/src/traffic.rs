@@ -515,10 +515,12 @@ impl Citizens {
         let reason = Reason::ALL[self.rng.weighted(&[0.5, 3.0, 1.5, 1.0, 1.0, 1.0, 2.0])];
         let text = match reason {
             Reason::Empty => self.rng.pick(&["", " ", "  \n"]).unwrap_or(&"").to_string(),
+            // The gateway finds a code anywhere in the text (`AZE 11111111 2`, `Kod 2 AZE …`
+            // are requests), so these carry none at all.
             Reason::NoCode => match self.rng.below(4) {
                 0 => format!("{series} {number}"),
-                1 => format!("{series} {number} {code}"),
-                2 => format!("Kod {code} {series} {number}"),
+                1 => format!("{series}{number}"),
+                2 => format!("Kod {series} {number}"),
                 _ => self
                     .rng
                     .pick(&[

@@ -139,7 +139,9 @@ fn connector(
     }
     let password = match (c.password, c.password_env) {
         (Some(p), None) => p,
-        (None, Some(var)) => errs.env_password(&format!("{key}.password_env"), &var, env),
+        (None, Some(var)) => errs
+            .env_password(&format!("{key}.password_env"), &var, env)
+            .unwrap_or_default(),
         _ => {
             errs.push(
                 format!("{key}.password"),

@@ -77,16 +77,28 @@ impl<'a> Errors<'a> {
         key: &str,
         var: &str,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> String {
-        env(var).unwrap_or_else(|| {
-            self.push(key, format!("the environment variable {var} is not set"));
-            String::new()
-        })
+    ) -> Option<String> {
+        match env(var) {
+            Some(v) if v.is_empty() => {
+                self.push(key, format!("the environment variable {var} is empty"));
+                None
+            }
+            Some(v) => Some(v),
+            None => {
+                self.push(key, format!("the environment variable {var} is not set"));
+                None
+            }
+        }
     }
 
     /// A plain SMPP password: at most 8 characters.
     pub(super) fn password_length(&mut self, key: &str, password: &str) {
-        if password.len() > 8 {
+        if password.is_empty() {
+            self.push(
+                key,
+                "is empty: anyone could bind with it; give a password of 1 to 8 characters",
+            );
+        } else if password.len() > 8 {
             self.push(key, "SMPP passwords are at most 8 characters");
         }
     }

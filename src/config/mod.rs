@@ -6,19 +6,22 @@
 //!
 //! [`Config::from_toml`] reads the file once and hands each section to its own function:
 //! `[smpp]` in `smpp.rs`, `store` and `[redis]` in `store.rs`, `[[operators]]` in
-//! `operators.rs`, `[[connectors]]` in `connectors.rs`; the one-key `[permit]` and
+//! `operators.rs`, `[[connectors]]` in `connectors.rs`, `[admin]` in `admin.rs`; the one-key `[permit]` and
 //! `[engine]` sections are checked here.
 
+mod admin;
 mod connectors;
 mod error;
 mod operators;
 mod smpp;
 mod store;
 
+use crate::telemetry::LogFormat;
+pub use admin::{Admin, CHECKPOINT_TOKEN_ENV, Network, OFFICIAL_TOKEN_ENV};
 pub use connectors::{Connector, ConnectorBind};
 pub use error::{ConfigError, ConfigErrors};
 pub use operators::{Operator, Password};
-pub use smpp::Smpp;
+pub use smpp::{IdFormat, Smpp};
 pub use store::{RedisConfig, StoreConfig};
 
 use crate::permit::id::PermitKey;
@@ -63,6 +66,10 @@ pub struct Config {
     /// (document, quota group) entries the engine reserves at start (`[engine] reserve`), so
     /// a busy first morning never waits for a table to grow; 0 grows as needed.
     pub engine_reserve: usize,
+    /// The admin HTTP API.
+    pub admin: Admin,
+    /// How log lines are written (`[log] format`: "text", the default, or "json").
+    pub log_format: LogFormat,
 }
 
 /// The file as written; each section's raw type lives beside the function that checks it.
@@ -84,6 +91,17 @@ struct RawConfig {
     connectors: Vec<connectors::RawConnector>,
     #[serde(default)]
     engine: RawEngine,
+    #[serde(default)]
+    admin: admin::RawAdmin,
+    #[serde(default)]
+    log: RawLog,
+}
+
+/// `[log]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
 }
 
 /// `[engine]` as written.
@@ -114,7 +132,18 @@ fn read(path: &Path) -> Result<String, ConfigErrors> {
 /// Loads and validates a rules file on its own (for reloads).
 pub fn load_rules(path: &Path) -> Result<Rules, ConfigErrors> {
     let text = read(path)?;
-    Rules::from_toml(&text).map_err(|e| ConfigErrors(rule_errors(path, e)))
+    rules_from_text(path, &text)
+}
+
+/// Validates rules text as if it were the file at `path` (an upload through the admin API
+/// before it is written there); errors name `path` and the key, like `check-config`.
+pub fn rules_from_text(path: &Path, text: &str) -> Result<Rules, ConfigErrors> {
+    Rules::from_toml(text).map_err(|e| ConfigErrors(rule_errors(path, e)))
+}
+
+/// Reads the rules file's text (for its version hash and the admin API).
+pub fn read_rules_text(path: &Path) -> Result<String, ConfigErrors> {
+    read(path)
 }
 
 impl Config {
@@ -135,7 +164,7 @@ impl Config {
 
     /// Parses config text as if it were the file at `path` (relative paths resolve from
     /// its folder). Errors come in section order: the rules file's, then `[permit]`,
-    /// `[smpp]`, `store`/`[redis]`, `[[operators]]`, `[[connectors]]`, `[engine]`.
+    /// `[smpp]`, `store`/`[redis]`, `[[operators]]`, `[[connectors]]`, `[engine]`, `[admin]`.
     pub fn from_toml(
         path: &Path,
         text: &str,
@@ -157,12 +186,25 @@ impl Config {
         };
         let data_dir = dir.join(raw.data_dir.as_deref().unwrap_or("../data"));
         let (key_text, demo_key) = permit_key(&mut errs, raw.permit, env);
-        let smpp = smpp::smpp(&mut errs, raw.smpp);
+        let mut smpp = smpp::smpp(&mut errs, raw.smpp);
         let store = store::store(&mut errs, raw.store, raw.redis);
         let default_language = rules.as_ref().map_or(Language::Az, |r| r.default_language);
         let operators = operators::operators(&mut errs, raw.operators, env, default_language);
         let connectors = connectors::connectors(&mut errs, raw.connectors, env, default_language);
+        smpp.reserved = smpp::reserve(&mut errs, &smpp, &operators);
         let engine_reserve = engine_reserve(&mut errs, raw.engine);
+        let admin = admin::admin(&mut errs, raw.admin, env);
+        let log_format = match raw.log.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                errs.push(
+                    "log.format",
+                    format!("{other:?} is neither \"text\" nor \"json\""),
+                );
+                LogFormat::Text
+            }
+        };
 
         match (errs.list.is_empty(), rules) {
             (true, Some(rules)) => Ok(Config {
@@ -177,6 +219,8 @@ impl Config {
                 operators,
                 connectors,
                 engine_reserve,
+                admin,
+                log_format,
             }),
             _ => Err(ConfigErrors(errs.list)),
         }
@@ -308,6 +352,68 @@ pub(crate) mod tests {
         .unwrap();
         assert!(ok.operators[0].password.matches(b"secret"));
         assert!(!ok.demo_key);
+    }
+
+    #[test]
+    fn settings_that_would_let_anyone_in_or_nobody_in_are_errors_by_key() {
+        let (_dir, path) = beside_shipped_rules();
+        let env = |k: &str| match k {
+            "EMPTY_PW" => Some(String::new()),
+            _ => key_only(k),
+        };
+        let keys = |text: &str| -> Vec<String> {
+            Config::from_toml(&path, text, &env)
+                .unwrap_err()
+                .0
+                .into_iter()
+                .map(|e| e.key)
+                .collect()
+        };
+        let op = |extra: &str| format!("[[operators]]\nsystem_id = \"op\"\n{extra}\n");
+        assert_eq!(keys(&op("password = \"\"")), ["operators[0].password"]);
+        assert_eq!(
+            keys(&op("password_env = \"EMPTY_PW\"")),
+            ["operators[0].password_env"]
+        );
+        let empty_env = Config::from_toml(&path, &op("password_env = \"EMPTY_PW\""), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(empty_env.contains("EMPTY_PW is empty"), "{empty_env}");
+        assert_eq!(
+            keys(&op("password = \"pw\"\nqueue = 0")),
+            ["operators[0].queue"]
+        );
+        assert_eq!(
+            keys(&format!(
+                "[smpp]\nmax_connections = 0\n{}",
+                op("password = \"pw\"")
+            )),
+            ["smpp.max_connections"]
+        );
+        for key in ["max_unbound_per_address", "bind_failures"] {
+            assert_eq!(
+                keys(&format!("[smpp]\n{key} = 0\n{}", op("password = \"pw\""))),
+                [format!("smpp.{key}")]
+            );
+        }
+        // Room kept for operators on known addresses must leave room for everyone else.
+        let known = op("password = \"pw\"\nmax_binds = 8\nallowed_ips = [\"10.0.0.1\"]");
+        assert_eq!(
+            keys(&format!("[smpp]\nmax_connections = 8\n{known}")),
+            ["smpp.max_connections"]
+        );
+        let ok = Config::from_toml(
+            &path,
+            &format!("[smpp]\nmax_connections = 9\n{known}"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(ok.smpp.reserved, 8);
+        // A key given twice is named, with its table.
+        assert_eq!(
+            keys("[smpp]\nbind_timeout = \"5s\"\nbind_timeout = \"6s\"\n"),
+            ["smpp.bind_timeout"]
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl Password {
     }
 }
 
-fn sha256(data: &[u8]) -> [u8; 32] {
+pub(super) fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(data).into()
 }
@@ -107,10 +107,14 @@ pub(super) fn operators(
                 format!("{:?} is defined twice", o.system_id),
             );
         }
+        let mut checked = false;
         let password = match (o.password, o.password_env, o.password_sha256) {
             (Some(p), None, None) => Password::Plain(p),
             (None, Some(var), None) => {
-                Password::Plain(errs.env_password(&format!("{key}.password_env"), &var, env))
+                // Reported there when unset or empty; checked for length only when set.
+                let p = errs.env_password(&format!("{key}.password_env"), &var, env);
+                checked = p.is_none();
+                Password::Plain(p.unwrap_or_default())
             }
             (None, None, Some(hex)) => match decode_hex32(&hex) {
                 Some(h) => Password::Sha256(h),
@@ -130,7 +134,9 @@ pub(super) fn operators(
                 Password::Plain(String::new())
             }
         };
-        if let Password::Plain(p) = &password {
+        if let Password::Plain(p) = &password
+            && !checked
+        {
             errs.password_length(&format!("{key}.password"), p);
         }
         let mut allowed_ips = Vec::new();
@@ -152,7 +158,16 @@ pub(super) fn operators(
             max_binds: errs.at_least_one(&format!("{key}.max_binds"), o.max_binds, 8),
             tps: errs.at_least_one(&format!("{key}.tps"), o.tps, 1_000_000),
             window: errs.at_least_one(&format!("{key}.window"), o.window, 256),
-            queue: o.queue.unwrap_or(100_000),
+            queue: match o.queue {
+                Some(0) => {
+                    errs.push(
+                        format!("{key}.queue"),
+                        "must be at least 1: with no room, every MO would be refused",
+                    );
+                    1
+                }
+                q => q.unwrap_or(100_000),
+            },
             system_id: o.system_id,
             password,
             allowed_ips,
@@ -162,7 +177,7 @@ pub(super) fn operators(
     operators
 }
 
-fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+pub(super) fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
     let hex = hex.trim();
     if hex.len() != 64 {
         return None;

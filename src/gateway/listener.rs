@@ -1,12 +1,13 @@
-//! The accept loop: a connection limit, one task per connection, a drain on shutdown, and
-//! the housekeeping that keeps memory bounded from day to day.
+//! The accept loop: admission (connection slots, unbound connections per address: see
+//! [`super::admission`]), one task per connection, a drain on shutdown, and the
+//! housekeeping that keeps memory bounded from day to day.
 
 use crate::gateway::Gateway;
 use crate::gateway::connection;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,7 +17,6 @@ const HOUSEKEEPING: Duration = Duration::from_secs(60);
 /// Serves SMPP on `listener` until `shutdown` is cancelled, then drains: connections unbind
 /// their peers and flush what they owe within the configured grace period.
 pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: CancellationToken) {
-    let limit = Arc::new(Semaphore::new(gateway.config.smpp.max_connections as usize));
     let tracker = TaskTracker::new();
     tracker.spawn(housekeeping(gateway.clone(), shutdown.clone()));
     // Connector sessions (icaze binding out to operators' SMSCs) live and drain with the
@@ -25,22 +25,31 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Cance
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "SMPP listening");
     }
+    let mut last_refusal_log: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match limit.clone().try_acquire_owned() {
-                    Ok(permit) => {
+                Ok((stream, peer)) => match gateway.admission.admit(peer.ip()) {
+                    Ok(ticket) => {
                         tracker.spawn(connection::run(
                             gateway.clone(),
                             stream,
                             peer,
                             shutdown.clone(),
-                            permit,
+                            ticket,
                         ));
                     }
-                    Err(_) => {
-                        tracing::warn!(%peer, limit = gateway.config.smpp.max_connections, "connection limit reached: closed");
+                    Err(refusal) => {
+                        gateway.metrics.refused_connection(match refusal {
+                            crate::gateway::admission::Refusal::Full => "full",
+                            crate::gateway::admission::Refusal::UnboundLimit => "unbound_limit",
+                        });
+                        // Once per second at most: a flood must not become a flood of logs.
+                        if last_refusal_log.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(1)) {
+                            last_refusal_log = Some(Instant::now());
+                            tracing::warn!(ip = %peer.ip(), ?refusal, refused = gateway.admission.refused_connections(), "connection refused");
+                        }
                         drop(stream);
                     }
                 },

@@ -23,16 +23,19 @@
 //! `[redis] retry_for`, the citizen is told to try again in a few minutes and the MO is
 //! acknowledged with that answer (so the operator does not resend it while Redis is away).
 
+pub mod admission;
 mod claims;
 pub mod connection;
 pub mod connector;
 pub mod listener;
+pub mod message_id;
 pub mod outbound;
 pub mod pipeline;
 pub mod shutdown;
+pub mod stats;
 pub mod throttle;
 
-use crate::config::{Config, Connector, Operator, StoreConfig};
+use crate::config::{Config, ConfigErrors, Connector, Operator, StoreConfig};
 use crate::permit::clock::Clock;
 use crate::permit::engine::QuotaEngine;
 use crate::permit::id::PermitKey;
@@ -40,11 +43,15 @@ use crate::permit::rules::Rules;
 use crate::smpp::Status;
 use crate::store::redis::RedisError;
 pub use crate::store::{OpenError, Store};
+use crate::telemetry::metrics::{Metrics, OperatorMetrics};
+use admission::Admission;
 use claims::Claims;
+use message_id::MessageIds;
 use outbound::ReplyQueue;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::{Arc, Mutex, RwLock};
 use throttle::Throttle;
 use tokio_util::sync::CancellationToken;
 
@@ -62,6 +69,8 @@ pub struct Mo {
     pub destination: String,
     /// The text, decoded.
     pub text: String,
+    /// When it was read (the start of its MO→MT time).
+    pub received: tokio::time::Instant,
 }
 
 /// What becomes of one MO: acknowledged with a message id, or refused with a status.
@@ -84,16 +93,48 @@ pub struct OperatorState {
     pub queue: ReplyQueue,
     /// Its inbound rate limit.
     pub throttle: Throttle,
+    /// Its metric handles.
+    pub metrics: OperatorMetrics,
 }
 
 impl OperatorState {
-    /// Fresh state for `config`: no binds, an empty queue.
-    pub fn new(config: Operator) -> Self {
+    /// Fresh state for `config`: no binds, an empty queue, its metric handles in `metrics`.
+    pub fn new(config: Operator, metrics: &Metrics) -> Self {
         OperatorState {
+            metrics: metrics.operator(&config.system_id),
             binds: AtomicU32::new(0),
             queue: ReplyQueue::new(config.queue),
             throttle: Throttle::new(config.tps),
             config,
+        }
+    }
+}
+
+/// Where the rules in force came from: what the admin API shows and readiness reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesInfo {
+    /// The first 16 hex digits of the SHA-256 of the file's text: two nodes with the same
+    /// version run the same rules.
+    pub version: String,
+    /// When they were loaded, Unix seconds.
+    pub loaded_at: i64,
+    /// The file they were read from.
+    pub path: PathBuf,
+    /// The file's text as loaded.
+    pub text: String,
+}
+
+impl RulesInfo {
+    /// The info of rules read from `path` with this `text` at `now`.
+    pub fn new(path: &Path, text: String, now: i64) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        RulesInfo {
+            version,
+            loaded_at: now,
+            path: path.to_path_buf(),
+            text,
         }
     }
 }
@@ -103,6 +144,13 @@ pub struct Gateway {
     /// The config it started with.
     pub config: Config,
     rules: RwLock<Arc<Rules>>,
+    rules_info: RwLock<Arc<RulesInfo>>,
+    /// Held while the rules file is re-read or replaced, so two changes never interleave.
+    rules_change: Mutex<()>,
+    /// Whether the SMPP listener is bound and accepting (for readiness).
+    pub smpp_listening: AtomicBool,
+    /// The day's figures (`GET /v1/stats`).
+    pub stats: stats::Stats,
     /// The quota engine.
     pub engine: QuotaEngine,
     /// The permit-id key.
@@ -116,10 +164,13 @@ pub struct Gateway {
     pub connectors: Vec<(Connector, Arc<OperatorState>)>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
-    message_ids: AtomicU64,
-    id_prefix: u32,
+    message_ids: MessageIds,
     /// Documents whose possible grant is with the store right now.
     claims: Claims,
+    /// Connection slots, unbound connections per address, failed binds per address.
+    pub admission: Arc<Admission>,
+    /// Every metric (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -133,29 +184,51 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// A gateway over `config`, with `store` (already replayed into `engine`).
     pub fn new(config: Config, engine: QuotaEngine, store: Store, clock: Arc<dyn Clock>) -> Self {
+        let metrics = Arc::new(Metrics::new());
         let operators = config
             .operators
             .iter()
-            .map(|o| (o.system_id.clone(), Arc::new(OperatorState::new(o.clone()))))
+            .map(|o| {
+                let state = OperatorState::new(o.clone(), &metrics);
+                (o.system_id.clone(), Arc::new(state))
+            })
             .collect();
         let connectors = config
             .connectors
             .iter()
-            .map(|c| (c.clone(), Arc::new(OperatorState::new(c.as_operator()))))
+            .map(|c| {
+                (
+                    c.clone(),
+                    Arc::new(OperatorState::new(c.as_operator(), &metrics)),
+                )
+            })
             .collect();
-        let id_prefix = (clock.now().timestamp() as u32) & 0x0fff_ffff;
+        let now = clock.now().timestamp();
+        // The text the config's rules were loaded from; a file changed since start shows
+        // another version, which a reload then makes true.
+        let text = crate::config::read_rules_text(&config.rules_path).unwrap_or_default();
+        let info = RulesInfo::new(&config.rules_path, text, now);
         Gateway {
             rules: RwLock::new(Arc::new(config.rules.clone())),
+            rules_info: RwLock::new(Arc::new(info)),
+            rules_change: Mutex::new(()),
+            smpp_listening: AtomicBool::new(false),
+            // A seed every node with the same permit key shares, so distinct phones add up.
+            stats: stats::Stats::with_seed(
+                crate::permit::document::Document::new(b"AA", b"0000000")
+                    .map_or(0, |d| config.permit_key.permit_id(d, 0, 0, 0).bits()),
+            ),
             key: config.permit_key.clone(),
-            config,
             engine,
             store,
             operators,
             connectors,
             clock,
-            message_ids: AtomicU64::new(1),
-            id_prefix,
+            message_ids: MessageIds::new(config.smpp.node_id, config.smpp.message_ids),
             claims: Claims::new(),
+            admission: Arc::new(Admission::new(&config)),
+            metrics,
+            config,
         }
     }
 
@@ -168,7 +241,7 @@ impl Gateway {
         volatile: bool,
         shutdown: &CancellationToken,
     ) -> Result<Self, OpenError> {
-        let engine = QuotaEngine::with_capacity(config.engine_reserve);
+        let engine = QuotaEngine::with_permits(config.engine_reserve, config.permit_key.clone());
         let now = clock.now().timestamp();
         let store = Store::open(&config, &engine, now, volatile, shutdown).await?;
         Ok(Gateway::new(config, engine, store, clock))
@@ -177,7 +250,7 @@ impl Gateway {
     /// [`Gateway::connect`] without waiting: the journal (or nothing, with `volatile`). A
     /// Redis store needs [`Gateway::connect`].
     pub fn open(config: Config, clock: Arc<dyn Clock>, volatile: bool) -> Result<Self, OpenError> {
-        let engine = QuotaEngine::with_capacity(config.engine_reserve);
+        let engine = QuotaEngine::with_permits(config.engine_reserve, config.permit_key.clone());
         let store = match (&config.store, volatile) {
             (_, true) => Store::Volatile,
             (StoreConfig::Journal, false) => {
@@ -212,6 +285,62 @@ impl Gateway {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(rules);
     }
 
+    /// Where the rules in force came from.
+    pub fn rules_info(&self) -> Arc<RulesInfo> {
+        self.rules_info
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Re-reads the rules file (SIGHUP, `POST /v1/rules/reload`): valid rules are swapped in
+    /// and their info returned; a bad file changes nothing and every error is returned.
+    /// Blocking file I/O.
+    pub fn reload_rules(&self) -> Result<Arc<RulesInfo>, ConfigErrors> {
+        let _one = self
+            .rules_change
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let path = &self.config.rules_path;
+        let text = crate::config::read_rules_text(path)?;
+        let rules = crate::config::rules_from_text(path, &text)?;
+        Ok(self.swap_rules(rules, text))
+    }
+
+    /// Replaces the rules file with `text` (`PUT /v1/rules`): validated first (a bad text
+    /// changes nothing, file included, and every error is returned), then written beside
+    /// the file, synced and renamed over it, and swapped in. Blocking file I/O.
+    pub fn replace_rules(&self, text: String) -> Result<Arc<RulesInfo>, ConfigErrors> {
+        let _one = self
+            .rules_change
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let path = &self.config.rules_path;
+        let rules = crate::config::rules_from_text(path, &text)?;
+        write_atomically(path, text.as_bytes()).map_err(|e| {
+            ConfigErrors(vec![crate::config::ConfigError {
+                file: path.clone(),
+                key: "(file)".into(),
+                message: format!("cannot write: {e}"),
+            }])
+        })?;
+        Ok(self.swap_rules(rules, text))
+    }
+
+    fn swap_rules(&self, rules: Rules, text: String) -> Arc<RulesInfo> {
+        let info = Arc::new(RulesInfo::new(
+            &self.config.rules_path,
+            text,
+            self.clock.now().timestamp(),
+        ));
+        self.set_rules(rules);
+        *self
+            .rules_info
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = info.clone();
+        info
+    }
+
     /// Whether `destination` is one of our short numbers.
     pub fn is_short_number(&self, destination: &str) -> bool {
         self.config
@@ -221,8 +350,38 @@ impl Gateway {
             .any(|n| n == destination)
     }
 
-    fn message_id(&self) -> String {
-        let n = self.message_ids.fetch_add(1, Ordering::Relaxed);
-        format!("{:07x}{:09x}", self.id_prefix, n)
+    /// Every metric in the Prometheus text format, with the reply queues' depths read now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.encode(|| {
+            let all = self
+                .operators
+                .values()
+                .chain(self.connectors.iter().map(|(_, o)| o));
+            for op in all {
+                op.metrics.queue_depth.set(op.queue.len() as i64);
+            }
+        })
     }
+
+    fn message_id(&self) -> String {
+        self.message_ids.next()
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path` and
+/// syncs the folder: a crash leaves the old file or the new one, never half of either.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{}.tmp", name.unwrap_or_else(|| "rules".into())));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::File::open(dir)?.sync_all()
 }

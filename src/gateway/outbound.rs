@@ -2,10 +2,13 @@
 //! that operator pulls from, so replies spread over its binds, wait while it has none, and
 //! go out as soon as one binds; and the policy a bind delivers them with ([`policy`]).
 //!
-//! The bound is enforced at intake (an MO is refused with ESME_RMSGQFUL while its
-//! operator's queue is full, before anything is decided), so a reply that is already owed
-//! is never dropped: replies taken back from a closing bind re-enter even a full queue, at
-//! its front ([`ReplyQueue::give_back`]), so they go out first on the next bind.
+//! The bound is hard, and enforced at intake: an MO takes a place for its reply
+//! ([`ReplyQueue::try_reserve`]) before anything is decided, and is refused with
+//! ESME_RMSGQFUL when queued plus promised replies fill the queue; so MOs under way in
+//! many batches at once cannot overfill it. A reply that is already owed is never dropped:
+//! replies taken back from a closing bind re-enter even a full queue, at its front
+//! ([`ReplyQueue::give_back`]), so they go out first on the next bind, and so does the hint
+//! for a concatenated MO whose parts were acknowledged but never completed.
 
 use crate::smpp::session::Policy;
 use std::collections::VecDeque;
@@ -52,6 +55,8 @@ pub struct Mt {
     /// Transient refusals so far, on every bind it went to (for logs: a reply is never
     /// given up on for being refused for now).
     pub attempts: u32,
+    /// When the MO it answers was read: its delivery ends the MO→MT time.
+    pub owed_since: tokio::time::Instant,
 }
 
 /// An operator's reply queue.
@@ -60,6 +65,8 @@ pub struct ReplyQueue {
     items: Mutex<VecDeque<Mt>>,
     /// `items.len()`, kept beside the lock so intake checks room per MO without taking it.
     len: AtomicUsize,
+    /// Places promised to MOs under way, whose replies are not queued yet.
+    reserved: AtomicUsize,
     ready: Notify,
     capacity: usize,
     next_id: AtomicU64,
@@ -71,6 +78,7 @@ impl ReplyQueue {
         ReplyQueue {
             items: Mutex::new(VecDeque::new()),
             len: AtomicUsize::new(0),
+            reserved: AtomicUsize::new(0),
             ready: Notify::new(),
             capacity,
             next_id: AtomicU64::new(1),
@@ -83,9 +91,40 @@ impl ReplyQueue {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether a new MO may be taken: its reply will have room.
-    pub fn has_room(&self) -> bool {
-        self.len() < self.capacity
+    /// Takes a place for a new MO's reply, if queued and promised replies leave one. Every
+    /// place taken is given back by [`ReplyQueue::push_reserved`] (the reply is queued) or
+    /// [`ReplyQueue::release`] (the MO ended without one).
+    pub fn try_reserve(&self) -> bool {
+        let mut promised = self.reserved.load(Ordering::Acquire);
+        loop {
+            if self.len() + promised >= self.capacity {
+                return false;
+            }
+            match self.reserved.compare_exchange_weak(
+                promised,
+                promised + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => promised = now,
+            }
+        }
+    }
+
+    /// Gives back `n` places of MOs that ended without a reply (refused, held parts,
+    /// dropped with their connection).
+    pub fn release(&self, n: usize) {
+        if n > 0 {
+            self.reserved.fetch_sub(n, Ordering::AcqRel);
+        }
+    }
+
+    /// Queues the reply of an MO that took a place with [`ReplyQueue::try_reserve`].
+    pub fn push_reserved(&self, mt: Mt) {
+        // Queued first, promise dropped after: for a moment it counts twice, never zero.
+        self.push(mt);
+        self.release(1);
     }
 
     /// Replies waiting.
@@ -103,7 +142,8 @@ impl ReplyQueue {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Queues a reply (never refused: the bound was checked when the MO was taken).
+    /// Queues a reply owed without a place taken for it (the hint for an incomplete
+    /// concatenated MO): never refused, even by a full queue.
     pub fn push(&self, mt: Mt) {
         {
             let mut items = self.items();
@@ -166,23 +206,47 @@ mod tests {
             dest_npi: 1,
             text: "ok".into(),
             attempts: 0,
+            owed_since: tokio::time::Instant::now(),
         }
     }
 
     #[tokio::test]
     async fn queue_bounds_intake_but_never_drops() {
         let q = ReplyQueue::new(2);
-        assert!(q.has_room());
-        q.push(mt(1));
-        q.push(mt(2));
-        assert!(!q.has_room());
+        assert!(q.try_reserve());
+        q.push_reserved(mt(1));
+        assert!(q.try_reserve());
+        q.push_reserved(mt(2));
+        assert!(!q.try_reserve());
         // A reply taken back from a closing bind still gets in.
+        q.give_back(vec![mt(3)]);
+        assert_eq!(q.try_pop().map(|m| m.id), Some(3));
         q.push(mt(3));
         assert_eq!(q.len(), 3);
         assert_eq!(q.pop().await.id, 1);
         assert_eq!(q.try_pop().map(|m| m.id), Some(2));
         assert_eq!(q.try_pop().map(|m| m.id), Some(3));
         assert!(q.try_pop().is_none() && q.is_empty());
+    }
+
+    #[test]
+    fn places_promised_to_mos_under_way_count_against_the_limit() {
+        // MOs under way in several batches: each took a place before its reply is queued,
+        // so they cannot together overfill the queue (they once reached 28,783 of 20,000).
+        let q = ReplyQueue::new(3);
+        assert!(q.try_reserve() && q.try_reserve() && q.try_reserve());
+        assert!(!q.try_reserve(), "three replies promised: full");
+        q.push_reserved(mt(1));
+        assert!(!q.try_reserve(), "two promised and one queued: still full");
+        // One MO refused: its place comes back.
+        q.release(1);
+        assert!(q.try_reserve());
+        q.push_reserved(mt(2));
+        q.push_reserved(mt(3));
+        assert_eq!(q.len(), 3);
+        assert!(!q.try_reserve());
+        q.try_pop();
+        assert!(q.try_reserve());
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@
 
 use super::outbound::Mt;
 use super::{Gateway, Mo, MoResult, OperatorState};
-use crate::permit::answer::{Verdict, reply_text};
+use crate::permit::answer::{Verdict, reply_text, request_of};
 use crate::permit::clock::Moment;
 use crate::permit::decision::{Decision, Denial, Outcome};
 use crate::permit::reply::Replier;
@@ -30,6 +30,7 @@ use crate::permit::rules::Rules;
 use crate::smpp::Status;
 use crate::store::redis::RedisVerdict;
 use crate::store::{StoreError, Tentative};
+use crate::telemetry::metrics::{Metrics, MoOutcome};
 
 /// What became of one MO before its reply is rendered.
 #[derive(Debug, Clone)]
@@ -44,13 +45,16 @@ enum Answer {
 
 impl Gateway {
     /// Decides a batch of MOs from `operator`, makes their grants durable, queues their
-    /// replies, and says for each how to answer it. Results are in MO order.
+    /// replies, and says for each how to answer it. Results are in MO order. Each MO took a
+    /// place in the operator's reply queue ([`super::outbound::ReplyQueue::try_reserve`]);
+    /// each is used by its reply or given back.
     pub async fn take_mos(
         &self,
         operator: &OperatorState,
         mos: &[Mo],
         results: &mut Vec<MoResult>,
     ) {
+        let started = std::time::Instant::now();
         let rules = self.rules();
         let now = self.clock.now().timestamp();
         let parser = rules.parser();
@@ -58,13 +62,13 @@ impl Gateway {
         let mut requests = Vec::with_capacity(mos.len());
         let mut owners = Vec::with_capacity(mos.len());
         for (i, mo) in mos.iter().enumerate() {
-            match parser.parse(&mo.text) {
+            match request_of(parser.parse(&mo.text)) {
                 Ok(request) => {
                     requests.push(request);
                     owners.push(i);
                     answers.push(None);
                 }
-                Err(e) => answers.push(Some(Answer::Verdict(Verdict::Invalid(e)))),
+                Err(verdict) => answers.push(Some(Answer::Verdict(verdict))),
             }
         }
         self.decide(&rules, now, &requests, &owners, &mut answers)
@@ -72,6 +76,7 @@ impl Gateway {
 
         let lang = operator.config.language;
         results.clear();
+        let mut tally = super::stats::Tally::with_capacity(mos.len());
         for (mo, answer) in mos.iter().zip(answers) {
             // Every request gets an answer above; a gap would be a bug, and then the operator
             // resending is the safe way out.
@@ -81,6 +86,11 @@ impl Gateway {
                 Answer::TryLater => ("try_later", ""),
                 Answer::Refuse(_) => ("refused", ""),
             };
+            let verdict = match &answer {
+                Answer::Verdict(v) => Some(v),
+                _ => None,
+            };
+            tally.add(&self.stats, &mo.source, outcome, reason, verdict);
             tracing::debug!(
                 operator = %operator.config.system_id,
                 msisdn = %crate::telemetry::mask_msisdn(&mo.source),
@@ -90,8 +100,11 @@ impl Gateway {
                 store = self.store.kind(),
                 "MO decided"
             );
+            self.count(operator, &answer);
             let text = match answer {
                 Answer::Refuse(status) => {
+                    // No reply: the place the MO took in the queue goes back.
+                    operator.queue.release(1);
                     results.push(MoResult::Refused(status));
                     continue;
                 }
@@ -100,6 +113,33 @@ impl Gateway {
             };
             results.push(self.answer(operator, mo, text));
         }
+        let day = rules.calendar.moment(now).day;
+        self.stats
+            .record(&operator.config.system_id, day, &tally, started.elapsed());
+    }
+
+    /// Counts one MO's answer: by operator and outcome, and its decision by code or its
+    /// text's fault by reason.
+    fn count(&self, operator: &OperatorState, answer: &Answer) {
+        let outcome = match answer {
+            Answer::Verdict(Verdict::Decided(d)) => {
+                let (mo, name) = match d.outcome {
+                    Outcome::Granted(_) => (MoOutcome::Granted, "granted"),
+                    Outcome::Active(_) => (MoOutcome::Active, "active"),
+                    Outcome::Denied(denial) => (MoOutcome::Denied, denial.reason()),
+                };
+                self.metrics.decision(d.code, name);
+                mo
+            }
+            Answer::Verdict(Verdict::Invalid(e)) => {
+                self.metrics.invalid(e.reason());
+                MoOutcome::Invalid
+            }
+            Answer::Verdict(Verdict::Help) => MoOutcome::Help,
+            Answer::TryLater => MoOutcome::TryLater,
+            Answer::Refuse(_) => MoOutcome::Refused,
+        };
+        operator.metrics.mo(outcome);
     }
 
     /// Decides `requests` (those of `answers`' MOs at `owners`) for good: rounds of
@@ -159,7 +199,12 @@ impl Gateway {
                 sent.push(k);
             }
 
-            match self.store.decide(rules, now, &tentative).await {
+            let started = tokio::time::Instant::now();
+            let decided = self.store.decide(rules, now, &tentative).await;
+            if !tentative.is_empty() {
+                Metrics::observe(&self.metrics.store_latency, started.elapsed());
+            }
+            match decided {
                 Ok(verdicts) => {
                     for ((t, &k), verdict) in tentative.iter().zip(&sent).zip(verdicts) {
                         let outcome = self.commit(rules, t, verdict, &moment);
@@ -192,6 +237,7 @@ impl Gateway {
     /// How the MOs of a round the store could not decide are answered.
     fn failed(&self, error: &StoreError, mos: usize) -> Answer {
         let closed = error.is_closed();
+        self.metrics.store_error(self.store.kind());
         tracing::error!(
             error = %error,
             mos,
@@ -232,9 +278,10 @@ impl Gateway {
         }
     }
 
-    /// Queues `text` as the reply to `mo` and gives the MO's acknowledgement.
+    /// Queues `text` as the reply to `mo` (in the place it took at intake) and gives the
+    /// MO's acknowledgement.
     fn answer(&self, operator: &OperatorState, mo: &Mo, text: String) -> MoResult {
-        operator.queue.push(Mt {
+        operator.queue.push_reserved(Mt {
             id: operator.queue.next_id(),
             source: mo.destination.clone(),
             destination: mo.source.clone(),
@@ -242,6 +289,7 @@ impl Gateway {
             dest_npi: mo.source_npi,
             text,
             attempts: 0,
+            owed_since: mo.received,
         });
         MoResult::Accepted(self.message_id())
     }
@@ -276,7 +324,7 @@ mod tests {
         let rules = gw.rules();
         let requests: Vec<PermitRequest> = texts
             .iter()
-            .map(|t| rules.parser().parse(t).expect("a request"))
+            .map(|t| request_of(rules.parser().parse(t)).expect("a request"))
             .collect();
         let owners: Vec<usize> = (0..requests.len()).collect();
         let mut answers = vec![None; requests.len()];
@@ -311,10 +359,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_document_another_round_holds_waits_for_that_round() {
         let gw = gateway();
-        let document = gw
-            .rules()
-            .parser()
-            .parse("2 AZE 11111111")
+        let document = request_of(gw.rules().parser().parse("2 AZE 11111111"))
             .expect("request")
             .document;
         let mut other = gw.claims.round();

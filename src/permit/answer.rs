@@ -6,11 +6,11 @@ use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
 use crate::permit::id::PermitKey;
 use crate::permit::reply::{Language, Replier};
-use crate::permit::request::ParseError;
+use crate::permit::request::{ParseError, Parsed, PermitRequest};
 use crate::permit::rules::Rules;
 use serde::Serialize;
 
-/// The four kinds of answer a citizen can get.
+/// The kinds of answer a citizen can get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -22,6 +22,8 @@ pub enum Kind {
     Denied,
     /// Not a request.
     Invalid,
+    /// How the service works.
+    Help,
 }
 
 impl Kind {
@@ -32,6 +34,7 @@ impl Kind {
             Kind::Active => "active",
             Kind::Denied => "denied",
             Kind::Invalid => "invalid",
+            Kind::Help => "help",
         }
     }
 }
@@ -43,6 +46,9 @@ pub enum Verdict {
     Decided(Decision),
     /// The text is not a request.
     Invalid(ParseError),
+    /// A help word: the usage reply. A status request gets it too for now (status replies,
+    /// which must show only the asking phone's permits, are not built yet).
+    Help,
 }
 
 impl Verdict {
@@ -55,6 +61,7 @@ impl Verdict {
                 Outcome::Denied(_) => Kind::Denied,
             },
             Verdict::Invalid(_) => Kind::Invalid,
+            Verdict::Help => Kind::Help,
         }
     }
 
@@ -66,15 +73,39 @@ impl Verdict {
                 _ => None,
             },
             Verdict::Invalid(e) => Some(e.reason()),
+            Verdict::Help => None,
         }
+    }
+}
+
+/// What a parsed text leaves for the engine: the request to decide, or the verdict when
+/// there is nothing to decide.
+///
+/// A family (several documents in one text) yields its first request only: deciding and
+/// answering every document in one reply is not built yet. The other documents are not
+/// decided; this is logged (masked) so it never goes unnoticed.
+pub fn request_of(parsed: Result<Parsed, ParseError>) -> Result<PermitRequest, Verdict> {
+    match parsed {
+        Ok(Parsed::Permits(requests)) => {
+            if requests.len() > 1 {
+                tracing::warn!(
+                    documents = requests.len(),
+                    first = %requests[0].document.masked(),
+                    "several documents in one text: only the first is decided"
+                );
+            }
+            requests.into_iter().next().ok_or(Verdict::Help)
+        }
+        Ok(Parsed::Help | Parsed::Status(_)) => Err(Verdict::Help),
+        Err(e) => Err(Verdict::Invalid(e)),
     }
 }
 
 /// Parses and decides one text at `now` (Unix seconds).
 pub fn decide_text(engine: &QuotaEngine, rules: &Rules, text: &str, now: i64) -> Verdict {
-    match rules.parser().parse(text) {
+    match request_of(rules.parser().parse(text)) {
         Ok(request) => Verdict::Decided(engine.decide(rules, &request, now)),
-        Err(e) => Verdict::Invalid(e),
+        Err(verdict) => verdict,
     }
 }
 
@@ -84,6 +115,7 @@ pub fn reply_text(rules: &Rules, key: &PermitKey, lang: Language, verdict: &Verd
     match verdict {
         Verdict::Decided(d) => replier.decision(lang, d),
         Verdict::Invalid(e) => replier.parse_error(lang, e),
+        Verdict::Help => replier.help(lang),
     }
 }
 
@@ -114,7 +146,7 @@ impl Record {
         let reply = reply_text(rules, key, lang, verdict);
         let (code, document, validity): (Option<u8>, Option<Document>, _) = match verdict {
             Verdict::Decided(d) => (Some(d.code), Some(d.document), d.validity()),
-            Verdict::Invalid(_) => (None, None, None),
+            Verdict::Invalid(_) | Verdict::Help => (None, None, None),
         };
         Record {
             outcome: verdict.kind(),

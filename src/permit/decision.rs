@@ -33,6 +33,8 @@ pub enum Denial {
     Blocked,
     /// The code is not in the current rules (they were reloaded after parsing).
     UnknownCode,
+    /// The document's active permit of this code was revoked by an official.
+    Revoked,
 }
 
 impl Denial {
@@ -44,6 +46,7 @@ impl Denial {
             Denial::CodeDisabled => "code_disabled",
             Denial::Blocked => "blocked",
             Denial::UnknownCode => "unknown_code",
+            Denial::Revoked => "revoked",
         }
     }
 }

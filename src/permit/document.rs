@@ -41,33 +41,63 @@ pub enum DocumentError {
 impl Document {
     /// Builds a document from an upper-case ASCII series and a string of ASCII digits.
     pub fn new(series: &[u8], digits: &[u8]) -> Result<Self, DocumentError> {
-        if series.is_empty()
-            || series.len() > MAX_SERIES_LETTERS
-            || !series.iter().all(u8::is_ascii_uppercase)
-        {
+        // One pass each, checking and packing together: the parser builds one per request.
+        let mut packed = 0u64;
+        let mut good = !series.is_empty() && series.len() <= MAX_SERIES_LETTERS;
+        for &c in series {
+            good &= c.is_ascii_uppercase();
+            packed =
+                (packed << LETTER_BITS) | u64::from(c.wrapping_sub(b'A').wrapping_add(1) & 0x1f);
+        }
+        if !good {
             return Err(DocumentError::BadSeries(
                 String::from_utf8_lossy(series).into_owned(),
             ));
         }
-        if digits.is_empty()
-            || digits.len() > MAX_DIGITS as usize
-            || !digits.iter().all(u8::is_ascii_digit)
-        {
+        let mut number = 0u64;
+        let mut good = !digits.is_empty() && digits.len() <= MAX_DIGITS as usize;
+        for &d in digits {
+            good &= d.is_ascii_digit();
+            number = number
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(d.wrapping_sub(b'0')));
+        }
+        if !good {
             return Err(DocumentError::BadNumber(
                 String::from_utf8_lossy(digits).into_owned(),
             ));
         }
-        let number = digits
-            .iter()
-            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        Ok(Self::from_parts(
-            pack_series(series),
-            digits.len() as u8,
-            number,
-        ))
+        Ok(Self::from_parts(packed, digits.len() as u8, number))
     }
 
-    /// Packs already-checked parts; `series` comes from [`pack_series`].
+    /// The series as [`Document::from_series_bits`] takes it (letters 1–26, 5 bits each),
+    /// or `None` unless it is 1 to 4 ASCII capitals. Computed once per document kind.
+    pub(crate) fn series_bits(series: &[u8]) -> Option<u64> {
+        let good = !series.is_empty()
+            && series.len() <= MAX_SERIES_LETTERS
+            && series.iter().all(u8::is_ascii_uppercase);
+        good.then(|| {
+            series.iter().fold(0u64, |acc, &c| {
+                (acc << LETTER_BITS) | u64::from(c - b'A' + 1)
+            })
+        })
+    }
+
+    /// A document from [`Document::series_bits`] and 1 to [`MAX_DIGITS`] ASCII digits (the
+    /// parser's hot path, which has checked the digits; a non-digit would give a wrong
+    /// number, never a panic); `None` for a count out of range.
+    pub(crate) fn from_series_bits(series: u64, digits: &[u8]) -> Option<Self> {
+        if digits.is_empty() || digits.len() > MAX_DIGITS as usize || series == 0 {
+            return None;
+        }
+        let number = digits
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d.wrapping_sub(b'0')));
+        Some(Self::from_parts(series, digits.len() as u8, number))
+    }
+
+    /// Packs already-checked parts: `series` is its letters as 1–26, 5 bits each, first
+    /// letter highest.
     fn from_parts(series: u64, len: u8, number: u64) -> Self {
         Document((series << (NUMBER_BITS + LEN_BITS)) | (u64::from(len) << NUMBER_BITS) | number)
     }
@@ -165,13 +195,6 @@ impl Document {
     }
 }
 
-/// Packs up to four upper-case ASCII letters into 20 bits, first letter highest.
-fn pack_series(series: &[u8]) -> u64 {
-    series.iter().fold(0u64, |acc, &c| {
-        (acc << LETTER_BITS) | u64::from(c - b'A' + 1)
-    })
-}
-
 impl fmt::Display for Document {
     /// `AZE11111111`: the canonical ASCII form, also what [`Document::parse_canonical`] reads.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -225,6 +248,18 @@ mod tests {
             Document::new(b"AAA", b"1234567").unwrap()
         );
         assert!(d.packed() < 1 << DOCUMENT_BITS);
+    }
+
+    #[test]
+    fn the_parser_s_constructor_builds_the_same_documents() {
+        let bits = Document::series_bits(b"MYI").unwrap();
+        assert_eq!(
+            Document::from_series_bits(bits, b"0123456"),
+            Document::new(b"MYI", b"0123456").ok()
+        );
+        assert_eq!(Document::series_bits(b"myi"), None);
+        assert_eq!(Document::from_series_bits(bits, b""), None);
+        assert_eq!(Document::from_series_bits(bits, b"1234567890"), None);
     }
 
     #[test]

@@ -68,6 +68,11 @@ impl PermitKey {
 pub struct PermitId(u64);
 
 impl PermitId {
+    /// The id as a number below 30^8 (for sharding tables by id).
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+
     /// Reads an id as a person types it back: any case, with or without the hyphen or
     /// spaces; `0`/`O` are read as nothing valid and refused.
     pub fn parse(text: &str) -> Option<PermitId> {

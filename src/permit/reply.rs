@@ -16,8 +16,11 @@ use std::fmt::Write;
 #[derive(Debug, Default)]
 struct ErrorFacts<'e> {
     code: Option<u32>,
+    other_code: Option<u8>,
     series: Option<&'e str>,
+    other_series: Option<&'e str>,
     got: Option<usize>,
+    max: Option<usize>,
     expected: &'e [u8],
 }
 
@@ -44,6 +47,21 @@ fn parse_error_facts(error: &ParseError) -> ErrorFacts<'_> {
             series: Some(series),
             got: Some(*got),
             expected,
+            ..ErrorFacts::default()
+        },
+        ParseError::TwoCodes { first, second } => ErrorFacts {
+            code: Some(u32::from(*first)),
+            other_code: Some(*second),
+            ..ErrorFacts::default()
+        },
+        ParseError::AmbiguousNumber { first, second } => ErrorFacts {
+            series: Some(first),
+            other_series: Some(second),
+            ..ErrorFacts::default()
+        },
+        ParseError::TooManyDocuments { max, got } => ErrorFacts {
+            got: Some(*got),
+            max: Some(*max),
             ..ErrorFacts::default()
         },
         ParseError::Empty | ParseError::NoCode | ParseError::NoDocument => ErrorFacts::default(),
@@ -115,6 +133,7 @@ impl<'a> Replier<'a> {
             Outcome::Denied(Denial::CodeDisabled) => ReplyKey::CodeDisabled,
             Outcome::Denied(Denial::Blocked) => ReplyKey::Blocked,
             Outcome::Denied(Denial::UnknownCode) => ReplyKey::UnknownCode,
+            Outcome::Denied(Denial::Revoked) => ReplyKey::Revoked,
         };
         let validity = decision.validity();
         rules.templates.get(lang, key).render(|var, out| match var {
@@ -187,6 +206,17 @@ impl<'a> Replier<'a> {
                     }
                 }
                 Var::Series => out.push_str(facts.series.unwrap_or("")),
+                Var::OtherSeries => out.push_str(facts.other_series.unwrap_or("")),
+                Var::OtherCode => {
+                    if let Some(c) = facts.other_code {
+                        let _ = write!(out, "{c}");
+                    }
+                }
+                Var::Max => {
+                    if let Some(m) = facts.max {
+                        let _ = write!(out, "{m}");
+                    }
+                }
                 Var::Got => {
                     if let Some(g) = facts.got {
                         let _ = write!(out, "{g}");
@@ -222,11 +252,78 @@ impl<'a> Replier<'a> {
             .render(|var, out| self.common(var, out))
     }
 
+    /// The usage reply to a help word: the format, an example and the codes in force with
+    /// what each is for.
+    pub fn help(&self, lang: Language) -> String {
+        self.rules
+            .templates
+            .get(lang, ReplyKey::Help)
+            .render(|var, out| match var {
+                Var::CodeLabels => {
+                    let mut first = true;
+                    for c in self.rules.codes().filter(|c| c.enabled) {
+                        if !first {
+                            out.push_str(", ");
+                        }
+                        first = false;
+                        let _ = write!(out, "{} ({})", c.code, c.labels[lang as usize]);
+                    }
+                }
+                other => self.common(other, out),
+            })
+    }
+
     /// The "try again in a few minutes" reply, for when the store cannot decide.
     pub fn try_later(&self, lang: Language) -> String {
         self.rules
             .templates
             .get(lang, ReplyKey::TryLater)
             .render(|var, out| self.common(var, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules::from_toml(include_str!("../../config/rules.toml")).expect("shipped rules")
+    }
+
+    #[test]
+    fn help_lists_the_codes_in_force_with_their_labels() {
+        let rules = rules();
+        let key = PermitKey::from_secret(b"reply-unit-test");
+        let replier = Replier::new(&rules, &key);
+        let az = replier.help(Language::Az);
+        assert!(az.contains("KOD SERİYA NÖMRƏ"), "{az}");
+        assert!(az.contains("2 (ərzaq, dərman, bank, poçt)"), "{az}");
+        let en = replier.help(Language::En);
+        assert!(en.contains("1 (urgent medical need)"), "{en}");
+        assert!(replier.help(Language::Ru).contains("КОД СЕРИЯ НОМЕР"));
+    }
+
+    #[test]
+    fn new_refusals_say_what_was_wrong() {
+        let rules = rules();
+        let key = PermitKey::from_secret(b"reply-unit-test");
+        let replier = Replier::new(&rules, &key);
+        let parse = |text: &str| rules.parser().parse(text).expect_err(text);
+        let two = replier.parse_error(Language::En, &parse("2 AZE 11111111 3"));
+        assert!(two.contains("you sent 2 and 3"), "{two}");
+        let ambiguous = replier.parse_error(Language::En, &parse("2 AZE 1234567 AA"));
+        assert!(ambiguous.contains("for AZE or for AA"), "{ambiguous}");
+        let many = replier.parse_error(
+            Language::Az,
+            &parse("2 AZE 11111111 AZE 22222222 AZE 33333333 AZE 44444444 AZE 55555555 AA 1234567"),
+        );
+        assert!(
+            many.contains("ən çoxu 5 sənəd") && many.contains("siz 6"),
+            "{many}"
+        );
+        for lang in Language::ALL {
+            let text = replier.parse_error(lang, &parse("2 AZE 11111111 3"));
+            assert!(text.contains('2') && text.contains('3'), "{text}");
+        }
     }
 }

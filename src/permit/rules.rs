@@ -8,7 +8,7 @@
 use crate::permit::clock::Calendar;
 pub use crate::permit::decision::Hours;
 use crate::permit::document::{Document, DocumentKind};
-use crate::permit::request::Parser;
+use crate::permit::request::{DEFAULT_MAX_DOCUMENTS, MAX_DOCUMENTS, Parser};
 use crate::permit::templates::{Language, Templates};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -138,6 +138,11 @@ impl Rules {
                 .is_some_and(|set| set.contains(code))
     }
 
+    /// The rules file's blocklist: each document and the codes it is refused.
+    pub fn blocklist(&self) -> impl Iterator<Item = (Document, CodeSet)> + '_ {
+        self.blocklist.iter().map(|(d, c)| (*d, *c))
+    }
+
     /// How the series of a document is printed (`MYİ` for stored `MYI`).
     pub fn series_display(&self, document: Document) -> String {
         let (bytes, n) = document.series_bytes();
@@ -179,7 +184,8 @@ pub fn deserialize_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
             .unwrap_or_default()
     };
     let de = toml::Deserializer::parse(text).map_err(|e| {
-        RuleError::new("(syntax)", format!("{}{}", e.message().trim(), line_of(&e)))
+        let key = duplicate_key(text, &e).unwrap_or_else(|| "(syntax)".to_string());
+        RuleError::new(key, format!("{}{}", e.message().trim(), line_of(&e)))
     })?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -192,6 +198,29 @@ pub fn deserialize_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
             },
             format!("{}{}", inner.message().trim(), line_of(&inner)),
         )
+    })
+}
+
+/// The dotted key a "duplicate key" error is about (`smpp.bind_timeout`): the key at the
+/// error's span, under the last table header before it.
+fn duplicate_key(text: &str, e: &toml::de::Error) -> Option<String> {
+    if !e.message().contains("duplicate key") {
+        return None;
+    }
+    let span = e.span()?;
+    let key = text.get(span.clone())?.trim().trim_matches('"');
+    if key.is_empty() || key.contains('\n') {
+        return None;
+    }
+    let table = text[..span.start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
     })
 }
 
@@ -252,6 +281,7 @@ pub fn parse_duration(s: &str) -> Option<u32> {
 struct RawRules {
     timezone: Option<String>,
     language: Option<String>,
+    max_documents_per_sms: Option<i64>,
     #[serde(default)]
     documents: Vec<RawDocument>,
     #[serde(default)]
@@ -350,6 +380,18 @@ impl RawRules {
                 ));
                 Language::Az
             }),
+        };
+
+        let max_documents = match self.max_documents_per_sms {
+            None => DEFAULT_MAX_DOCUMENTS,
+            Some(n) if (1..=MAX_DOCUMENTS as i64).contains(&n) => n as usize,
+            Some(n) => {
+                errors.push(RuleError::new(
+                    "max_documents_per_sms",
+                    format!("{n} is not from 1 to {MAX_DOCUMENTS}"),
+                ));
+                DEFAULT_MAX_DOCUMENTS
+            }
         };
 
         let mut documents: Vec<DocumentKind> = Vec::new();
@@ -561,7 +603,8 @@ impl RawRules {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let parser = Parser::new(&documents, codes.iter().flatten().map(|c| c.code));
+        let parser = Parser::new(&documents, codes.iter().flatten().map(|c| c.code))
+            .with_max_documents(max_documents);
         Ok(Rules {
             parser,
             calendar: Calendar::new(tz),
@@ -598,6 +641,29 @@ mod tests {
         );
         assert!(Hours::parse("25:00-26:00").is_none());
         assert!(Hours::parse("7-8").is_none());
+    }
+
+    #[test]
+    fn max_documents_per_sms_is_read_and_bounded() {
+        let rules = |extra: &str| {
+            Rules::from_toml(&format!(
+                "{extra}\n[[documents]]\nseries = \"AZE\"\ndigits = [8]\n\
+                 [codes.2]\nname = \"food\"\nvalidity = \"3h\"\ndaily_limit = 1\n"
+            ))
+        };
+        let default = rules("").expect("valid");
+        assert_eq!(default.parser().max_documents(), 5);
+        let two = rules("max_documents_per_sms = 2").expect("valid");
+        assert_eq!(two.parser().max_documents(), 2);
+        assert!(matches!(
+            two.parser()
+                .parse("2 AZE 11111111 AZE 22222222 AZE 33333333"),
+            Err(crate::permit::request::ParseError::TooManyDocuments { max: 2, got: 3 })
+        ));
+        for bad in ["0", "11", "-1"] {
+            let errs = rules(&format!("max_documents_per_sms = {bad}")).expect_err(bad);
+            assert_eq!(errs[0].key, "max_documents_per_sms", "{bad}");
+        }
     }
 
     #[test]

@@ -87,7 +87,12 @@ reply_keys! {
     UnknownSeries => "unknown_series", "A series that is no document kind.";
     NoNumber => "no_number", "A series but no number.";
     WrongDigitCount => "wrong_digit_count", "A number with the wrong digit count.";
+    TwoCodes => "two_codes", "Two different codes in one text.";
+    AmbiguousNumber => "ambiguous_number", "A number two series could own.";
+    TooManyDocuments => "too_many_documents", "More documents than one SMS may carry.";
+    Help => "help", "How to ask: a help word or a lone `?` (also status texts, until those get their own reply).";
     TryLater => "try_later", "The gateway cannot decide now (store unavailable).";
+    Revoked => "revoked", "A repeat of a permit an official revoked.";
 }
 
 macro_rules! vars {
@@ -117,11 +122,15 @@ vars! {
     Limit => "limit", "The daily limit that is used.";
     Hours => "hours", "The permitted hours `HH:MM–HH:MM`.";
     Series => "series", "The series the citizen typed.";
-    Got => "got", "How many digits they typed.";
+    Got => "got", "How many digits (or documents) they sent.";
     Expected => "expected", "How many digits the series takes.";
     Example => "example", "A correct message, e.g. `2 AZE 11111111`.";
     Codes => "codes", "The enabled codes, e.g. `1, 2, 3`.";
     SeriesList => "series_list", "The known series, e.g. `AZE, AA, MYİ`.";
+    OtherCode => "other_code", "The second of two different codes.";
+    OtherSeries => "other_series", "The second series a number could belong to.";
+    Max => "max", "The most documents one SMS may name.";
+    CodeLabels => "code_labels", "The enabled codes with what they are for, e.g. `1 (tibbi), 2 (ərzaq)`.";
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -269,8 +278,33 @@ const DEFAULTS: &[(Language, ReplyKey, &str)] = &[
     ),
     (
         Language::Az,
+        ReplyKey::TwoCodes,
+        "Bir mesajda bir kod yazın: siz {code} və {other_code} göndərmisiniz. Məs. {example}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::AmbiguousNumber,
+        "Nömrə {series} və ya {other_series} üçündür? Seriyanı nömrədən əvvəl yazın, məs. {example}.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::TooManyDocuments,
+        "Bir mesajda ən çoxu {max} sənəd yazın, siz {got} yazmısınız. Qalanlarını ayrıca göndərin.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::Help,
+        "İcazə üçün yazın: KOD SERİYA NÖMRƏ, məs. {example}. Kodlar: {code_labels}.",
+    ),
+    (
+        Language::Az,
         ReplyKey::TryLater,
         "Sorğunuzu indi emal etmək mümkün olmadı. Bir neçə dəqiqədən sonra yenidən göndərin.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::Revoked,
+        "{document} üçün kod {code} ({label}) üzrə icazəniz ləğv edilib. Onunla çölə çıxmayın.",
     ),
     (
         Language::En,
@@ -344,8 +378,33 @@ const DEFAULTS: &[(Language, ReplyKey, &str)] = &[
     ),
     (
         Language::En,
+        ReplyKey::TwoCodes,
+        "Send one code per message; you sent {code} and {other_code}. E.g. {example}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::AmbiguousNumber,
+        "Is the number for {series} or for {other_series}? Write the series before its number, e.g. {example}.",
+    ),
+    (
+        Language::En,
+        ReplyKey::TooManyDocuments,
+        "At most {max} documents per message; you sent {got}. Send the rest in another message.",
+    ),
+    (
+        Language::En,
+        ReplyKey::Help,
+        "For a permit send: CODE SERIES NUMBER, e.g. {example}. Codes: {code_labels}.",
+    ),
+    (
+        Language::En,
         ReplyKey::TryLater,
         "We could not process your request now. Please send it again in a few minutes.",
+    ),
+    (
+        Language::En,
+        ReplyKey::Revoked,
+        "Your permit with code {code} ({label}) for {document} has been revoked. Do not go out on it.",
     ),
     (
         Language::Ru,
@@ -419,8 +478,33 @@ const DEFAULTS: &[(Language, ReplyKey, &str)] = &[
     ),
     (
         Language::Ru,
+        ReplyKey::TwoCodes,
+        "Укажите один код: вы отправили {code} и {other_code}. Напр. {example}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::AmbiguousNumber,
+        "Номер относится к {series} или к {other_series}? Укажите серию перед номером, напр. {example}.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::TooManyDocuments,
+        "Не более {max} документов в одном сообщении, вы отправили {got}. Остальные отправьте отдельно.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::Help,
+        "Для разрешения отправьте: КОД СЕРИЯ НОМЕР, напр. {example}. Коды: {code_labels}.",
+    ),
+    (
+        Language::Ru,
         ReplyKey::TryLater,
         "Сейчас не удалось обработать запрос. Отправьте его снова через несколько минут.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::Revoked,
+        "Ваше разрешение с кодом {code} ({label}) для {document} аннулировано. Не выходите по нему.",
     ),
 ];
 

@@ -85,22 +85,20 @@ pub struct Frame {
 
 /// A framing failure: the byte stream can no longer be split into PDUs. Fatal: answer with
 /// [`FramingError::response`] if there is one and close the connection.
+///
+/// Its message names no header field: a stream out of step has a citizen's text where the
+/// header should be (a miscounted command_length once put "AZE 93223344" in a log as
+/// command_id 0x33333434), and logs must not hold a document number.
 #[derive(Debug, thiserror::Error)]
 pub enum FramingError {
     /// command_length smaller than the header itself.
-    #[error(
-        "command_length {} below the 16-octet header (command_id {:#x}, sequence_number {})",
-        header.command_length, header.command_id, header.sequence_number
-    )]
+    #[error("command_length below the 16-octet header: the stream is out of step")]
     LengthBelowHeader {
         /// The header as read (its other fields are probably garbage too).
         header: Header,
     },
     /// command_length beyond what we agree to buffer.
-    #[error(
-        "command_length {} above the {max}-octet limit (command_id {:#x}, sequence_number {})",
-        header.command_length, header.command_id, header.sequence_number
-    )]
+    #[error("command_length above the {max}-octet limit: the stream is out of step")]
     LengthAboveMax {
         /// The header as read.
         header: Header,
@@ -150,8 +148,11 @@ pub enum BodyErrorKind {
 
 /// A PDU whose frame was fine but whose body was not. Recoverable: the frame's octets have
 /// been consumed, answer with [`BodyError::response`] and keep reading.
+///
+/// Its message shows an unknown command_id only when it looks like one (SMPP's ids are
+/// small numbers, with the top bit for responses): four octets of a text are not shown.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("bad {command_id:?} body (sequence_number {sequence_number}): {kind:?}")]
+#[error("bad {} body (sequence_number {sequence_number}): {kind:?}", CommandName(*command_id))]
 pub struct BodyError {
     /// The command as read (`CommandId::Other` for unknown ids).
     pub command_id: CommandId,
@@ -159,6 +160,20 @@ pub struct BodyError {
     pub sequence_number: u32,
     /// What went wrong.
     pub kind: BodyErrorKind,
+}
+
+/// A command_id for a log line: its name, the number if it could be an SMPP command, and
+/// nothing of it otherwise.
+struct CommandName(CommandId);
+
+impl std::fmt::Display for CommandName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            CommandId::Other(id) if id & 0x7FFF_FE00 == 0 => write!(f, "command_id {id:#010x}"),
+            CommandId::Other(_) => f.write_str("command_id (not an SMPP command)"),
+            known => write!(f, "{known:?}"),
+        }
+    }
 }
 
 impl BodyError {
@@ -224,7 +239,8 @@ impl DecodeError {
 
 /// Decodes one PDU from the front of `src`, consuming its octets unless the error is fatal.
 ///
-/// `Ok(None)` means "need more bytes" (and `src` has been reserved for the rest of the PDU);
+/// `Ok(None)` means "need more bytes" (nothing is reserved for them: buffers grow with what
+/// arrives, not with what a header announces);
 /// loop until it returns `Ok(None)` to handle every complete PDU of one read.
 pub fn decode(src: &mut BytesMut, max_len: usize) -> Result<Option<Frame>, DecodeError> {
     let Some(header) = Header::peek(src) else {
@@ -242,7 +258,8 @@ pub fn decode(src: &mut BytesMut, max_len: usize) -> Result<Option<Frame>, Decod
         .into());
     }
     if src.len() < len {
-        src.reserve(len - src.len());
+        // No reserve of the announced length: a peer announcing 64 KiB and sending nothing
+        // must not make us hold 64 KiB. The caller's buffer grows as bytes arrive.
         return Ok(None);
     }
     let mut body = src.split_to(len);
@@ -450,6 +467,18 @@ pub(crate) mod tests {
         v.extend_from_slice(&seq.to_be_bytes());
         v.extend_from_slice(body);
         v
+    }
+
+    #[test]
+    fn a_header_announcing_a_large_pdu_reserves_nothing_for_it() {
+        // 64 KiB announced, 16 octets sent: the buffer holds what arrived, not what was
+        // announced (1,000 such connections once cost 64 MB).
+        let mut buf = BytesMut::with_capacity(16);
+        buf.extend_from_slice(&raw_pdu(0x0000_0004, 1, &[])[..]);
+        buf[0..4].copy_from_slice(&(64u32 * 1024).to_be_bytes());
+        assert!(decode(&mut buf, DEFAULT_MAX_PDU_LEN).unwrap().is_none());
+        assert!(buf.capacity() < 1024, "reserved {} octets", buf.capacity());
+        assert_eq!(buf.len(), 16);
     }
 
     fn sample_submit_sm() -> Pdu {

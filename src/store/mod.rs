@@ -14,9 +14,14 @@ use crate::config::{Config, RedisConfig, StoreConfig};
 use crate::permit::decision::Validity;
 use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
+use crate::permit::engine::blocks::{Block, from_words, words};
+use crate::permit::engine::permits::Revocation;
+use crate::permit::id::PermitId;
 use crate::permit::rules::Rules;
-use journal::{Journal, JournalError};
-use redis::{GrantAsk, RedisError, RedisOptions, RedisStore, RedisVerdict, WaitAof};
+use journal::{BlockRecord, Journal, JournalError, RevocationRecord};
+use redis::{
+    GrantAsk, RedisError, RedisOptions, RedisRevocation, RedisStore, RedisVerdict, WaitAof,
+};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -122,7 +127,15 @@ impl Store {
             return Ok(Store::Volatile);
         }
         match &config.store {
-            StoreConfig::Redis(redis) => Ok(Store::Redis(Self::open_redis(redis, shutdown).await?)),
+            StoreConfig::Redis(redis) => {
+                let options = RedisOptions {
+                    permit_key: Some(config.permit_key.clone()),
+                    ..redis_options(redis)
+                };
+                Ok(Store::Redis(
+                    Self::open_redis_with(options, shutdown).await?,
+                ))
+            }
             StoreConfig::Journal => Self::open_journal(config, engine, now),
         }
     }
@@ -152,9 +165,36 @@ impl Store {
                 },
             );
         }
+        if let Some(permits) = engine.permits() {
+            for r in &replayed.revocations {
+                let g = r.grant;
+                let validity = Validity {
+                    from: g.from,
+                    until: g.until,
+                };
+                permits.revoke(
+                    permits.id_of(g.document, g.code, validity),
+                    Revocation {
+                        reason: r.reason.clone(),
+                        at: r.at,
+                    },
+                );
+            }
+        }
+        for b in &replayed.blocks {
+            let block = b.blocked.then(|| Block {
+                codes: from_words(b.codes),
+                reason: b.reason.clone(),
+                at: b.at,
+                until: b.until,
+            });
+            engine.blocks().set(b.document, block);
+        }
         tracing::info!(
             dir = %config.data_dir.display(),
             grants = replayed.grants.len(),
+            blocks = replayed.blocks.len(),
+            revocations = replayed.revocations.len(),
             repaired = replayed.damage.len(),
             "journal replayed"
         );
@@ -170,7 +210,14 @@ impl Store {
         redis: &RedisConfig,
         shutdown: &CancellationToken,
     ) -> Result<RedisStore, OpenError> {
-        let options = redis_options(redis);
+        Self::open_redis_with(redis_options(redis), shutdown).await
+    }
+
+    /// [`Store::open_redis`] with the options given.
+    pub async fn open_redis_with(
+        options: RedisOptions,
+        shutdown: &CancellationToken,
+    ) -> Result<RedisStore, OpenError> {
         let mut pause = Duration::from_millis(500);
         let mut attempts = 0u32;
         loop {
@@ -254,6 +301,94 @@ impl Store {
                 Ok(redis.decide(&asks).await?)
             }
             Store::Volatile => Ok(granted(grants)),
+        }
+    }
+
+    /// Makes the revocation of the permit `id` (`grant`) durable (at `at`, Unix seconds, for
+    /// `reason`): once this returns `Ok` a restart still knows it. The caller then marks it
+    /// in the engine's permit book.
+    pub async fn revoke(
+        &self,
+        id: PermitId,
+        grant: GrantRecord,
+        at: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Journal(journal) => Ok(journal
+                .append_revocation(RevocationRecord {
+                    grant,
+                    at,
+                    reason: journal::cut_reason(reason).to_string(),
+                })
+                .await?),
+            Store::Redis(redis) => Ok(redis
+                .revoke(&RedisRevocation {
+                    id,
+                    grant,
+                    at,
+                    reason: reason.to_string(),
+                })
+                .await?),
+            Store::Volatile => Ok(()),
+        }
+    }
+
+    /// Makes a run-time block of `document` durable (`Some`), or its lifting (`None`); the
+    /// caller then sets it in the engine. Redis keeps it where every node reads it.
+    pub async fn block(
+        &self,
+        document: Document,
+        block: Option<&Block>,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Journal(journal) => Ok(journal
+                .append_block_entry(BlockRecord {
+                    document,
+                    codes: block.map_or([0; 4], |b| words(b.codes)),
+                    blocked: block.is_some(),
+                    at: block.map_or(at, |b| b.at),
+                    until: block.and_then(|b| b.until),
+                    reason: block
+                        .map_or("", |b| journal::cut_reason(&b.reason))
+                        .to_string(),
+                })
+                .await?),
+            Store::Redis(redis) => Ok(redis.block(document, block).await?),
+            Store::Volatile => Ok(()),
+        }
+    }
+
+    /// A permit another node granted, and its revocation `(at, reason)` if any, looked up
+    /// by id in the store's index (standalone Redis); other stores have no other nodes and
+    /// answer `None`.
+    pub async fn permit(
+        &self,
+        id: PermitId,
+    ) -> Result<Option<(GrantRecord, Option<(i64, String)>)>, StoreError> {
+        match self {
+            Store::Redis(redis) => Ok(redis.permit(id).await?),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether another node revoked `id`, `(at, reason)` (Redis); `None` for other stores,
+    /// whose revocations are all in this node's engine.
+    pub async fn revocation(&self, id: PermitId) -> Result<Option<(i64, String)>, StoreError> {
+        match self {
+            Store::Redis(redis) => Ok(redis.revocation(id).await?),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether the store can take writes now (for readiness): the journal's writer answers
+    /// and its directory takes a file; every Redis primary answers `PING`.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Journal(journal) => Ok(journal.check().await?),
+            Store::Redis(redis) => Ok(redis.health().await?),
+            Store::Volatile => Ok(()),
         }
     }
 

@@ -16,16 +16,32 @@ pub struct Icaze {
 }
 
 impl Icaze {
-    /// Writes `dir/NAME.toml` (the shipped rules, journal in `dir/NAME-data`, operator
-    /// `demo`/`demo` answered in English, then `top` keys such as `store = …` and `tables`
-    /// such as `[redis]`) and starts `icaze serve` on 127.0.0.1:0 with it.
+    /// Writes `dir/NAME.toml` (a copy of the shipped rules as `dir/NAME-rules.toml` unless
+    /// it exists, journal in `dir/NAME-data`, operator `demo`/`demo` answered in English,
+    /// then `top` keys such as `store = …` and `tables` such as `[redis]`) and starts
+    /// `icaze serve` on 127.0.0.1:0 with it, the admin API on another free port.
     pub fn spawn(dir: &Path, name: &str, top: &str, tables: &str) -> Icaze {
+        Self::spawn_with_env(dir, name, top, tables, &[])
+    }
+
+    /// [`Icaze::spawn`] with environment variables set for the child (admin tokens).
+    pub fn spawn_with_env(
+        dir: &Path,
+        name: &str,
+        top: &str,
+        tables: &str,
+        env: &[(&str, &str)],
+    ) -> Icaze {
         let config = dir.join(format!("{name}.toml"));
+        let rules = dir.join(format!("{name}-rules.toml"));
+        if !rules.exists() {
+            std::fs::copy(super::shipped_rules(), &rules).unwrap();
+        }
         std::fs::write(
             &config,
             format!(
                 "rules = {:?}\ndata_dir = \"{name}-data\"\n{top}\n[permit]\nkey = \"process-test-key\"\n[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nlanguage = \"en\"\n{tables}\n",
-                super::shipped_rules().display().to_string()
+                rules.display().to_string()
             ),
         )
         .unwrap();
@@ -36,7 +52,10 @@ impl Icaze {
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
             ])
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -106,6 +125,25 @@ impl Icaze {
             .trim()
             .parse()
             .expect("an address")
+    }
+
+    /// The admin API's address, once it listens (waits up to 20 s).
+    pub fn admin_addr(&mut self) -> SocketAddr {
+        let line = self
+            .wait_for_log("admin API listening", Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no admin API; its log:\n{}", self.log_text()));
+        line.split("addr=")
+            .nth(1)
+            .expect("the listening line names its address")
+            .trim()
+            .parse()
+            .expect("an address")
+    }
+
+    /// Sends SIGKILL and waits for the process to be gone.
+    pub fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The SMPP address (waits up to 20 s).

@@ -205,6 +205,18 @@ impl Client {
         }
     }
 
+    /// Whether the server closes the connection within `limit` (end of stream or reset),
+    /// with nothing more sent first. A connection still open at `limit` is not closed.
+    pub async fn closed_within(&mut self, limit: Duration) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        match tokio::time::timeout(limit, self.stream.read_buf(&mut self.buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(_)) | Err(_) => false,
+        }
+    }
+
     /// Reads until a PDU that is not an enquire_link (which it answers) arrives.
     pub async fn read_skipping_enquire(&mut self) -> Option<RawPdu> {
         loop {

@@ -2,6 +2,7 @@
 //! handing a read's MOs to the gateway as one batch, and acknowledging them in order.
 
 use super::*;
+use crate::telemetry::metrics::MoOutcome;
 
 /// An MO of the current read that passed the wire checks, with where its answer goes.
 pub(super) struct Taken {
@@ -40,12 +41,16 @@ impl Connection {
                 .session
                 .respond(command_id, seq, Status::ESME_RINVBNDSTS, "");
         };
-        if !op.queue.has_room() {
+        // A place for the reply, taken now and given back unless a reply is queued.
+        if !op.queue.try_reserve() {
+            op.metrics.mo(MoOutcome::QueueFull);
             return self
                 .session
                 .respond(command_id, seq, Status::ESME_RMSGQFUL, "");
         }
         if op.throttle.take(1, self.now) == 0 {
+            op.queue.release(1);
+            op.metrics.mo(MoOutcome::Throttled);
             return self
                 .session
                 .respond(command_id, seq, Status::ESME_RTHROTTLED, "");
@@ -58,14 +63,19 @@ impl Connection {
         {
             Text::Whole(t) => t,
             Text::Held => {
-                // Held: acknowledged now; the last part carries the decision.
+                // Held: acknowledged now; the last part carries the decision (and its
+                // place in the queue).
+                op.queue.release(1);
                 self.session.respond(command_id, seq, Status::ESME_ROK, "");
                 if let Some(a) = abandoned {
                     self.incomplete(a);
                 }
                 return;
             }
-            Text::Refused(status) => return self.session.respond(command_id, seq, status, ""),
+            Text::Refused(status) => {
+                op.queue.release(1);
+                return self.session.respond(command_id, seq, status, "");
+            }
         };
         intake.push(Taken {
             command_id,
@@ -76,6 +86,7 @@ impl Connection {
                 source_npi: sm.source.npi,
                 destination: sm.destination.as_str().to_string(),
                 text,
+                received: self.now,
             },
         });
     }
@@ -97,6 +108,7 @@ impl Connection {
             dest_npi: a.source_npi,
             text,
             attempts: 0,
+            owed_since: self.now,
         });
     }
 

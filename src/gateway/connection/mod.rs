@@ -45,6 +45,7 @@ mod replies;
 use intake::Taken;
 use replies::{Outgoing, pop};
 
+use crate::gateway::admission::Ticket;
 use crate::gateway::outbound::{self, Mt};
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::reply::Replier;
@@ -66,12 +67,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Our system_id in bind responses.
 const SYSTEM_ID: &str = "icaze";
+/// Room for the next read on a bound connection: a read holds every PDU buffered, so MOs
+/// of one read go to the gateway together.
+const READ_BOUND: usize = 16 * 1024;
+/// Room for the next read before a bind: enough for any bind PDU, small for a flood of
+/// connections that never bind.
+const READ_UNBOUND: usize = 512;
 /// Unsent bytes at which we stop reading from the peer until it takes some.
 const MAX_UNSENT: usize = 1 << 20;
 /// MO batches of one connection under way in the gateway at once.
@@ -97,11 +103,11 @@ pub async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
-    permit: OwnedSemaphorePermit,
+    ticket: Ticket,
 ) {
-    let _permit = permit;
     let _ = stream.set_nodelay(true);
     let mut conn = Connection::new(gateway, peer, Role::Mc, None);
+    conn.ticket = Some(ticket);
     if let Err(e) = conn.serve(stream, &shutdown).await {
         tracing::debug!(%peer, error = %e, "connection ended with an I/O error");
     }
@@ -161,6 +167,13 @@ struct Connection {
     held: Vec<Taken>,
     /// The time of this turn of the loop, read once per wake-up rather than per PDU.
     now: Instant,
+    /// The listener's connection slot and this address's unbound share (none for a
+    /// connector's connection).
+    ticket: Option<Ticket>,
+    /// A failed bind is answered no earlier than this (the slow-down for guessing).
+    answer_after: Option<Instant>,
+    /// The kind this connection bound with, for the bind gauges.
+    bound_kind: Option<BindKind>,
 }
 
 impl Connection {
@@ -171,6 +184,8 @@ impl Connection {
             inactivity: smpp.inactivity_timeout,
             response: smpp.response_timeout,
             concat: smpp.concat_timeout,
+            bind: smpp.bind_timeout,
+            pdu: smpp.pdu_timeout,
         };
         let now = Instant::now();
         Connection {
@@ -184,6 +199,9 @@ impl Connection {
             batches: FuturesOrdered::new(),
             held: Vec::new(),
             now,
+            ticket: None,
+            answer_after: None,
+            bound_kind: None,
         }
     }
 
@@ -194,7 +212,9 @@ impl Connection {
     ) -> std::io::Result<()> {
         let max_pdu = self.gw.config.smpp.max_pdu_bytes as usize;
         let write_timeout = self.gw.config.smpp.write_timeout;
-        let mut inbuf = BytesMut::with_capacity(16 * 1024);
+        // The read buffer grows with what arrives, never with what a header announces: a
+        // connection that has not bound reads into a small buffer.
+        let mut inbuf = BytesMut::new();
         let (mut rd, mut wr) = stream.split();
         if let Some(dial) = &self.dial {
             self.session.dial(dial.kind, &dial.request, Instant::now());
@@ -212,6 +232,11 @@ impl Connection {
             let pull = self.can_pull(now);
             let read_more = self.held.len() < MAX_HELD && self.session.out().len() < MAX_UNSENT;
             let draining = self.session.is_draining();
+            inbuf.reserve(if self.operator.is_some() {
+                READ_BOUND
+            } else {
+                READ_UNBOUND
+            });
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if !draining => {
@@ -238,7 +263,6 @@ impl Connection {
                         return Ok(());
                     }
                     self.now = Instant::now();
-                    self.session.heard(self.now);
                     self.on_read(&mut inbuf, max_pdu);
                 }
                 mt = pop(&operator), if pull => {
@@ -261,7 +285,8 @@ impl Connection {
             // Write what this turn produced at once (one system call, as before the loop
             // goes round); what the peer does not take now is left to the select.
             let out = self.session.out();
-            if !out.is_empty() {
+            // A failed bind's answer waits for its slow-down (in the close below).
+            if !out.is_empty() && self.answer_after.is_none() {
                 match wr.try_write(out) {
                     Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
@@ -276,6 +301,9 @@ impl Connection {
                 // Acknowledge what was handed to the gateway before leaving.
                 while let Some((owed, results)) = self.batches.next().await {
                     self.answer_batch(owed, results);
+                }
+                if let Some(at) = self.answer_after {
+                    tokio::time::sleep_until(at).await;
                 }
                 let out = self.session.out();
                 match tokio::time::timeout(write_timeout, wr.write_all(out)).await {
@@ -303,7 +331,7 @@ impl Connection {
                     self.on_event(event, &mut intake);
                 }
                 Err(e) => {
-                    if self.session.on_decode_error(&e) {
+                    if self.session.on_decode_error(&e, self.now) {
                         tracing::warn!(peer = %self.peer, error = %e, "framing error: connection closed");
                         inbuf.clear();
                         break;
@@ -312,6 +340,7 @@ impl Connection {
                 }
             }
         }
+        self.session.buffered(self.now, !inbuf.is_empty());
         if !intake.is_empty() {
             if self.batches.len() < MAX_BATCHES && self.held.is_empty() {
                 self.take(intake);
@@ -346,10 +375,19 @@ impl Connection {
     fn closing(&self, why: Close) {
         let peer = self.peer;
         match why {
-            Close::Unbound | Close::Drained => {
+            Close::Unbound | Close::Drained | Close::BindDenied => {
                 tracing::debug!(%peer, ?why, "session closing")
             }
             Close::Inactive => tracing::info!(%peer, "inactive before binding: closing"),
+            // A flood's connections end this way by the thousand: counted, logged at debug.
+            Close::NotBound => {
+                self.gw.metrics.refused_connection("bind_timeout");
+                tracing::debug!(%peer, "did not bind within the bind timeout: closed")
+            }
+            Close::PduIncomplete => {
+                self.gw.metrics.refused_connection("pdu_timeout");
+                tracing::debug!(%peer, "a PDU did not arrive whole within the PDU timeout: closed")
+            }
             Close::UnbindUnanswered => {
                 tracing::info!(%peer, "our unbind went unanswered: closing")
             }
@@ -399,6 +437,15 @@ impl Connection {
             return;
         };
         op.binds.fetch_sub(1, Ordering::AcqRel);
+        if let Some(kind) = self.bound_kind.take() {
+            op.metrics.binds[bind::kind_index(kind)].dec();
+        }
+        if let Some(dial) = &self.dial {
+            self.gw.metrics.connector(&dial.name, -1);
+        }
+        // MOs held for a batch that never started: unacknowledged, the operator resends
+        // them; their places in the queue go back.
+        op.queue.release(std::mem::take(&mut self.held).len());
         let owed: Vec<Mt> = self
             .session
             .owed()

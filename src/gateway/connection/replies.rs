@@ -2,6 +2,7 @@
 //! sending parts, and what the peer's answers to them mean.
 
 use super::*;
+use crate::telemetry::metrics::Metrics;
 
 /// A reply being delivered on this bind, with its encoded parts.
 pub(super) struct Outgoing {
@@ -17,16 +18,21 @@ impl Connection {
 
     /// Encodes a reply into parts and sends as many as the window allows.
     pub(super) fn start_mt(&mut self, mt: Mt) {
+        let dropped = |conn: &Connection| {
+            if let Some(op) = &conn.operator {
+                op.metrics.reply_drops.inc();
+            }
+        };
         let encoded = match text::encode_mt(&mt.text, mt.id as u8) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, msisdn = %mask_msisdn(&mt.destination), "reply cannot be encoded: dropped");
-                return;
+                return dropped(self);
             }
         };
         if Address::check(&mt.source).is_err() || Address::check(&mt.destination).is_err() {
             tracing::error!(msisdn = %mask_msisdn(&mt.destination), "reply address invalid: dropped");
-            return;
+            return dropped(self);
         }
         let id = mt.id;
         self.session.start(id, encoded.parts.len(), self.now);
@@ -74,7 +80,15 @@ impl Connection {
         match answer {
             Answer::Stray | Answer::Part => {}
             Answer::Delivered(id) => {
-                self.outgoing.remove(&id);
+                if let Some(o) = self.outgoing.remove(&id)
+                    && let Some(op) = &self.operator
+                {
+                    op.metrics.replies_delivered.inc();
+                    Metrics::observe(
+                        &self.gw.metrics.mo_to_mt,
+                        self.now.saturating_duration_since(o.mt.owed_since),
+                    );
+                }
             }
             Answer::Retry(id) => {
                 if let Some(o) = self.outgoing.get_mut(&id) {
@@ -84,6 +98,9 @@ impl Connection {
             }
             Answer::Refused(id, status) => {
                 if let Some(o) = self.outgoing.remove(&id) {
+                    if let Some(op) = &self.operator {
+                        op.metrics.reply_drops.inc();
+                    }
                     tracing::warn!(msisdn = %mask_msisdn(&o.mt.destination), %status, "reply refused by the operator: dropped");
                 }
             }

@@ -190,7 +190,7 @@ impl QuotaEngine {
         let mut counts = [0u32; SHARDS];
         let staged = &mut scratch.staged;
         out.extend(requests.iter().enumerate().map(|(index, r)| {
-            let outcome = match precheck(rules, r.code, r.document) {
+            let outcome = match precheck(rules, &self.blocks, r.code, r.document, now) {
                 Ok(rule) => {
                     let shard = shard_of(r.document);
                     counts[shard] += 1;
@@ -283,6 +283,11 @@ impl QuotaEngine {
             std::hint::black_box(touch(&table, jobs(s)));
             decide_in_shard::<COMMIT>(&mut table, rules, jobs(s), &m, out);
             pending &= !(1 << s);
+        }
+        if self.permits.is_some() {
+            for decision in out.iter_mut() {
+                self.unless_revoked(decision);
+            }
         }
     }
 }

@@ -47,6 +47,8 @@
 //! Rules are passed in on each call, so a reload swaps them without touching state.
 
 mod batch;
+pub mod blocks;
+pub mod permits;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -57,6 +59,8 @@ use crate::permit::document::Document;
 use crate::permit::request::PermitRequest;
 use crate::permit::rules::{CodeRule, Rules};
 pub use batch::BatchScratch;
+use blocks::Blocks;
+use permits::Permits;
 use std::cmp::Ordering;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use table::{Entry, SWEEP_CHUNK, Table, encode_span, key, probes, to_u32};
@@ -71,14 +75,21 @@ const SHARDS: usize = 16;
 const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 const _: () = assert!(SHARDS.is_power_of_two() && SHARDS <= 64);
 
-/// The checks that need no state: the code exists, the document is not blocked for it, the
-/// code is switched on. Done before any lock is taken.
+/// The checks that need no state: the code exists, the document is not blocked for it (by
+/// the rules file or at run time, at `now`), the code is switched on. Done before any lock
+/// is taken.
 #[inline]
-fn precheck(rules: &Rules, code: u8, document: Document) -> Result<&CodeRule, Denial> {
+fn precheck<'r>(
+    rules: &'r Rules,
+    blocks: &Blocks,
+    code: u8,
+    document: Document,
+    now: i64,
+) -> Result<&'r CodeRule, Denial> {
     let Some(rule) = rules.code(code) else {
         return Err(Denial::UnknownCode);
     };
-    if rules.is_blocked(document, code) {
+    if rules.is_blocked(document, code) || blocks.refuses(document, code, now) {
         return Err(Denial::Blocked);
     }
     if !rule.enabled {
@@ -108,6 +119,11 @@ pub struct QuotaEngine {
     /// Every shard's table hashes with a copy of this (seeded at random per engine, so
     /// citizens cannot choose documents that collide), so keys are hashed before the lock.
     hasher: foldhash::fast::RandomState,
+    /// The permits recorded, by id and document, and the revoked ones; `None` for an engine
+    /// made without a permit key (benches, `decide`, `replay`).
+    permits: Option<Permits>,
+    /// Documents blocked at run time, on top of the rules file's blocklist.
+    blocks: Blocks,
 }
 
 impl Default for QuotaEngine {
@@ -140,6 +156,39 @@ impl QuotaEngine {
                 .map(|_| Shard(Mutex::new(Table::with_lines(lines, hasher.clone()))))
                 .collect(),
             hasher,
+            permits: None,
+            blocks: Blocks::default(),
+        }
+    }
+
+    /// [`QuotaEngine::with_capacity`], also keeping a [`Permits`] book of every grant
+    /// recorded with [`QuotaEngine::record_grant`] (ids computed with `key`), so a checkpoint
+    /// can verify a permit id and an official revoke it; a revoked permit's repeat is then
+    /// answered [`Denial::Revoked`] instead of active.
+    pub fn with_permits(entries: usize, key: crate::permit::id::PermitKey) -> Self {
+        QuotaEngine {
+            permits: Some(Permits::new(key)),
+            ..Self::with_capacity(entries)
+        }
+    }
+
+    /// The permit book, if this engine keeps one (see [`QuotaEngine::with_permits`]).
+    pub fn permits(&self) -> Option<&Permits> {
+        self.permits.as_ref()
+    }
+
+    /// The run-time blocklist (the admin API's), checked beside the rules file's.
+    pub fn blocks(&self) -> &Blocks {
+        &self.blocks
+    }
+
+    /// An active permit that was revoked becomes a refusal.
+    #[inline]
+    fn unless_revoked(&self, decision: &mut Decision) {
+        if let (Outcome::Active(v), Some(permits)) = (decision.outcome, &self.permits)
+            && permits.is_revoked(decision.document, decision.code, v)
+        {
+            decision.outcome = Outcome::Denied(Denial::Revoked);
         }
     }
 
@@ -155,18 +204,20 @@ impl QuotaEngine {
 
     /// Decides `code` for `document` at a precomputed moment.
     pub fn decide_at(&self, rules: &Rules, code: u8, document: Document, m: &Moment) -> Decision {
-        let outcome = match precheck(rules, code, document) {
+        let outcome = match precheck(rules, &self.blocks, code, document, m.unix) {
             Ok(rule) => {
                 let probes = probes(&self.hasher, rule, code, document);
                 self.lock(document).decide::<true>(rule, probes, m)
             }
             Err(denial) => Outcome::Denied(denial),
         };
-        Decision {
+        let mut decision = Decision {
             code,
             document,
             outcome,
-        }
+        };
+        self.unless_revoked(&mut decision);
+        decision
     }
 
     /// What [`QuotaEngine::decide_at`] would decide, without recording anything: `Granted`
@@ -175,18 +226,20 @@ impl QuotaEngine {
     /// possible grants to Redis, whose verdict is then recorded with
     /// [`QuotaEngine::record_grant`].
     pub fn peek_at(&self, rules: &Rules, code: u8, document: Document, m: &Moment) -> Decision {
-        let outcome = match precheck(rules, code, document) {
+        let outcome = match precheck(rules, &self.blocks, code, document, m.unix) {
             Ok(rule) => {
                 let probes = probes(&self.hasher, rule, code, document);
                 self.lock(document).decide::<false>(rule, probes, m)
             }
             Err(denial) => Outcome::Denied(denial),
         };
-        Decision {
+        let mut decision = Decision {
             code,
             document,
             outcome,
-        }
+        };
+        self.unless_revoked(&mut decision);
+        decision
     }
 
     /// Records a grant made elsewhere (journal replay at start, another node via Redis) as if
@@ -200,6 +253,9 @@ impl QuotaEngine {
         let Some(rule) = rules.code(code) else {
             return;
         };
+        if let Some(permits) = &self.permits {
+            permits.record(document, code, validity);
+        }
         let at = rules.calendar.moment(validity.from);
         let issued = to_u32(validity.from);
         let until = to_u32(validity.until);
@@ -280,6 +336,11 @@ impl QuotaEngine {
                 dropped += table.sweep(from, from + SWEEP_CHUNK, day_start, now);
                 from += SWEEP_CHUNK;
             }
+        }
+        if let Some(permits) = &self.permits {
+            // Yesterday's permits stay listed for checkpoints.
+            let yesterday = rules.calendar.moment(day_start - 1).day_start;
+            dropped += permits.sweep(yesterday, now);
         }
         dropped
     }

@@ -571,3 +571,59 @@ fn concurrent_batches_grant_each_permit_once() {
     assert_eq!(per_doc.len(), docs.len());
     assert!(per_doc.values().all(|&n| n == (1, 1)), "{per_doc:?}");
 }
+
+#[test]
+fn a_revoked_permit_is_refused_on_every_path_while_others_stay_active() {
+    use crate::permit::engine::permits::Revocation;
+    let r = rules();
+    let e = QuotaEngine::with_permits(
+        0,
+        crate::permit::id::PermitKey::from_secret(b"engine test key"),
+    );
+    let (mine, other) = (doc("11111111"), doc("22222222"));
+    let from = at("2020-04-06T10:00:00+04:00");
+    let validity = Validity {
+        from,
+        until: from + 3 * 3600,
+    };
+    e.record_grant(&r, 2, mine, validity);
+    e.record_grant(&r, 2, other, validity);
+    let book = e.permits().unwrap();
+    let id = book.id_of(mine, 2, validity);
+    assert_eq!(
+        book.get(id).unwrap().document,
+        mine,
+        "replayed grants are indexed"
+    );
+    book.revoke(
+        id,
+        Revocation {
+            reason: "test".into(),
+            at: from + 60,
+        },
+    );
+    let later = "2020-04-06T11:00:00+04:00";
+    assert_eq!(
+        ask(&e, &r, 2, mine, later),
+        Outcome::Denied(Denial::Revoked)
+    );
+    assert_eq!(ask(&e, &r, 2, other, later), Outcome::Active(validity));
+    let m = r.calendar.moment(at(later));
+    assert_eq!(
+        e.peek_at(&r, 2, mine, &m).outcome,
+        Outcome::Denied(Denial::Revoked)
+    );
+    let requests: Vec<PermitRequest> = ["2 AZE 11111111", "2 AZE 22222222"]
+        .iter()
+        .map(|t| crate::permit::answer::request_of(r.parser().parse(t)).unwrap())
+        .collect();
+    let mut out = Vec::new();
+    e.peek_batch(&r, &requests, at(later), &mut out);
+    assert_eq!(out[0].outcome, Outcome::Denied(Denial::Revoked));
+    assert_eq!(out[1].outcome, Outcome::Active(validity));
+    // Once the revoked permit has ended, the day's limit still holds.
+    assert!(matches!(
+        ask(&e, &r, 2, mine, "2020-04-06T14:00:00+04:00"),
+        Outcome::Denied(Denial::DailyLimit { .. })
+    ));
+}

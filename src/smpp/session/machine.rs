@@ -40,6 +40,11 @@ pub struct Timers {
     pub response: Duration,
     /// How long the parts of a concatenated MO may take to arrive.
     pub concat: Duration,
+    /// How long the peer has to bind once connected (as MC; as ESME our own bind waits for
+    /// `response`).
+    pub bind: Duration,
+    /// How long a PDU whose first bytes arrived has to arrive whole.
+    pub pdu: Duration,
 }
 
 /// Why a session is closing: what the caller logs before it leaves.
@@ -64,6 +69,13 @@ pub enum Close {
     Drained,
     /// Silent for the inactivity timeout without ever binding.
     Inactive,
+    /// Connected for the bind timeout without binding.
+    NotBound,
+    /// We refused the peer's bind: the session ends after the answer, so every guess at a
+    /// password costs a new connection.
+    BindDenied,
+    /// A PDU began to arrive and did not complete within the PDU timeout.
+    PduIncomplete,
 }
 
 /// What a decoded PDU means for the caller.
@@ -130,6 +142,10 @@ pub struct Session {
     draining: Option<Instant>,
     unbind_sent: Option<Instant>,
     closing: Option<Close>,
+    /// When the connection opened: the peer must bind by `opened + timers.bind`.
+    opened: Instant,
+    /// Since when a PDU has been partly read.
+    partial_since: Option<Instant>,
 }
 
 impl Session {
@@ -153,6 +169,8 @@ impl Session {
             draining: None,
             unbind_sent: None,
             closing: None,
+            opened: now,
+            partial_since: None,
         }
     }
 
@@ -207,15 +225,22 @@ impl Session {
         self.bind_sent = Some((seq, kind, now));
     }
 
-    /// The peer sent bytes at `now`: the link is alive.
-    pub fn heard(&mut self, now: Instant) {
-        self.keepalive.heard(now);
+    /// After a read at `now`: whether what is buffered ends in a partial PDU. One that stays
+    /// partial for the PDU timeout closes the session, so a peer trickling bytes cannot hold
+    /// a connection (only whole PDUs count as hearing from the peer).
+    pub fn buffered(&mut self, now: Instant, partial: bool) {
+        if !partial {
+            self.partial_since = None;
+        } else if self.partial_since.is_none() {
+            self.partial_since = Some(now);
+        }
     }
 
-    /// A PDU that could not be decoded: answers it (generic_nack or its own response) and,
-    /// when the stream is broken, starts closing. Returns whether the connection must stop
-    /// reading.
-    pub fn on_decode_error(&mut self, error: &DecodeError) -> bool {
+    /// A PDU that could not be decoded arrived at `now`: answers it (generic_nack or its own
+    /// response) and, when the stream is broken, starts closing. Returns whether the
+    /// connection must stop reading.
+    pub fn on_decode_error(&mut self, error: &DecodeError, now: Instant) -> bool {
+        self.keepalive.heard(now);
         if let Some(r) = error.response() {
             r.encode(&mut self.out);
         }
@@ -227,6 +252,7 @@ impl Session {
 
     /// A decoded PDU arrived at `now`.
     pub fn on_frame(&mut self, frame: Frame, now: Instant) -> Event {
+        self.keepalive.heard(now);
         let (command_id, seq) = (frame.command_id, frame.sequence_number);
         let answers_ours = matches!(
             frame.pdu,
@@ -352,9 +378,10 @@ impl Session {
     }
 
     /// Refuses a bind request with `status` (unknown system_id, wrong password, too many
-    /// binds, draining).
+    /// binds, draining) and closes the session after the answer.
     pub fn refuse_bind(&mut self, command_id: CommandId, seq: u32, status: Status) {
         self.refuse(command_id, seq, status);
+        self.close(Close::BindDenied);
     }
 
     /// Connector mode: the SMSC accepted our bind; deliver with `policy`.
@@ -443,6 +470,12 @@ impl Session {
         if let Some((_, _, sent)) = self.bind_sent {
             at(sent + self.timers.response);
         }
+        if self.awaits_bind() {
+            at(self.opened + self.timers.bind);
+        }
+        if let Some(since) = self.partial_since {
+            at(since + self.timers.pdu);
+        }
         next.max(now)
     }
 
@@ -460,6 +493,15 @@ impl Session {
         {
             self.bind_sent = None;
             return self.closed(Close::BindUnanswered);
+        }
+        if self.awaits_bind() && now >= self.opened + self.timers.bind {
+            return self.closed(Close::NotBound);
+        }
+        if self
+            .partial_since
+            .is_some_and(|since| now >= since + self.timers.pdu)
+        {
+            return self.closed(Close::PduIncomplete);
         }
         let mut tick = Tick::Quiet;
         let due = match self.unbind_sent {
@@ -494,6 +536,11 @@ impl Session {
             return self.closed(Close::UnbindUnanswered);
         }
         tick
+    }
+
+    /// Whether the peer still has to bind to us (as MC, not yet bound or unbound).
+    fn awaits_bind(&self) -> bool {
+        self.role == Role::Mc && self.state == BindState::Open
     }
 
     fn closed(&mut self, why: Close) -> Tick {

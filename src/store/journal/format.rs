@@ -1,8 +1,8 @@
 //! The on-disk format: file names, headers, and the framing of records (see the module
 //! documentation of [`super`] for the layout).
 
-use super::BlockChange;
 use super::error::JournalError;
+use super::{BlockChange, BlockRecord, RevocationRecord};
 use crate::permit::document::Document;
 use crate::store::GrantRecord;
 use chrono::{Datelike, NaiveDate};
@@ -18,10 +18,24 @@ pub(super) const HEADER_LEN: usize = 16;
 pub(super) const KIND_GRANTS: u8 = b'G';
 /// File kind byte of the blocklist file.
 pub(super) const KIND_BLOCKLIST: u8 = b'B';
+/// File kind byte of the revocations file.
+pub(super) const KIND_REVOCATIONS: u8 = b'R';
+/// File kind byte of the admin blocklist file.
+pub(super) const KIND_BLOCKS: u8 = b'K';
 /// Record tag of a grant.
 const TAG_GRANT: u8 = 1;
 /// Record tag of a blocklist change.
 const TAG_BLOCK: u8 = 2;
+/// Record tag of a revocation.
+const TAG_REVOKE: u8 = 3;
+/// Record tag of an admin blocklist entry.
+const TAG_BLOCK_ENTRY: u8 = 4;
+/// Body bytes of an admin blocklist entry: document, codes, blocked, at, until, reason.
+const BLOCK_ENTRY_BODY: usize = 8 + 32 + 1 + 8 + 8 + 1 + REASON_BYTES;
+/// Bytes of a revocation's reason on disk (UTF-8, cut at a character boundary).
+pub const REASON_BYTES: usize = 128;
+/// Body bytes of a revocation record: the grant, when, the reason's length and bytes.
+const REVOKE_BODY: usize = GRANT_BODY + 8 + 1 + REASON_BYTES;
 /// Body bytes of a grant record.
 const GRANT_BODY: usize = 8 + 1 + 8 + 8;
 /// Body bytes of a blocklist change record.
@@ -32,6 +46,14 @@ const FRAME_OVERHEAD: usize = 2 + 4;
 pub(super) const GRANT_FRAME: usize = GRANT_BODY + FRAME_OVERHEAD;
 /// Bytes of one blocklist change record on disk.
 pub(super) const BLOCK_FRAME: usize = BLOCK_BODY + FRAME_OVERHEAD;
+/// Bytes of one revocation record on disk.
+pub(super) const REVOKE_FRAME: usize = REVOKE_BODY + FRAME_OVERHEAD;
+/// Bytes of one admin blocklist entry on disk.
+pub(super) const BLOCK_ENTRY_FRAME: usize = BLOCK_ENTRY_BODY + FRAME_OVERHEAD;
+/// The admin blocklist file's name.
+pub(super) const BLOCKS_FILE: &str = "blocks.log";
+/// The revocations file's name.
+pub(super) const REVOCATIONS_FILE: &str = "revocations.log";
 /// The blocklist file's name.
 pub(super) const BLOCKLIST_FILE: &str = "blocklist.log";
 /// Where a blocklist rewrite is built before it replaces [`BLOCKLIST_FILE`].
@@ -130,6 +152,74 @@ pub(super) fn encode_block(out: &mut Vec<u8>, c: &BlockChange) {
     out.extend_from_slice(&f);
 }
 
+/// Appends one framed revocation to `out`; a reason longer than [`REASON_BYTES`] is cut at
+/// the last character boundary that fits.
+pub(super) fn encode_revocation(out: &mut Vec<u8>, r: &RevocationRecord) {
+    let mut f = [0u8; REVOKE_FRAME];
+    f[0] = TAG_REVOKE;
+    f[1] = REVOKE_BODY as u8;
+    f[2..10].copy_from_slice(&r.grant.document.packed().to_le_bytes());
+    f[10] = r.grant.code;
+    f[11..19].copy_from_slice(&r.grant.from.to_le_bytes());
+    f[19..27].copy_from_slice(&r.grant.until.to_le_bytes());
+    f[27..35].copy_from_slice(&r.at.to_le_bytes());
+    let reason = cut_reason(&r.reason);
+    f[35] = reason.len() as u8;
+    f[36..36 + reason.len()].copy_from_slice(reason.as_bytes());
+    let crc = crc32fast::hash(&f[..2 + REVOKE_BODY]);
+    f[2 + REVOKE_BODY..].copy_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&f);
+}
+
+/// Appends one framed admin blocklist entry to `out` (the reason cut like a revocation's).
+pub(super) fn encode_block_entry(out: &mut Vec<u8>, b: &BlockRecord) {
+    let mut f = [0u8; BLOCK_ENTRY_FRAME];
+    f[0] = TAG_BLOCK_ENTRY;
+    f[1] = BLOCK_ENTRY_BODY as u8;
+    f[2..10].copy_from_slice(&b.document.packed().to_le_bytes());
+    for (i, word) in b.codes.iter().enumerate() {
+        f[10 + 8 * i..18 + 8 * i].copy_from_slice(&word.to_le_bytes());
+    }
+    f[42] = u8::from(b.blocked);
+    f[43..51].copy_from_slice(&b.at.to_le_bytes());
+    f[51..59].copy_from_slice(&b.until.unwrap_or(0).to_le_bytes());
+    let reason = cut_reason(&b.reason);
+    f[59] = reason.len() as u8;
+    f[60..60 + reason.len()].copy_from_slice(reason.as_bytes());
+    let crc = crc32fast::hash(&f[..2 + BLOCK_ENTRY_BODY]);
+    f[2 + BLOCK_ENTRY_BODY..].copy_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&f);
+}
+
+/// An admin blocklist entry frame at the start of `buf`, if whole and valid.
+pub(super) fn decode_block_entry(buf: &[u8]) -> Option<BlockRecord> {
+    let b = frame_body(buf, TAG_BLOCK_ENTRY, BLOCK_ENTRY_BODY)?;
+    let blocked = match b[40] {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let until = le_u64(&b[49..]) as i64;
+    let len = usize::from(b[57]);
+    Some(BlockRecord {
+        document: Document::from_packed(le_u64(&b[0..]))?,
+        codes: std::array::from_fn(|i| le_u64(&b[8 + 8 * i..])),
+        blocked,
+        at: le_u64(&b[41..]) as i64,
+        until: (until != 0).then_some(until),
+        reason: std::str::from_utf8(b.get(58..58 + len)?).ok()?.to_string(),
+    })
+}
+
+/// `reason` cut to at most [`REASON_BYTES`] bytes at a character boundary.
+pub fn cut_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
 /// The body of a whole, checksummed frame of `tag` at the start of `buf`.
 fn frame_body(buf: &[u8], tag: u8, body_len: usize) -> Option<&[u8]> {
     let frame = buf.get(..body_len + FRAME_OVERHEAD)?;
@@ -173,6 +263,23 @@ pub(super) fn decode_block(buf: &[u8]) -> Option<BlockChange> {
     })
 }
 
+/// A revocation frame at the start of `buf`, if whole and valid.
+pub(super) fn decode_revocation(buf: &[u8]) -> Option<RevocationRecord> {
+    let b = frame_body(buf, TAG_REVOKE, REVOKE_BODY)?;
+    let len = usize::from(b[33]);
+    let reason = std::str::from_utf8(b.get(34..34 + len)?).ok()?.to_string();
+    Some(RevocationRecord {
+        grant: GrantRecord {
+            document: Document::from_packed(le_u64(&b[0..]))?,
+            code: b[8],
+            from: le_u64(&b[9..]) as i64,
+            until: le_u64(&b[17..]) as i64,
+        },
+        at: le_u64(&b[25..]) as i64,
+        reason,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::{BAKU, morning};
@@ -188,5 +295,40 @@ mod tests {
         assert_eq!(segment_day("grants-2020-4-6.log"), None);
         assert_eq!(segment_day("grants-2020-04-06.log.tmp"), None);
         assert_eq!(segment_day("blocklist.log"), None);
+    }
+
+    #[test]
+    fn revocations_round_trip_and_long_reasons_are_cut() {
+        let record = RevocationRecord {
+            grant: GrantRecord {
+                document: Document::new(b"AZE", b"11111111").unwrap(),
+                code: 2,
+                from: morning(),
+                until: morning() + 3 * 3600,
+            },
+            at: morning() + 60,
+            reason: "ə".repeat(100),
+        };
+        let mut buf = Vec::new();
+        encode_revocation(&mut buf, &record);
+        assert_eq!(buf.len(), REVOKE_FRAME);
+        let back = decode_revocation(&buf).unwrap();
+        assert_eq!(back.grant, record.grant);
+        assert_eq!(back.reason, "ə".repeat(64), "cut at a character boundary");
+        buf[40] ^= 1;
+        assert!(decode_revocation(&buf).is_none(), "a flipped bit is caught");
+
+        let entry = BlockRecord {
+            document: record.grant.document,
+            codes: [0b1000, 0, 0, 0],
+            blocked: true,
+            at: morning(),
+            until: Some(morning() + 86_400),
+            reason: "quarantine list".into(),
+        };
+        let mut buf = Vec::new();
+        encode_block_entry(&mut buf, &entry);
+        assert_eq!(buf.len(), BLOCK_ENTRY_FRAME);
+        assert_eq!(decode_block_entry(&buf), Some(entry));
     }
 }

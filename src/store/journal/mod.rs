@@ -10,6 +10,15 @@
 //!   for the 2020 rules). A permit issued at 22:30 and valid until 01:30 lives in the file of
 //!   the day it was issued, because that is the day whose quota it used.
 //! - `blocklist.log`: blocklist changes, rewritten to its net state when it grows large.
+//! - `blocks.log`: documents blocked (or unblocked) through the admin API, with reason and
+//!   expiry (added after version 1 like `revocations.log`).
+//! - `revocations.log`: permits revoked by officials (added after version 1 shipped: a
+//!   journal without it reads as "nothing revoked", and a build that predates it ignores it).
+//!
+//! At open, `revocations.log` drops the revocations of grants whose segment is gone and
+//! `blocks.log` is cut to each document's last entry that still blocks; either is rewritten
+//! (temp file, fsync, rename) only when that removes something, so neither grows from day
+//! to day.
 //! - `LOCK`: held (advisory lock) while a journal is open, so two gateways never append to
 //!   the same files.
 //!
@@ -24,6 +33,12 @@
 //!   `i64`, until `i64` (Unix seconds); 31 bytes in all.
 //! - blocklist change, tag 2, 49-byte body: document `u64`, codes `[u64; 4]` (bit `c` set =
 //!   code `c`), blocked `u8` (1 add, 0 remove), at `i64`; 55 bytes in all.
+//! - revocation, tag 3 (in `revocations.log`, file kind `b'R'`), 162-byte body: the grant as
+//!   in a grant record (25 bytes), at `i64`, the reason's length `u8` and its UTF-8 bytes
+//!   zero-padded to 128; 168 bytes in all.
+//! - admin blocklist entry, tag 4 (in `blocks.log`, file kind `b'K'`), 186-byte body:
+//!   document `u64`, codes `[u64; 4]`, blocked `u8`, at `i64`, until `i64` (0: no expiry),
+//!   the reason's length `u8` and its bytes zero-padded to 128; 192 bytes in all.
 //!
 //! A crash can leave a partial record at the end of a file. At open each file is read to its
 //! end: a tail that is not a whole, checksummed record is cut off (with a warning naming the
@@ -56,6 +71,7 @@ mod writer;
 
 pub use error::JournalError;
 pub use faults::{FaultHook, Step};
+pub use format::{REASON_BYTES, cut_reason};
 
 use crate::permit::document::Document;
 use crate::store::GrantRecord;
@@ -98,6 +114,35 @@ impl BlockChange {
     }
 }
 
+/// A permit an official revoked, journaled so it stays revoked after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRecord {
+    /// The permit, as its grant was journaled.
+    pub grant: GrantRecord,
+    /// When it was revoked, Unix seconds.
+    pub at: i64,
+    /// Why; at most [`REASON_BYTES`] bytes are kept (see [`cut_reason`]).
+    pub reason: String,
+}
+
+/// A document blocked or unblocked through the admin API, journaled with its reason and
+/// expiry. Replayed in order: the last entry of a document is the one in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRecord {
+    /// The document.
+    pub document: Document,
+    /// The codes blocked, a bitset like [`BlockChange::codes`].
+    pub codes: [u64; 4],
+    /// `true` blocks, `false` lifts the admin block.
+    pub blocked: bool,
+    /// When, Unix seconds.
+    pub at: i64,
+    /// When the block ends by itself, Unix seconds; `None` for never.
+    pub until: Option<i64>,
+    /// Why; at most [`REASON_BYTES`] bytes are kept.
+    pub reason: String,
+}
+
 /// What [`Journal::open`] read back, for the caller to feed into the engine.
 #[derive(Debug, Default)]
 pub struct Replayed {
@@ -106,6 +151,10 @@ pub struct Replayed {
     pub grants: Vec<GrantRecord>,
     /// Every blocklist change, in append order (after a rewrite: the net state).
     pub block_changes: Vec<BlockChange>,
+    /// Every revocation, in append order.
+    pub revocations: Vec<RevocationRecord>,
+    /// Every admin blocklist entry, in append order.
+    pub blocks: Vec<BlockRecord>,
     /// Damage found and repaired while reading; each was also logged as a warning.
     pub damage: Vec<Damage>,
     /// Segment files deleted because no grant in them can matter any more.
@@ -244,6 +293,17 @@ enum Command {
         change: BlockChange,
         done: Done,
     },
+    Revoke {
+        record: RevocationRecord,
+        done: Done,
+    },
+    BlockEntry {
+        record: BlockRecord,
+        done: Done,
+    },
+    Check {
+        done: Done,
+    },
     Compact {
         now_unix: i64,
         done: oneshot::Sender<Result<Compaction, JournalError>>,
@@ -293,6 +353,41 @@ impl Journal {
             inner.send(Command::Block { change, done }).await?;
             answer.await.unwrap_or(Err(JournalError::Closed))
         }
+    }
+
+    /// Makes one revocation durable, like [`Journal::append`].
+    pub fn append_revocation(
+        &self,
+        record: RevocationRecord,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        let inner = self.inner.clone();
+        async move {
+            let (done, answer) = oneshot::channel();
+            inner.send(Command::Revoke { record, done }).await?;
+            answer.await.unwrap_or(Err(JournalError::Closed))
+        }
+    }
+
+    /// Makes one admin blocklist entry durable, like [`Journal::append`].
+    pub fn append_block_entry(
+        &self,
+        record: BlockRecord,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        let inner = self.inner.clone();
+        async move {
+            let (done, answer) = oneshot::channel();
+            inner.send(Command::BlockEntry { record, done }).await?;
+            answer.await.unwrap_or(Err(JournalError::Closed))
+        }
+    }
+
+    /// Whether the journal can take appends now: the writer answers (so it is not stuck),
+    /// no earlier sync failed, and the data directory takes a new file. For readiness
+    /// probes; it writes and removes a small probe file, and syncs nothing.
+    pub async fn check(&self) -> Result<(), JournalError> {
+        let (done, answer) = oneshot::channel();
+        self.inner.send(Command::Check { done }).await?;
+        answer.await.unwrap_or(Err(JournalError::Closed))
     }
 
     /// Deletes segments whose grants can no longer matter at `now_unix` and rewrites

@@ -5,8 +5,10 @@ use super::files::{
     Segment, first_kept_day, list_segments, lock_dir, remove_segments_before, sync_dir, sync_file,
 };
 use super::format::{
-    BLOCK_FRAME, BLOCKLIST_FILE, BLOCKLIST_TMP, GRANT_FRAME, HEADER_LEN, KIND_BLOCKLIST,
-    KIND_GRANTS, check_header, decode_block, decode_grant, header,
+    BLOCK_ENTRY_FRAME, BLOCK_FRAME, BLOCKLIST_FILE, BLOCKLIST_TMP, BLOCKS_FILE, GRANT_FRAME,
+    HEADER_LEN, KIND_BLOCKLIST, KIND_BLOCKS, KIND_GRANTS, KIND_REVOCATIONS, REVOCATIONS_FILE,
+    REVOKE_FRAME, check_header, decode_block, decode_block_entry, decode_grant, decode_revocation,
+    encode_block_entry, encode_revocation, header,
 };
 use super::writer::Writer;
 use super::{BlockNet, Counters, Damage, Inner, Journal, JournalOptions, Replayed};
@@ -94,6 +96,76 @@ impl Journal {
             sync_file(&blocklist.file, &blocklist.path)?;
             sync_dir(&dir)?;
         }
+        let revoke_path = dir.join(REVOCATIONS_FILE);
+        let blocks_path = dir.join(BLOCKS_FILE);
+        for path in [&revoke_path, &blocks_path] {
+            // A rewrite that crashed before its rename: the file itself is still whole.
+            let tmp = path.with_extension("log.tmp");
+            if tmp.exists() {
+                fs::remove_file(&tmp).map_err(io_error("removing", &tmp))?;
+            }
+        }
+        if revoke_path.exists() {
+            let all = load_file(
+                &revoke_path,
+                KIND_REVOCATIONS,
+                0,
+                REVOKE_FRAME,
+                decode_revocation,
+                &mut replayed.damage,
+            )?;
+            // A revocation matters while its grant's segment is kept.
+            let (kept, gone): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(|r| calendar.moment(r.grant.from).day >= keep_from);
+            if !gone.is_empty() {
+                let mut buf = header(KIND_REVOCATIONS, 0).to_vec();
+                for r in &kept {
+                    encode_revocation(&mut buf, r);
+                }
+                rewrite(&dir, &revoke_path, &buf)?;
+            }
+            replayed.revocations = kept;
+        }
+        let (revocations, created) = Segment::open(revoke_path.clone(), KIND_REVOCATIONS, 0)
+            .map_err(io_error("opening", &revoke_path))?;
+        if created {
+            sync_file(&revocations.file, &revocations.path)?;
+            sync_dir(&dir)?;
+        }
+        if blocks_path.exists() {
+            let all = load_file(
+                &blocks_path,
+                KIND_BLOCKS,
+                0,
+                BLOCK_ENTRY_FRAME,
+                decode_block_entry,
+                &mut replayed.damage,
+            )?;
+            // The net state: each document's last entry, if it still blocks.
+            let mut last = BTreeMap::new();
+            for b in &all {
+                last.insert(b.document, b.clone());
+            }
+            let kept: Vec<_> = last
+                .into_values()
+                .filter(|b| b.blocked && b.until.is_none_or(|u| u > now_unix))
+                .collect();
+            if kept.len() < all.len() {
+                let mut buf = header(KIND_BLOCKS, 0).to_vec();
+                for b in &kept {
+                    encode_block_entry(&mut buf, b);
+                }
+                rewrite(&dir, &blocks_path, &buf)?;
+            }
+            replayed.blocks = kept;
+        }
+        let (blocks, created) = Segment::open(blocks_path.clone(), KIND_BLOCKS, 0)
+            .map_err(io_error("opening", &blocks_path))?;
+        if created {
+            sync_file(&blocks.file, &blocks.path)?;
+            sync_dir(&dir)?;
+        }
         let mut net = BlockNet::default();
         for change in &replayed.block_changes {
             net.apply(change);
@@ -109,6 +181,8 @@ impl Journal {
             counters: counters.clone(),
             segments: BTreeMap::new(),
             blocklist,
+            revocations,
+            blocks,
             block_records: replayed.block_changes.len(),
             net,
             needs_dir_sync: false,
@@ -116,6 +190,8 @@ impl Journal {
             _lock: lock,
             day_bufs: Vec::new(),
             block_buf: Vec::new(),
+            revoke_buf: Vec::new(),
+            entry_buf: Vec::new(),
             pending_blocks: Vec::new(),
             waiters: Vec::new(),
             rewrite_threshold: options.blocklist_rewrite_records,
@@ -137,6 +213,28 @@ impl Journal {
         };
         Ok((journal, replayed))
     }
+}
+
+/// Atomically replaces `path` with `bytes`: a temp file beside it, fsynced, renamed over
+/// it, the directory fsynced (used at open to drop records that no longer matter).
+fn rewrite(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
+    let tmp = path.with_extension("log.tmp");
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .map_err(io_error("writing", &tmp));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, path).map_err(io_error("renaming over", path))?;
+    sync_dir(dir)
 }
 
 /// The records of one file's bytes and where they are damaged.

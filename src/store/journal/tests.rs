@@ -192,3 +192,82 @@ fn log_lines_never_hold_a_whole_document() {
     let shown = format!("{c:?} {:?}", grant(12_345_678, 0));
     assert!(!shown.contains("12345678"), "{shown}");
 }
+
+#[tokio::test]
+async fn revocations_survive_a_reopen_beside_the_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = grant(1, morning());
+    let revocation = RevocationRecord {
+        grant: g,
+        at: morning() + 60,
+        reason: "forged screenshot".into(),
+    };
+    {
+        let (journal, replayed) = open(dir.path(), morning());
+        assert!(replayed.revocations.is_empty(), "a fresh journal has none");
+        journal.append(&[g]).await.unwrap();
+        journal.append_revocation(revocation.clone()).await.unwrap();
+        journal.check().await.unwrap();
+    }
+    let (_journal, replayed) = open(dir.path(), morning() + 120);
+    assert_eq!(replayed.grants, vec![g]);
+    assert_eq!(replayed.revocations, vec![revocation]);
+    assert!(replayed.damage.is_empty());
+    assert!(
+        !dir.path().join("ready.probe").exists(),
+        "the probe file is gone"
+    );
+}
+
+#[tokio::test]
+async fn revocations_and_blocks_that_no_longer_matter_are_dropped_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = grant(1, morning());
+    let block = |blocked: bool, until: Option<i64>| BlockRecord {
+        document: doc(7),
+        codes: ALL_CODES,
+        blocked,
+        at: morning(),
+        until,
+        reason: "quarantine".into(),
+    };
+    {
+        let (journal, _) = open(dir.path(), morning());
+        journal
+            .append_revocation(RevocationRecord {
+                grant: old,
+                at: morning(),
+                reason: "old".into(),
+            })
+            .await
+            .unwrap();
+        journal.append_block_entry(block(true, None)).await.unwrap();
+        journal
+            .append_block_entry(block(false, None))
+            .await
+            .unwrap();
+        let mut lasting = block(true, Some(morning() + 86_400));
+        lasting.document = doc(8);
+        journal.append_block_entry(lasting).await.unwrap();
+    }
+    // The next morning: yesterday's revocation still matters; doc 7 was unblocked.
+    let next = morning() + 86_400 - 3600;
+    let (journal, replayed) = open(dir.path(), next);
+    assert_eq!(replayed.revocations.len(), 1);
+    assert_eq!(replayed.blocks.len(), 1);
+    assert_eq!(replayed.blocks[0].document, doc(8));
+    drop(journal);
+    // Three days on, nothing is left, and the files are rewritten to match.
+    let (_journal, replayed) = open(dir.path(), morning() + 3 * 86_400);
+    assert!(replayed.revocations.is_empty() && replayed.blocks.is_empty());
+    assert_eq!(
+        fs::metadata(dir.path().join("blocks.log")).unwrap().len(),
+        HEADER_LEN as u64
+    );
+    assert_eq!(
+        fs::metadata(dir.path().join("revocations.log"))
+            .unwrap()
+            .len(),
+        HEADER_LEN as u64
+    );
+}

@@ -6,7 +6,7 @@ use super::faults::{FaultHook, Step, inject};
 use super::files::{Segment, first_kept_day, remove_segments_before, sync_dir, sync_file};
 use super::format::{
     BLOCK_FRAME, BLOCKLIST_FILE, BLOCKLIST_TMP, HEADER_LEN, KIND_BLOCKLIST, KIND_GRANTS,
-    encode_block, encode_grant, header, segment_name,
+    encode_block, encode_block_entry, encode_grant, encode_revocation, header, segment_name,
 };
 use super::{BlockChange, BlockNet, Command, Compaction, Counters, Done};
 use crate::permit::clock::Calendar;
@@ -33,6 +33,8 @@ pub(super) struct Writer {
     /// Open grant segments by day.
     pub(super) segments: BTreeMap<i32, Segment>,
     pub(super) blocklist: Segment,
+    pub(super) revocations: Segment,
+    pub(super) blocks: Segment,
     /// Records in `blocklist.log`.
     pub(super) block_records: usize,
     pub(super) net: BlockNet,
@@ -47,6 +49,10 @@ pub(super) struct Writer {
     pub(super) day_bufs: Vec<(i32, Vec<u8>)>,
     /// This round's blocklist bytes.
     pub(super) block_buf: Vec<u8>,
+    /// This round's revocation bytes.
+    pub(super) revoke_buf: Vec<u8>,
+    /// This round's admin blocklist bytes.
+    pub(super) entry_buf: Vec<u8>,
     /// This round's blocklist changes, applied to `net` once durable.
     pub(super) pending_blocks: Vec<BlockChange>,
     pub(super) waiters: Vec<Done>,
@@ -60,6 +66,8 @@ pub(super) struct Writer {
 enum Target {
     Day(i32),
     Blocklist,
+    Revocations,
+    Blocks,
 }
 
 impl Writer {
@@ -93,6 +101,17 @@ impl Writer {
                     self.pending_blocks.push(change);
                     self.waiters.push(done);
                 }
+                Command::Revoke { record, done } => {
+                    encode_revocation(&mut self.revoke_buf, &record);
+                    self.waiters.push(done);
+                }
+                Command::BlockEntry { record, done } => {
+                    encode_block_entry(&mut self.entry_buf, &record);
+                    self.waiters.push(done);
+                }
+                Command::Check { done } => {
+                    let _ = done.send(self.check());
+                }
                 Command::Compact { now_unix, done } => compactions.push((now_unix, done)),
                 Command::Close { done } => close = Some(done),
             }
@@ -121,6 +140,8 @@ impl Writer {
                 c.block_changes
                     .fetch_add(self.pending_blocks.len() as u64, Ordering::Relaxed);
                 let bytes = self.block_buf.len()
+                    + self.revoke_buf.len()
+                    + self.entry_buf.len()
                     + self.day_bufs.iter().map(|(_, b)| b.len()).sum::<usize>();
                 c.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             }
@@ -136,6 +157,8 @@ impl Writer {
             }
             self.pending_blocks.clear();
             self.block_buf.clear();
+            self.revoke_buf.clear();
+            self.entry_buf.clear();
             for (_, buf) in &mut self.day_bufs {
                 buf.clear();
             }
@@ -224,6 +247,14 @@ impl Writer {
             touched.push((Target::Blocklist, self.blocklist.len));
             write_segment(&mut self.blocklist, &self.block_buf)?;
         }
+        if !self.revoke_buf.is_empty() {
+            touched.push((Target::Revocations, self.revocations.len));
+            write_segment(&mut self.revocations, &self.revoke_buf)?;
+        }
+        if !self.entry_buf.is_empty() {
+            touched.push((Target::Blocks, self.blocks.len));
+            write_segment(&mut self.blocks, &self.entry_buf)?;
+        }
         Ok(())
     }
 
@@ -271,7 +302,25 @@ impl Writer {
         match target {
             Target::Day(day) => self.segments.get_mut(&day),
             Target::Blocklist => Some(&mut self.blocklist),
+            Target::Revocations => Some(&mut self.revocations),
+            Target::Blocks => Some(&mut self.blocks),
         }
+    }
+
+    /// See [`Journal::check`](super::Journal::check).
+    fn check(&self) -> Result<(), JournalError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let probe = self.dir.join("ready.probe");
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&probe)
+            .and_then(|mut f| f.write_all(b"ok"))
+            .map_err(io_error("writing a probe file in", &self.dir))?;
+        fs::remove_file(&probe).map_err(io_error("removing", &probe))
     }
 
     /// The open segment of `day`, opening or creating it.
@@ -556,9 +605,11 @@ mod tests {
             [
                 "LOCK",
                 "blocklist.log",
+                "blocks.log",
                 "grants-2020-04-06.log",
                 "grants-2020-04-07.log",
-                "notes.txt"
+                "notes.txt",
+                "revocations.log"
             ]
         );
 

@@ -197,12 +197,12 @@ pub(super) struct SingleBackend {
     conns: Vec<ConnectionManager>,
     next: AtomicUsize,
     /// host:port, without credentials.
-    node: String,
+    pub(super) node: String,
 }
 
 impl SingleBackend {
     /// The next connection, round robin, so pipelines in flight use different ones.
-    fn conn(&self) -> ConnectionManager {
+    pub(super) fn conn(&self) -> ConnectionManager {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.conns[n % self.conns.len()].clone()
     }

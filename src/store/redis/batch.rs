@@ -28,6 +28,8 @@ pub(super) struct Tuning {
     pub(super) hasher: foldhash::fast::RandomState,
     /// Asks given an id so far.
     pub(super) asks: AtomicU64,
+    /// The key of permit ids, when grants also write the permit index.
+    pub(super) permit_key: Option<crate::permit::id::PermitKey>,
 }
 
 impl Tuning {
@@ -107,6 +109,8 @@ pub(super) struct Pending {
     pub(super) id: u64,
     /// Index of its job in the batch.
     pub(super) job: usize,
+    /// The id a grant for it gets, when the permit index is written.
+    pub(super) permit: Option<crate::permit::id::PermitId>,
 }
 
 /// A job of a batch in flight.
@@ -180,11 +184,17 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
             left: job.asks.len(),
             done: Some(job.done),
         });
-        pending.extend(job.asks.iter().map(|&ask| Pending {
-            ask,
-            expire_at: tuning.expire_at(&ask),
-            id: tuning.ask_id(),
-            job: j,
+        pending.extend(job.asks.iter().map(|&ask| {
+            Pending {
+                ask,
+                expire_at: tuning.expire_at(&ask),
+                id: tuning.ask_id(),
+                job: j,
+                permit: tuning
+                    .permit_key
+                    .as_ref()
+                    .map(|k| k.permit_id(ask.document, ask.code, ask.now, ask.until())),
+            }
         }));
     }
     let mut todo: Vec<usize> = (0..pending.len()).collect();
@@ -273,6 +283,7 @@ mod tests {
             jitter_secs: 600,
             hasher: foldhash::fast::RandomState::default(),
             asks: AtomicU64::new(0),
+            permit_key: None,
         };
         let mut a = ask(false);
         let mut seen = std::collections::HashSet::new();
@@ -298,6 +309,7 @@ mod tests {
             jitter_secs: 0,
             hasher: foldhash::fast::RandomState::default(),
             asks: AtomicU64::new(0),
+            permit_key: None,
         };
         let ids: std::collections::HashSet<u64> = (0..10_000).map(|_| tuning.ask_id()).collect();
         assert_eq!(ids.len(), 10_000);

@@ -111,23 +111,35 @@ local function decide(group, code, now, till, limit, day_start, exat, id)
 end
 
 -- Any number of asks, decided in order.
--- KEYS: per ask, its quota group's key and its code's grant key.
+-- KEYS: per ask, its quota group's key and its code's grant key, and with a permit index
+-- (standalone Redis) the key of the permit id a grant would get.
 -- ARGV: per ask, now, until, limit (-1 for none), day_start, expire_at (Unix seconds) and
--- the ask's id (hex, never 0; the same for every attempt of one ask).
+-- the ask's id (hex, never 0; the same for every attempt of one ask), and with a permit
+-- index the value to keep under the permit key once granted ("DOCUMENT CODE FROM UNTIL").
 -- Returns three integers per ask, flat: 0 from until granted, 1 from until still active,
 -- 2 limit 0 the daily limit is used, 3 0 0 a key holds a value icaze did not write
 -- (nothing changed for that ask).
 local function grant(keys, args)
-  local asks = #keys / 2
-  if #keys % 2 ~= 0 or #args ~= 6 * asks then
-    return redis.error_reply('ERR icaze_grant takes 2 keys and 6 arguments per ask')
+  local per_key, per_arg = 2, 6
+  if #keys % 3 == 0 and #args == 7 * (#keys / 3) and #keys > 0 then
+    per_key, per_arg = 3, 7
+  end
+  local asks = #keys / per_key
+  if #keys % per_key ~= 0 or #args ~= per_arg * asks then
+    return redis.error_reply('ERR icaze_grant takes 2 keys and 6 arguments per ask, or 3 and 7')
   end
   local out = {}
   for i = 1, asks do
-    local a = 6 * (i - 1)
+    local a = per_arg * (i - 1)
+    local k = per_key * (i - 1)
     local o = 3 * (i - 1)
-    out[o + 1], out[o + 2], out[o + 3] = decide(keys[2 * i - 1], keys[2 * i], args[a + 1],
+    local verdict, from, till = decide(keys[k + 1], keys[k + 2], args[a + 1],
       args[a + 2], tonumber(args[a + 3]), args[a + 4], args[a + 5], args[a + 6])
+    if per_key == 3 and verdict == 0 and from == tonumber(args[a + 1]) then
+      -- The permit index, in the same call as the grant: any node can verify the id.
+      redis.call('SET', keys[k + 3], args[a + 7], 'EXAT', args[a + 5])
+    end
+    out[o + 1], out[o + 2], out[o + 3] = verdict, from, till
   end
   return out
 end

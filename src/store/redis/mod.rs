@@ -27,6 +27,12 @@
 //! - `icaze:{AZE11111111}:g:2`: quota group 2 (a group's tag is its lowest code);
 //! - `icaze:{AZE11111111}:c:1`: the latest permit of code 1, for a code that shares its
 //!   group with others. A code with a group of its own keeps its permit in the group key.
+//! - `icaze:permit:{K7QM-4RTX}` (standalone Redis only): `DOCUMENT CODE FROM UNTIL` of the
+//!   permit with that id, written by the same `FCALL` as its grant, so a checkpoint asking
+//!   any node can verify it (see [`RedisOptions::permit_key`]).
+//! - `icaze:revoked:{K7QM-4RTX}`: `AT REASON` of a revoked permit; `icaze:revocations`: a
+//!   stream of every revocation, which each node follows so its engine answers a revoked
+//!   permit's repeat itself (`admin.rs`).
 //!
 //! A value is `day count from until ask`: the Unix second of the local midnight the count is
 //! for, the grants counted that day, the latest permit's window, and the id (hex) of the ask
@@ -95,6 +101,7 @@
 //! - `backend`: a standalone Redis, and what every backend does; `cluster`: a Redis
 //!   Cluster and its slot map.
 
+mod admin;
 mod backend;
 mod batch;
 mod cluster;
@@ -102,6 +109,7 @@ mod error;
 mod options;
 mod pipeline;
 
+pub use admin::RedisRevocation;
 pub use error::RedisError;
 pub use options::{RedisOptions, WaitAof};
 
@@ -267,6 +275,7 @@ impl RedisStore {
                 jitter_secs: options.jitter.as_secs(),
                 hasher: foldhash::fast::RandomState::default(),
                 asks: AtomicU64::new(0),
+                permit_key: options.permit_key.clone().filter(|_| !options.cluster),
             },
             in_flight: Arc::new(Semaphore::new(options.pipelines_in_flight)),
         };

@@ -48,6 +48,10 @@ pub struct RedisOptions {
     /// Calls to [`RedisStore::decide`](super::RedisStore::decide) queued for the batcher before
     /// further callers wait (default 4096): the backpressure bound.
     pub queue_depth: usize,
+    /// With a key, each grant also writes `icaze:permit:{ID}` (the permit id this key gives
+    /// it) in the same function call, so any node can verify the id. Standalone Redis only:
+    /// in a cluster that key is in another slot than the document's, and it is not written.
+    pub permit_key: Option<crate::permit::id::PermitKey>,
 }
 
 impl Default for RedisOptions {
@@ -62,6 +66,7 @@ impl Default for RedisOptions {
             retry_for: Duration::from_secs(5),
             pipelines_in_flight: 8,
             queue_depth: 4096,
+            permit_key: None,
         }
     }
 }

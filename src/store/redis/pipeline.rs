@@ -81,10 +81,16 @@ pub(super) fn pipeline(
     let mut grant = String::with_capacity(40);
     let mut id = [0u8; 16];
     for call in plan.calls() {
-        let fcall = pipe.cmd("FCALL").arg(FUNCTION).arg(2 * call.len());
+        // Every ask of one store has a permit id or none does.
+        let indexed = call.iter().all(|&i| pending[i].permit.is_some());
+        let per_ask = if indexed { 3 } else { 2 };
+        let fcall = pipe.cmd("FCALL").arg(FUNCTION).arg(per_ask * call.len());
         for &i in call {
             keys(&pending[i].ask, &mut group, &mut grant);
             fcall.arg(group.as_str()).arg(grant.as_str());
+            if let (true, Some(permit)) = (indexed, pending[i].permit) {
+                fcall.arg(permit_key(permit));
+            }
         }
         for &i in call {
             let p = &pending[i];
@@ -95,6 +101,15 @@ pub(super) fn pipeline(
                 .arg(p.ask.day_start)
                 .arg(p.expire_at)
                 .arg(hex(p.id, &mut id));
+            if indexed {
+                fcall.arg(format!(
+                    "{} {} {} {}",
+                    p.ask.document,
+                    p.ask.code,
+                    p.ask.now,
+                    p.ask.until()
+                ));
+            }
         }
     }
     if let Some(w) = waitaof {
@@ -104,6 +119,16 @@ pub(super) fn pipeline(
             .arg(w.timeout.as_millis().max(1) as u64);
     }
     pipe
+}
+
+/// The key of the permit index entry of `id`.
+pub(super) fn permit_key(id: crate::permit::id::PermitId) -> String {
+    format!("{KEY_PREFIX}permit:{{{id}}}")
+}
+
+/// The key that marks `id` revoked.
+pub(super) fn revoked_key(id: crate::permit::id::PermitId) -> String {
+    format!("{KEY_PREFIX}revoked:{{{id}}}")
 }
 
 /// `n` in lower-case hex without leading zeros, in `buf`.
@@ -442,6 +467,7 @@ mod tests {
             expire_at: 1,
             id: 0xabc,
             job: 0,
+            permit: None,
         };
         let wait = WaitAof {
             local: 1,

@@ -16,6 +16,8 @@ fn timers() -> Timers {
         inactivity: 120 * S,
         response: 10 * S,
         concat: 60 * S,
+        bind: 10 * S,
+        pdu: 5 * S,
     }
 }
 
@@ -112,8 +114,13 @@ fn a_bind_is_handed_over_and_answered_as_the_gateway_says() {
         (resp.command_id, resp.sequence_number, resp.status),
         (CommandId::BindReceiverResp, 7, Status::ESME_RINVPASWD)
     );
-    assert_eq!(s.state(), BindState::Open);
-    // Still open: the peer may try again.
+    // The answer goes out, then the session ends: another guess needs another connection.
+    assert_eq!(s.closing(), Some(Close::BindDenied));
+    assert!(matches!(
+        s.on_frame(frame(8, Status::ESME_ROK, &bind), t0),
+        Event::Handled
+    ));
+    assert_eq!(one_sent(&mut s).status, Status::ESME_RINVBNDSTS);
     let s = bound_mc(t0);
     assert_eq!(s.state(), BindState::Bound(BindKind::Transceiver));
     assert!(s.can_send(t0));
@@ -203,7 +210,6 @@ fn enquire_link_is_answered_and_a_quiet_bind_is_probed() {
     assert_eq!(s.tick(t0 + 31 * S, true), Tick::Quiet);
     assert!(sent(&mut s).is_empty(), "one probe at a time");
     // Answered: the link lives on.
-    s.heard(t0 + 32 * S);
     s.on_frame(
         frame(
             probe.sequence_number,
@@ -233,37 +239,79 @@ fn an_unanswered_enquire_link_closes_the_session() {
 }
 
 #[test]
-fn a_connection_that_never_binds_is_closed_when_inactive() {
+fn a_connection_that_never_binds_is_closed_at_the_bind_timeout() {
     let t0 = Instant::now();
     let mut s = Session::new(Role::Mc, timers(), t0);
-    assert_eq!(s.deadline(t0), t0 + 120 * S);
-    assert_eq!(s.tick(t0 + 119 * S, true), Tick::Quiet);
-    assert_eq!(s.tick(t0 + 120 * S, true), Tick::Closing(Close::Inactive));
-    assert!(sent(&mut s).is_empty(), "nothing to unbind");
+    // Talking is not binding: enquire_link every second keeps the link alive but does
+    // not move the bind deadline.
+    for k in 1..10 {
+        s.on_frame(frame(k, Status::ESME_ROK, &Pdu::EnquireLink), t0 + k * S);
+        assert_eq!(s.tick(t0 + k * S, true), Tick::Quiet);
+    }
+    assert_eq!(s.deadline(t0 + 9 * S), t0 + 10 * S);
+    assert_eq!(s.tick(t0 + 10 * S, true), Tick::Closing(Close::NotBound));
+    assert_eq!(
+        sent(&mut s).len(),
+        9,
+        "only the enquire_link_resps; nothing to unbind"
+    );
+    // Bound in time: the deadline is gone.
+    let mut s = bound_mc(t0);
+    assert_eq!(s.tick(t0 + 11 * S, true), Tick::Quiet);
+    // As a connector our own bind has its deadline instead (the response timeout).
+    let mut c = Session::new(Role::Esme, timers(), t0);
+    assert_eq!(c.tick(t0 + 11 * S, true), Tick::Quiet);
+}
+
+#[test]
+fn a_pdu_that_never_completes_closes_the_session() {
+    let t0 = Instant::now();
+    let mut s = bound_mc(t0);
+    // Bytes of a PDU trickle in: the first read leaves a partial PDU, later reads add to
+    // it without completing it. The clock starts at the first.
+    s.buffered(t0 + S, true);
+    s.buffered(t0 + 3 * S, true);
+    assert_eq!(s.deadline(t0 + 3 * S), t0 + 6 * S);
+    assert_eq!(s.tick(t0 + 5 * S, true), Tick::Quiet);
+    assert_eq!(
+        s.tick(t0 + 6 * S, true),
+        Tick::Closing(Close::PduIncomplete)
+    );
+    // Completed in time: no deadline.
+    let mut s = bound_mc(t0);
+    s.buffered(t0 + S, true);
+    s.buffered(t0 + 2 * S, false);
+    assert_eq!(s.tick(t0 + 7 * S, true), Tick::Quiet);
 }
 
 #[test]
 fn a_silent_bound_peer_is_unbound_then_closed_if_it_does_not_answer() {
     let t0 = Instant::now();
-    let mut s = bound_mc(t0);
-    // The probe is answered but nothing else is heard: enquire_link_resp does not count
-    // as hearing the peer here, as the caller says when it read bytes.
-    s.tick(t0 + 30 * S, true);
-    let probe = one_sent(&mut s);
-    s.on_frame(
-        frame(
-            probe.sequence_number,
-            Status::ESME_ROK,
-            &Pdu::EnquireLinkResp,
-        ),
-        t0 + 31 * S,
-    );
-    assert_eq!(s.tick(t0 + 120 * S, true), Tick::Inactive);
+    // Probes rarer than the inactivity timeout, so silence is what ends the bind.
+    let slow_probe = Timers {
+        enquire_link: 300 * S,
+        ..timers()
+    };
+    let mut s = Session::new(Role::Mc, slow_probe, t0);
+    let bind = codec::bind_request(BindKind::Transceiver, "op", "pw", "", 0x34).unwrap();
+    let Event::BindRequested { pdu, .. } = s.on_frame(frame(1, Status::ESME_ROK, &bind), t0) else {
+        panic!("not handed over");
+    };
+    let request = BindRequest::from_pdu(&pdu).unwrap();
+    s.accept_bind(CommandId::BindTransceiver, 1, &request, "icaze", policy(4));
+    sent(&mut s);
+    // Whole PDUs count as hearing from the peer; the deadline moves with them.
+    s.on_frame(frame(2, Status::ESME_ROK, &Pdu::EnquireLink), t0 + 30 * S);
+    sent(&mut s);
+    assert_eq!(s.deadline(t0 + 30 * S), t0 + 150 * S);
+    assert_eq!(s.tick(t0 + 149 * S, true), Tick::Quiet);
+    assert_eq!(s.tick(t0 + 150 * S, true), Tick::Inactive);
     assert_eq!(one_sent(&mut s).command_id, CommandId::Unbind);
     assert_eq!(s.state(), BindState::Unbound);
-    assert_eq!(s.deadline(t0 + 120 * S), t0 + 120 * S + UNBIND_WAIT);
+    let t1 = t0 + 150 * S;
+    assert_eq!(s.deadline(t1), t1 + UNBIND_WAIT);
     assert_eq!(
-        s.tick(t0 + 120 * S + UNBIND_WAIT, true),
+        s.tick(t1 + UNBIND_WAIT, true),
         Tick::Closing(Close::UnbindUnanswered)
     );
 }
@@ -300,7 +348,7 @@ fn a_bad_pdu_gets_generic_nack_and_a_broken_stream_closes() {
     // An unknown command id: answered, the session goes on.
     let mut buf = BytesMut::from(&raw_pdu(0x0000_7777, 21, b"")[..]);
     let e = decode(&mut buf, DEFAULT_MAX_PDU_LEN).unwrap_err();
-    assert!(!s.on_decode_error(&e));
+    assert!(!s.on_decode_error(&e, t0));
     let r = one_sent(&mut s);
     assert_eq!(
         (r.command_id, r.sequence_number, r.status),
@@ -310,7 +358,7 @@ fn a_bad_pdu_gets_generic_nack_and_a_broken_stream_closes() {
     // A command_length below the header: the stream is lost.
     let mut buf = BytesMut::from(&[0u8, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1][..]);
     let e = decode(&mut buf, DEFAULT_MAX_PDU_LEN).unwrap_err();
-    assert!(s.on_decode_error(&e));
+    assert!(s.on_decode_error(&e, t0));
     assert_eq!(s.closing(), Some(Close::Framing));
 }
 
@@ -439,7 +487,6 @@ fn an_unanswered_reply_makes_the_bind_unresponsive_and_its_replies_owed() {
     s.start(2, 1, t0);
     s.send_due(t0, |_, _| Some(reply_part()));
     assert_eq!(sent(&mut s).len(), 2);
-    s.heard(t0 + 5 * S);
     assert_eq!(s.tick(t0 + 9 * S, true), Tick::Quiet);
     assert_eq!(
         s.tick(t0 + 10 * S, true),

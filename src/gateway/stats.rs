@@ -1,0 +1,312 @@
+//! The day's figures officials quote: MOs by code and outcome, invalid texts by reason,
+//! distinct documents and phones, time to decide, per operator; kept per Baku day for the
+//! last [`DAYS_KEPT`] days, in memory on this node (with Redis, also summed across nodes in
+//! `icaze:stats:*`, see `admin/stats.rs`).
+//!
+//! The pipeline tallies a batch without locking ([`Tally`]) and hands it over once
+//! ([`Stats::record`]): one short lock per batch, two set inserts per MO.
+//!
+//! A day's counters also read as flat fields ([`Day::fields`]: `mos`, `c|2|denied|daily_limit`,
+//! `i|no_code`, `o|demo|granted`, `b|3` for a time bucket), the form Redis sums across nodes;
+//! [`Stats::take_deltas`] gives what changed since the last call for that.
+
+use crate::permit::answer::Verdict;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// Days kept (today and the six before).
+pub const DAYS_KEPT: usize = 7;
+/// Upper bounds of the decision-time buckets, microseconds; the last bucket is open.
+pub const BUCKETS_US: [u64; 15] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000,
+];
+
+/// One MO as the stats see it.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    outcome: &'static str,
+    reason: &'static str,
+    code: Option<u8>,
+    document: Option<u64>,
+    phone: u64,
+}
+
+/// One batch's MOs, gathered by the pipeline before the lock is taken.
+#[derive(Debug, Default)]
+pub struct Tally {
+    rows: Vec<Row>,
+}
+
+impl Tally {
+    /// Room for `n` MOs.
+    pub fn with_capacity(n: usize) -> Self {
+        Tally {
+            rows: Vec::with_capacity(n),
+        }
+    }
+
+    /// One MO from `msisdn`: its outcome name (`granted`, …, `try_later`, `refused`), the
+    /// reason if any, and the verdict if it was decided or invalid.
+    pub fn add(
+        &mut self,
+        stats: &Stats,
+        msisdn: &str,
+        outcome: &'static str,
+        reason: &'static str,
+        verdict: Option<&Verdict>,
+    ) {
+        let (code, document) = match verdict {
+            Some(Verdict::Decided(d)) => (Some(d.code), Some(d.document.packed())),
+            _ => (None, None),
+        };
+        self.rows.push(Row {
+            outcome,
+            reason,
+            code,
+            document,
+            phone: stats.hasher.hash_one(msisdn),
+        });
+    }
+
+    /// MOs tallied.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// One day's figures.
+#[derive(Debug, Default, Clone)]
+pub struct Day {
+    /// MOs taken.
+    pub mos: u64,
+    /// `(code, outcome, reason)` → MOs; reason is empty unless denied.
+    pub by_code: BTreeMap<(u8, &'static str, &'static str), u64>,
+    /// Invalid texts by reason.
+    pub invalid: BTreeMap<&'static str, u64>,
+    /// Operator → outcome → MOs.
+    pub by_operator: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// MOs per decision-time bucket ([`BUCKETS_US`], then the open one).
+    pub decide_us: [u64; BUCKETS_US.len() + 1],
+    documents: HashSet<u64, foldhash::fast::RandomState>,
+    phones: HashSet<u64, foldhash::fast::RandomState>,
+    /// Documents and phones first seen since the last [`Stats::take_deltas`].
+    new_documents: Vec<u64>,
+    new_phones: Vec<u64>,
+}
+
+/// What changed on one day since the last [`Stats::take_deltas`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// The local day.
+    pub day: i32,
+    /// Field → increase (see [`Day::fields`]).
+    pub fields: BTreeMap<String, u64>,
+    /// Documents first seen (packed).
+    pub documents: Vec<u64>,
+    /// Phones first seen (hashed with a seed every node of one deployment shares).
+    pub phones: Vec<u64>,
+}
+
+impl Day {
+    /// The counters as flat fields (zero ones left out).
+    pub fn fields(&self) -> BTreeMap<String, u64> {
+        let mut f = BTreeMap::new();
+        f.insert("mos".to_string(), self.mos);
+        for (&(code, outcome, reason), &n) in &self.by_code {
+            f.insert(format!("c|{code}|{outcome}|{reason}"), n);
+        }
+        for (reason, &n) in &self.invalid {
+            f.insert(format!("i|{reason}"), n);
+        }
+        for (op, outcomes) in &self.by_operator {
+            for (outcome, &n) in outcomes {
+                f.insert(format!("o|{op}|{outcome}"), n);
+            }
+        }
+        for (i, &n) in self.decide_us.iter().enumerate() {
+            if n > 0 {
+                f.insert(format!("b|{i}"), n);
+            }
+        }
+        f
+    }
+
+    /// Distinct documents that asked.
+    pub fn distinct_documents(&self) -> usize {
+        self.documents.len()
+    }
+
+    /// Distinct phones that wrote.
+    pub fn distinct_phones(&self) -> usize {
+        self.phones.len()
+    }
+}
+
+/// The figures of the last [`DAYS_KEPT`] days. Safe to share.
+#[derive(Debug, Default)]
+pub struct Stats {
+    days: Mutex<BTreeMap<i32, Day>>,
+    /// The fields of each day as of the last [`Stats::take_deltas`].
+    flushed: Mutex<BTreeMap<i32, BTreeMap<String, u64>>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Stats {
+    /// Empty figures; phones are hashed with `seed`, which every node of a deployment must
+    /// share for distinct phones to add up across nodes.
+    pub fn with_seed(seed: u64) -> Self {
+        Stats {
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+            ..Stats::default()
+        }
+    }
+
+    /// What changed since the last call, day by day.
+    pub fn take_deltas(&self) -> Vec<Delta> {
+        let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut flushed = self.flushed.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        for (&day, d) in days.iter_mut() {
+            let now = d.fields();
+            let before = flushed.entry(day).or_default();
+            let fields: BTreeMap<String, u64> = now
+                .iter()
+                .filter_map(|(k, &v)| {
+                    let grew = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+                    (grew > 0).then(|| (k.clone(), grew))
+                })
+                .collect();
+            *before = now;
+            let delta = Delta {
+                day,
+                fields,
+                documents: std::mem::take(&mut d.new_documents),
+                phones: std::mem::take(&mut d.new_phones),
+            };
+            if !delta.fields.is_empty() || !delta.documents.is_empty() || !delta.phones.is_empty() {
+                out.push(delta);
+            }
+        }
+        flushed.retain(|day, _| days.contains_key(day));
+        out
+    }
+
+    /// Gives back deltas that could not be passed on, so the next [`Stats::take_deltas`]
+    /// has them again.
+    pub fn restore(&self, deltas: Vec<Delta>) {
+        let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut flushed = self.flushed.lock().unwrap_or_else(PoisonError::into_inner);
+        for delta in deltas {
+            if let Some(before) = flushed.get_mut(&delta.day) {
+                for (k, v) in &delta.fields {
+                    if let Some(b) = before.get_mut(k) {
+                        *b = b.saturating_sub(*v);
+                    }
+                }
+            }
+            if let Some(d) = days.get_mut(&delta.day) {
+                d.new_documents.extend(delta.documents);
+                d.new_phones.extend(delta.phones);
+            }
+        }
+    }
+    /// Adds a batch of `operator`'s MOs taken on local `day`, decided in `took`.
+    pub fn record(&self, operator: &str, day: i32, tally: &Tally, took: Duration) {
+        if tally.is_empty() {
+            return;
+        }
+        let us = took.as_micros() as u64;
+        let bucket = BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(BUCKETS_US.len());
+        let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+        let d = days.entry(day).or_default();
+        if !d.by_operator.contains_key(operator) {
+            d.by_operator.insert(operator.to_string(), BTreeMap::new());
+        }
+        d.mos += tally.len() as u64;
+        d.decide_us[bucket] += tally.len() as u64;
+        for row in &tally.rows {
+            if let Some(code) = row.code {
+                *d.by_code
+                    .entry((code, row.outcome, row.reason))
+                    .or_default() += 1;
+            }
+            if row.outcome == "invalid" {
+                *d.invalid.entry(row.reason).or_default() += 1;
+            }
+            if let Some(doc) = row.document
+                && d.documents.insert(doc)
+            {
+                d.new_documents.push(doc);
+            }
+            if d.phones.insert(row.phone) {
+                d.new_phones.push(row.phone);
+            }
+            if let Some(outcomes) = d.by_operator.get_mut(operator) {
+                *outcomes.entry(row.outcome).or_default() += 1;
+            }
+        }
+        while days.len() > DAYS_KEPT {
+            days.pop_first();
+        }
+    }
+
+    /// A copy of one day's figures.
+    pub fn day(&self, day: i32) -> Option<Day> {
+        self.days
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&day)
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::permit::decision::{Decision, Outcome, Validity};
+    use crate::permit::document::Document;
+
+    #[test]
+    fn a_day_counts_outcomes_distinct_documents_and_phones() {
+        let stats = Stats::default();
+        let d = Document::new(b"AZE", b"11111111").unwrap();
+        let granted = Verdict::Decided(Decision {
+            code: 2,
+            document: d,
+            outcome: Outcome::Granted(Validity { from: 0, until: 1 }),
+        });
+        let mut t = Tally::with_capacity(3);
+        t.add(&stats, "994501234567", "granted", "", Some(&granted));
+        t.add(&stats, "994501234567", "active", "", Some(&granted));
+        t.add(&stats, "994507654321", "invalid", "no_code", None);
+        stats.record("demo", 18_000, &t, Duration::from_micros(700));
+        let day = stats.day(18_000).unwrap();
+        assert_eq!(day.mos, 3);
+        assert_eq!(day.by_code[&(2, "granted", "")], 1);
+        assert_eq!(day.invalid["no_code"], 1);
+        assert_eq!((day.distinct_documents(), day.distinct_phones()), (1, 2));
+        assert_eq!(day.by_operator["demo"]["active"], 1);
+        assert_eq!(day.decide_us[3], 3, "700 µs is in the bucket up to 1 ms");
+        assert!(stats.day(17_999).is_none());
+
+        let deltas = stats.take_deltas();
+        assert_eq!(deltas.len(), 1);
+        assert_eq!(deltas[0].fields["mos"], 3);
+        assert_eq!(deltas[0].fields["c|2|granted|"], 1);
+        assert_eq!((deltas[0].documents.len(), deltas[0].phones.len()), (1, 2));
+        assert!(stats.take_deltas().is_empty(), "nothing new");
+        stats.restore(deltas.clone());
+        assert_eq!(stats.take_deltas(), deltas, "given back, taken again");
+    }
+}

@@ -1,0 +1,267 @@
+//! The permits this engine has recorded, by permit id and by document, and the ones an
+//! official revoked: what a checkpoint asks about ("is `K7QM-4RTX` real, still valid, this
+//! person's?") answered in O(1), without scanning the day's grants.
+//!
+//! Filled by [`QuotaEngine::record_grant`](super::QuotaEngine::record_grant), so the gateway's
+//! commits, a journal replay at start and another node's grants learnt through Redis all
+//! land here. Each grant costs one keyed hash (its id) and two short locks, paid only on a
+//! grant; a decision pays one atomic load, and only when it finds an active permit, to know
+//! whether anything at all was revoked.
+//!
+//! Memory: about 100 bytes a grant. [`Permits::sweep`] drops grants issued before yesterday
+//! that have ended, so the book holds about two days of grants.
+
+use crate::permit::decision::Validity;
+use crate::permit::document::Document;
+use crate::permit::id::{PermitId, PermitKey};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+/// Shards of each map: the gateway records a round's grants from several connections at once.
+const SHARDS: usize = 16;
+
+/// One permit as issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issued {
+    /// Its id, as the reply printed it.
+    pub id: PermitId,
+    /// The document it is for.
+    pub document: Document,
+    /// Its code.
+    pub code: u8,
+    /// Its window; `from` is also when it was issued.
+    pub validity: Validity,
+}
+
+/// Why and when a permit was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The official's reason, as given.
+    pub reason: String,
+    /// When, Unix seconds.
+    pub at: i64,
+}
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// One shard of a map, behind its lock.
+type Shard<K, V> = Mutex<Map<K, V>>;
+
+/// The permit book: grants by id and by document, and revocations. Safe to share.
+#[derive(Debug)]
+pub struct Permits {
+    key: PermitKey,
+    /// Permit id → document, sharded by id.
+    by_id: Box<[Shard<PermitId, Document>]>,
+    /// Document → its recorded permits, sharded by document.
+    by_document: Box<[Shard<Document, Vec<Issued>>]>,
+    revoked: RwLock<Map<PermitId, Revocation>>,
+    /// `revoked.len()`, read without the lock on the decision path.
+    revoked_count: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every write below is a single map operation: a panic cannot leave a map half-changed.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn shard_of(bits: u64) -> usize {
+    (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
+}
+
+impl Permits {
+    /// An empty book; ids are computed with `key`, the same key replies print them with.
+    pub fn new(key: PermitKey) -> Self {
+        Permits {
+            key,
+            by_id: (0..SHARDS).map(|_| Mutex::new(Map::default())).collect(),
+            by_document: (0..SHARDS).map(|_| Mutex::new(Map::default())).collect(),
+            revoked: RwLock::new(Map::default()),
+            revoked_count: AtomicUsize::new(0),
+        }
+    }
+
+    /// The id this book gives a permit.
+    pub fn id_of(&self, document: Document, code: u8, validity: Validity) -> PermitId {
+        self.key
+            .permit_id(document, code, validity.from, validity.until)
+    }
+
+    /// Records a grant (again: recording the same grant twice keeps one).
+    pub fn record(&self, document: Document, code: u8, validity: Validity) -> PermitId {
+        let id = self.id_of(document, code, validity);
+        {
+            let mut docs = lock(&self.by_document[shard_of(document.packed())]);
+            let list = docs.entry(document).or_default();
+            if list.iter().any(|p| p.id == id) {
+                return id;
+            }
+            list.push(Issued {
+                id,
+                document,
+                code,
+                validity,
+            });
+        }
+        lock(&self.by_id[shard_of(id_bits(id))]).insert(id, document);
+        id
+    }
+
+    /// The permit with this id, if this book holds it.
+    pub fn get(&self, id: PermitId) -> Option<Issued> {
+        let document = *lock(&self.by_id[shard_of(id_bits(id))]).get(&id)?;
+        lock(&self.by_document[shard_of(document.packed())])
+            .get(&document)?
+            .iter()
+            .find(|p| p.id == id)
+            .copied()
+    }
+
+    /// The permits of `document` this book holds, oldest first.
+    pub fn of_document(&self, document: Document) -> Vec<Issued> {
+        let mut list = lock(&self.by_document[shard_of(document.packed())])
+            .get(&document)
+            .cloned()
+            .unwrap_or_default();
+        list.sort_by_key(|p| (p.validity.from, p.code));
+        list
+    }
+
+    /// Marks `id` revoked; the first revocation of a permit is the one kept. Returns the one
+    /// in force.
+    pub fn revoke(&self, id: PermitId, revocation: Revocation) -> Revocation {
+        let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
+        let kept = revoked.entry(id).or_insert(revocation).clone();
+        self.revoked_count.store(revoked.len(), Ordering::Release);
+        kept
+    }
+
+    /// The revocation of `id`, if it was revoked.
+    pub fn revocation(&self, id: PermitId) -> Option<Revocation> {
+        if self.revoked_count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.revoked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// Whether the permit of `document` and `code` with this window was revoked: the
+    /// decision path's question, one atomic load while nothing is revoked.
+    #[inline]
+    pub fn is_revoked(&self, document: Document, code: u8, validity: Validity) -> bool {
+        self.revoked_count.load(Ordering::Acquire) != 0
+            && self
+                .revoked
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&self.id_of(document, code, validity))
+    }
+
+    /// Revocations made in `[from, until)` (Unix seconds), for a day's figures.
+    pub fn revoked_between(&self, from: i64, until: i64) -> usize {
+        self.revoked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|r| (from..until).contains(&r.at))
+            .count()
+    }
+
+    /// Permits recorded (for health answers and tests).
+    pub fn len(&self) -> usize {
+        self.by_id.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Whether no permit is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the permits issued before `keep_from` (Unix seconds, the start of yesterday)
+    /// that have ended by `now`, and their revocations. Returns how many.
+    pub fn sweep(&self, keep_from: i64, now: i64) -> usize {
+        let mut gone = Vec::new();
+        for shard in self.by_document.iter() {
+            let mut docs = lock(shard);
+            docs.retain(|_, list| {
+                list.retain(|p| {
+                    let dead = p.validity.from < keep_from && p.validity.until <= now;
+                    if dead {
+                        gone.push(p.id);
+                    }
+                    !dead
+                });
+                !list.is_empty()
+            });
+        }
+        if gone.is_empty() {
+            return 0;
+        }
+        for id in &gone {
+            lock(&self.by_id[shard_of(id_bits(*id))]).remove(id);
+        }
+        if self.revoked_count.load(Ordering::Acquire) != 0 {
+            let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
+            for id in &gone {
+                revoked.remove(id);
+            }
+            self.revoked_count.store(revoked.len(), Ordering::Release);
+        }
+        gone.len()
+    }
+}
+
+fn id_bits(id: PermitId) -> u64 {
+    id.bits()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEN: i64 = 1_586_152_800;
+
+    fn doc(n: &[u8]) -> Document {
+        Document::new(b"AZE", n).unwrap()
+    }
+
+    #[test]
+    fn grants_are_found_by_id_and_document_and_revoked() {
+        let book = Permits::new(PermitKey::from_secret(b"permits test key"));
+        let v = Validity {
+            from: TEN,
+            until: TEN + 3 * 3600,
+        };
+        let id = book.record(doc(b"11111111"), 2, v);
+        assert_eq!(book.record(doc(b"11111111"), 2, v), id, "recorded once");
+        book.record(doc(b"22222222"), 2, v);
+        let got = book.get(id).unwrap();
+        assert_eq!(
+            (got.document, got.code, got.validity),
+            (doc(b"11111111"), 2, v)
+        );
+        assert_eq!(book.of_document(doc(b"11111111")).len(), 1);
+        assert_eq!(book.len(), 2);
+        assert!(!book.is_revoked(doc(b"11111111"), 2, v));
+        let r = Revocation {
+            reason: "forged".into(),
+            at: TEN + 60,
+        };
+        assert_eq!(book.revoke(id, r.clone()), r);
+        let later = Revocation {
+            reason: "again".into(),
+            at: TEN + 120,
+        };
+        assert_eq!(book.revoke(id, later), r, "the first revocation stays");
+        assert!(book.is_revoked(doc(b"11111111"), 2, v));
+        assert!(!book.is_revoked(doc(b"22222222"), 2, v));
+        // Two days on, the ended permits and their revocations go.
+        assert_eq!(book.sweep(TEN + 86_400, TEN + 2 * 86_400), 2);
+        assert!(book.get(id).is_none());
+        assert!(book.revocation(id).is_none());
+        assert!(book.is_empty());
+    }
+}

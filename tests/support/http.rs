@@ -1,0 +1,62 @@
+//! A real HTTP/1.1 client (hyper's) for the admin API: a request with an optional bearer
+//! token and body, the status and the JSON answer back.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+
+/// An answer: status code and the body as JSON (`Null` if it was not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub json: serde_json::Value,
+    /// The body as text (for `/metrics`).
+    pub text: String,
+}
+
+/// Sends `method path` to `addr` with `token` as bearer and `body` (JSON or TOML text).
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if body.is_some_and(|b| b.starts_with('{')) {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.unwrap_or("").to_string())))
+        .expect("a request");
+    let response = client
+        .request(request)
+        .await
+        .expect("the admin API answers");
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a whole body")
+        .to_bytes();
+    Answer {
+        status,
+        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// `GET path`.
+pub async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Answer {
+    call(addr, "GET", path, token, None).await
+}
