@@ -64,16 +64,7 @@ pub(super) struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// Reads `text` under `parser`'s kinds and codes (the reader lives on this frame).
     pub(super) fn parse(parser: &'a Parser, text: &'a str) -> Result<Parsed, ParseError> {
-        let mut reader = Reader {
-            parser,
-            text,
-            tokens: Tokens::new(),
-            found: [None; MAX_DOCUMENTS],
-            count: 0,
-            overflow: 0,
-            problem: None,
-        };
-        reader.tokens.fill(text);
+        let mut reader = Reader::new(parser, text);
         if let Some(parsed) = reader.canonical() {
             return Ok(parsed);
         }
@@ -84,6 +75,11 @@ impl<'a> Reader<'a> {
     /// shortcut changes nothing.
     #[cfg(test)]
     pub(super) fn parse_general(parser: &'a Parser, text: &'a str) -> Result<Parsed, ParseError> {
+        Reader::new(parser, text).read()
+    }
+
+    /// A reader over `text`, its tokens filled, nothing found yet.
+    fn new(parser: &'a Parser, text: &'a str) -> Self {
         let mut reader = Reader {
             parser,
             text,
@@ -94,7 +90,7 @@ impl<'a> Reader<'a> {
             problem: None,
         };
         reader.tokens.fill(text);
-        reader.read()
+        reader
     }
 
     /// The shape most texts have, `CODE SERIES NUMBER` and nothing else (`2 AZE 11111111`,
