@@ -9,7 +9,12 @@ use support::smpp::*;
 /// Starts `icaze serve` on port 0 with its journal in `dir`; returns the child (killed with
 /// SIGKILL when dropped) and its port.
 fn start(dir: &std::path::Path) -> (Icaze, std::net::SocketAddr) {
-    let mut child = Icaze::spawn(dir, "icaze", "", "");
+    start_on(dir, "")
+}
+
+/// [`start`] with `top` at the top of the config (e.g. a Redis `store`).
+fn start_on(dir: &std::path::Path, top: &str) -> (Icaze, std::net::SocketAddr) {
+    let mut child = Icaze::spawn(dir, "icaze", top, "");
     let addr = child.addr();
     (child, addr)
 }
@@ -73,20 +78,157 @@ async fn kill_9_under_load_forgets_no_acknowledged_grant() {
         let r = c.expect_resp(seq, &mut replies).await;
         assert_eq!(r.status, ESME_ROK);
     }
-    while replies.len() < acknowledged.len() {
-        replies.push(c.expect_deliver().await);
+    // Replies owed from before the kill (acknowledged, not yet delivered) come too, first.
+    replies.extend(receive(&mut c, 0, std::time::Duration::from_secs(1)).await);
+    let mut by_citizen: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for sm in &replies {
+        by_citizen
+            .entry(sm.dest.clone())
+            .or_default()
+            .push(sm_text(sm));
     }
-    let granted_again: Vec<String> = replies
+    let granted_again: Vec<String> = acknowledged
         .iter()
-        .map(sm_text)
-        .filter(|t| !t.starts_with("You already have a permit"))
+        .map(|i| format!("99450{i:07}"))
+        .filter(|who| {
+            let texts = by_citizen.get(who).map_or(&[][..], |t| &t[..]);
+            // At most the reply owed from before the kill, then the answer to the resend.
+            texts.len() > 2
+                || !texts
+                    .last()
+                    .is_some_and(|t| t.starts_with("You already have a permit"))
+        })
         .collect();
     assert!(
         granted_again.is_empty(),
-        "{} of {} acknowledged grants were forgotten, e.g. {:?}",
+        "{} of {} acknowledged grants were forgotten (or answered oddly), e.g. {:?}",
         granted_again.len(),
         acknowledged.len(),
-        granted_again.first()
+        granted_again.first().map(|w| &by_citizen[w])
+    );
+    drop(child);
+}
+
+/// Sends `texts` (citizen `99450iiiiiii` sends text `i`) pipelined and returns how many were
+/// acknowledged with status 0.
+async fn send_all(c: &mut Client, texts: &[String]) -> usize {
+    let mut batch = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let seq = c.next_seq();
+        batch.extend(pdu(
+            SUBMIT_SM,
+            0,
+            seq,
+            &sm_body(&format!("99450{i:07}"), "8103", 0, 0, text.as_bytes(), &[]),
+        ));
+    }
+    c.send_raw(&batch).await;
+    let mut ok = 0;
+    for _ in texts {
+        let p = c.read().await.expect("an acknowledgement");
+        assert_eq!(p.command_id, SUBMIT_SM | RESP);
+        if p.status == ESME_ROK {
+            ok += 1;
+        }
+    }
+    ok
+}
+
+/// Reads deliver_sm (answering each with status 0) until `n` have come, then `quiet` more
+/// without one; returns them.
+async fn receive(c: &mut Client, n: usize, quiet: std::time::Duration) -> Vec<Sm> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        got.push(c.expect_deliver().await);
+    }
+    while let Some(p) = c.read_within(quiet).await {
+        if p.command_id == DELIVER_SM {
+            c.send_raw(&pdu(DELIVER_SM | RESP, 0, p.seq, &[0])).await;
+            got.extend(c.assemble(&p.body));
+        }
+    }
+    got
+}
+
+/// The owed replies the admin API's /metrics reports.
+async fn owed(child: &mut Icaze) -> u64 {
+    let metrics = support::http::get(child.admin_addr(), "/metrics", None).await;
+    metrics
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("icaze_replies_owed "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("icaze_replies_owed in /metrics")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_owed_at_kill_9_are_delivered_after_restart_and_only_once() {
+    replies_owed_survive_kill_9("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_owed_at_kill_9_are_delivered_after_restart_on_redis() {
+    let Some(redis) = support::redis::RedisServer::start("replies_owed_on_redis") else {
+        return;
+    };
+    replies_owed_survive_kill_9(&format!("store = {:?}", redis.url())).await;
+}
+
+/// Replies queued while no receiver is bound, kill -9, restart, bind a receiver: every
+/// owed reply arrives; once they are delivered and settled, a second kill -9 and restart
+/// sends none of them again.
+async fn replies_owed_survive_kill_9(top: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = start_on(dir.path(), top);
+    // A transmitter only: every reply waits in the queue, none can be delivered.
+    let mut tx = Client::connect(addr).await;
+    assert_eq!(tx.bind(BIND_TRANSMITTER, "demo", "demo").await, ESME_ROK);
+    // Grants, a bad text and a help request: every one of them is owed a reply.
+    let mut texts: Vec<String> = (0..200).map(|i| format!("2 AZE {i:08}")).collect();
+    texts.push("hello".into());
+    texts.push("help".into());
+    assert_eq!(send_all(&mut tx, &texts).await, texts.len());
+    child.kill_9();
+    drop(tx);
+
+    // Restarted on the same data directory: a receiver gets every reply owed.
+    let (mut child, addr) = start_on(dir.path(), top);
+    let mut rx = Client::connect(addr).await;
+    assert_eq!(rx.bind(BIND_RECEIVER, "demo", "demo").await, ESME_ROK);
+    let got = receive(&mut rx, texts.len(), std::time::Duration::from_millis(500)).await;
+    assert_eq!(got.len(), texts.len(), "every owed reply, none twice");
+    let mut to: Vec<String> = got.iter().map(|sm| sm.dest.clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), texts.len(), "one reply per citizen");
+    for sm in &got {
+        let i: usize = sm.dest[5..].parse().unwrap();
+        let text = sm_text(sm);
+        if i < 200 {
+            assert!(
+                text.starts_with("PERMIT GRANTED"),
+                "a grant's reply: {text}"
+            );
+        } else {
+            assert!(!text.contains("Permit "), "not a grant: {text}");
+        }
+    }
+    // Once delivered they are settled: after another kill -9 nothing comes again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while owed(&mut child).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "settlements written");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill_9();
+    drop(rx);
+    let (child, addr) = start_on(dir.path(), top);
+    let mut rx = Client::connect(addr).await;
+    assert_eq!(rx.bind(BIND_RECEIVER, "demo", "demo").await, ESME_ROK);
+    let again = receive(&mut rx, 0, std::time::Duration::from_secs(1)).await;
+    assert!(
+        again.is_empty(),
+        "{} delivered replies came again",
+        again.len()
     );
     drop(child);
 }

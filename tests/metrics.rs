@@ -73,8 +73,9 @@ async fn mos_decisions_binds_and_reply_times_are_counted() {
     );
     assert_eq!(
         value(&text, "icaze_store_round_seconds_count"),
-        Some(1.0),
-        "one grant went to the journal"
+        Some(4.0),
+        "every MO's reply (and the grant with its own) was journaled before its \
+         acknowledgement, one round each"
     );
     // The journal's fsyncs (at open and for the grant's round) are timed.
     assert!(

@@ -41,16 +41,18 @@ use crate::permit::engine::QuotaEngine;
 use crate::permit::id::PermitKey;
 use crate::permit::rules::Rules;
 use crate::smpp::Status;
+use crate::store::outbox::OwedReply;
 use crate::store::redis::RedisError;
 pub use crate::store::{OpenError, Store};
 use crate::telemetry::metrics::{Metrics, OperatorMetrics};
 use admission::Admission;
 use claims::Claims;
 use message_id::MessageIds;
+use outbound::Mt;
 use outbound::ReplyQueue;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use throttle::Throttle;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +89,9 @@ pub enum MoResult {
 pub struct OperatorState {
     /// Its config.
     pub config: Operator,
+    /// Its queue's name in the store's outbox: its `system_id`, or `@` and the name of a
+    /// connector.
+    pub name: String,
     /// Binds open now.
     pub binds: AtomicU32,
     /// Replies owed to its subscribers.
@@ -98,9 +103,11 @@ pub struct OperatorState {
 }
 
 impl OperatorState {
-    /// Fresh state for `config`: no binds, an empty queue, its metric handles in `metrics`.
-    pub fn new(config: Operator, metrics: &Metrics) -> Self {
+    /// Fresh state for `config`, its queue called `name` in the outbox: no binds, an
+    /// empty queue, its metric handles in `metrics`.
+    pub fn new(config: Operator, name: String, metrics: &Metrics) -> Self {
         OperatorState {
+            name,
             metrics: metrics.operator(&config.system_id),
             binds: AtomicU32::new(0),
             queue: ReplyQueue::new(config.queue),
@@ -171,6 +178,8 @@ pub struct Gateway {
     pub admission: Arc<Admission>,
     /// Every metric (`GET /metrics`).
     pub metrics: Arc<Metrics>,
+    /// The next reply's id in the outbox.
+    reply_ids: AtomicU64,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -189,7 +198,7 @@ impl Gateway {
             .operators
             .iter()
             .map(|o| {
-                let state = OperatorState::new(o.clone(), &metrics);
+                let state = OperatorState::new(o.clone(), o.system_id.clone(), &metrics);
                 (o.system_id.clone(), Arc::new(state))
             })
             .collect();
@@ -199,16 +208,21 @@ impl Gateway {
             .map(|c| {
                 (
                     c.clone(),
-                    Arc::new(OperatorState::new(c.as_operator(), &metrics)),
+                    Arc::new(OperatorState::new(
+                        c.as_operator(),
+                        format!("@{}", c.name),
+                        &metrics,
+                    )),
                 )
             })
             .collect();
         let now = clock.now().timestamp();
+        let reply_ids = AtomicU64::new(first_reply_id(clock.as_ref()));
         // The text the config's rules were loaded from; a file changed since start shows
         // another version, which a reload then makes true.
         let text = crate::config::read_rules_text(&config.rules_path).unwrap_or_default();
         let info = RulesInfo::new(&config.rules_path, text, now);
-        Gateway {
+        let gateway = Gateway {
             rules: RwLock::new(Arc::new(config.rules.clone())),
             rules_info: RwLock::new(Arc::new(info)),
             rules_change: Mutex::new(()),
@@ -228,8 +242,82 @@ impl Gateway {
             claims: Claims::new(),
             admission: Arc::new(Admission::new(&config)),
             metrics,
+            reply_ids,
             config,
+        };
+        if let Store::Journal(journal) = &gateway.store {
+            gateway.queue_owed(journal.take_owed());
         }
+        gateway
+    }
+
+    /// Queues the replies the store still owed at start (after a crash: those acknowledged
+    /// but never delivered) for their operators, oldest first, ahead of anything new; new
+    /// ids start past theirs. A reply whose operator is no longer configured stays owed
+    /// in the store and is logged.
+    pub fn queue_owed(&self, owed: Vec<OwedReply>) {
+        if owed.is_empty() {
+            return;
+        }
+        let last = owed.iter().map(|r| r.id).max().unwrap_or(0);
+        self.reply_ids.fetch_max(last + 1, Ordering::Relaxed);
+        let now = tokio::time::Instant::now();
+        let mut queued = 0usize;
+        let mut orphans = 0usize;
+        for reply in owed {
+            let operator = self.operators.get(&reply.queue).or_else(|| {
+                self.connectors
+                    .iter()
+                    .find(|(_, o)| o.name == reply.queue)
+                    .map(|(_, o)| o)
+            });
+            match operator {
+                Some(op) => {
+                    op.queue.push(Mt::owed(reply, now));
+                    queued += 1;
+                }
+                None => {
+                    orphans += 1;
+                    tracing::warn!(queue = %reply.queue, msisdn = %crate::telemetry::mask_msisdn(&reply.destination),
+                        "a reply owed before the restart is for an operator no longer configured: kept in the outbox");
+                }
+            }
+        }
+        tracing::info!(
+            queued,
+            orphans,
+            "replies owed before the restart queued for delivery"
+        );
+    }
+
+    /// Owes `reply` on `operator`'s queue outside an MO's batch (the hint for a
+    /// concatenated MO whose parts were acknowledged but never completed): made durable,
+    /// then queued; if the store cannot keep it, it is queued all the same (its parts were
+    /// acknowledged long ago).
+    pub fn owe_later(self: &Arc<Self>, operator: Arc<OperatorState>, reply: OwedReply) {
+        let gw = self.clone();
+        let since = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            if let Err(e) = gw.store.owe(gw.node(), &[], &[&reply]).await {
+                tracing::warn!(error = %e, "a hint reply could not be made durable: queued all the same");
+            }
+            operator.queue.push(Mt::owed(reply, since));
+        });
+    }
+
+    /// This node's id (`[smpp] node_id`): its outbox in a shared store.
+    pub fn node(&self) -> u16 {
+        self.config.smpp.node_id
+    }
+
+    /// Settles reply `id`: delivered, or refused for good.
+    pub fn settle(&self, id: u64) {
+        self.store.settle(self.node(), id);
+    }
+
+    /// A fresh outbox id for a reply.
+    pub fn next_reply_id(&self) -> u64 {
+        self.reply_ids.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Opens the configured store (Redis included, waiting for it while it is unreachable;
@@ -244,7 +332,11 @@ impl Gateway {
         let engine = QuotaEngine::with_permits(config.engine_reserve, config.permit_key.clone());
         let now = clock.now().timestamp();
         let store = Store::open(&config, &engine, now, volatile, shutdown).await?;
-        Ok(Gateway::new(config, engine, store, clock))
+        let gateway = Gateway::new(config, engine, store, clock);
+        if let Store::Redis(redis) = &gateway.store {
+            gateway.queue_owed(redis.owed(gateway.node()).await?);
+        }
+        Ok(gateway)
     }
 
     /// [`Gateway::connect`] without waiting: the journal (or nothing, with `volatile`). A
@@ -360,12 +452,19 @@ impl Gateway {
             for op in all {
                 op.metrics.queue_depth.set(op.queue.len() as i64);
             }
+            self.metrics.replies_owed.set(self.store.owed_now() as i64);
         })
     }
 
     fn message_id(&self) -> String {
         self.message_ids.next()
     }
+}
+
+/// The first reply id of a run: the clock in microseconds, so ids keep growing across
+/// restarts even once the outbox holds none of the earlier ones.
+fn first_reply_id(clock: &dyn Clock) -> u64 {
+    clock.now().timestamp_micros().max(1) as u64
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path` and

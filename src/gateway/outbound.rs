@@ -13,7 +13,7 @@
 use crate::smpp::session::Policy;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -59,6 +59,24 @@ pub struct Mt {
     pub owed_since: tokio::time::Instant,
 }
 
+impl Mt {
+    /// The reply `owed` (durable in the store's outbox under the same id), for delivery;
+    /// `owed_since` is when its MO was read (or, for a reply owed before a restart, when
+    /// it was queued again).
+    pub fn owed(owed: crate::store::outbox::OwedReply, owed_since: tokio::time::Instant) -> Mt {
+        Mt {
+            id: owed.id,
+            source: owed.source,
+            destination: owed.destination,
+            dest_ton: owed.dest_ton,
+            dest_npi: owed.dest_npi,
+            text: owed.text,
+            attempts: 0,
+            owed_since,
+        }
+    }
+}
+
 /// An operator's reply queue.
 #[derive(Debug)]
 pub struct ReplyQueue {
@@ -69,7 +87,6 @@ pub struct ReplyQueue {
     reserved: AtomicUsize,
     ready: Notify,
     capacity: usize,
-    next_id: AtomicU64,
 }
 
 impl ReplyQueue {
@@ -81,7 +98,6 @@ impl ReplyQueue {
             reserved: AtomicUsize::new(0),
             ready: Notify::new(),
             capacity,
-            next_id: AtomicU64::new(1),
         }
     }
 
@@ -135,11 +151,6 @@ impl ReplyQueue {
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// A fresh id for a new reply; ids grow, so they also give the order replies were owed.
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Queues a reply owed without a place taken for it (the hint for an incomplete

@@ -31,6 +31,7 @@ use crate::permit::reply::Replier;
 use crate::permit::request::PermitRequest;
 use crate::permit::rules::Rules;
 use crate::smpp::Status;
+use crate::store::outbox::OwedReply;
 use crate::store::redis::RedisVerdict;
 use crate::store::{StoreError, Tentative};
 use crate::telemetry::metrics::{Metrics, MoOutcome};
@@ -48,6 +49,15 @@ enum Answer {
     TryLater,
     /// Not acknowledged: the operator resends.
     Refuse(Status),
+}
+
+/// The grants of a batch's last round on a store that grants as asked (the journal): made
+/// durable with the batch's replies in one commit, and only then committed to the engine;
+/// their documents stay claimed until this is dropped.
+struct Deferred<'a> {
+    tentative: Vec<Tentative>,
+    #[allow(dead_code)] // held for its claims, released on drop
+    round: super::claims::Round<'a>,
 }
 
 /// Where one MO's answer comes from: its text alone, or its requests (one per document).
@@ -121,16 +131,68 @@ impl Gateway {
             }
         }
         let mut answers: Vec<Option<Answer>> = vec![None; requests.len()];
-        self.decide(&rules, now, &requests, &mut answers).await;
+        let deferred = self.decide(&rules, now, &requests, &mut answers).await;
 
-        results.clear();
-        let mut tally = super::stats::Tally::with_capacity(mos.len());
+        // Every MO's answer and reply, then the replies made durable (with the deferred
+        // grants, in one commit) before anything is counted, queued or acknowledged.
+        let mut decided: Vec<(Answer, Option<OwedReply>)> = Vec::with_capacity(mos.len());
         for (mo, slot) in mos.iter().zip(slots) {
             let answer = match slot {
                 Slot::Done(answer) => answer,
                 Slot::Requests(range) => combine(&mut answers[range]),
             };
             let lang = operator.config.language.for_text(&mo.text);
+            let text = match &answer {
+                Answer::Refuse(_) => None,
+                Answer::TryLater => Some(Replier::new(&rules, &self.key).try_later(lang)),
+                Answer::Family(decisions) => {
+                    Some(Replier::new(&rules, &self.key).family(lang, decisions))
+                }
+                Answer::Verdict(v) => Some(reply_text(&rules, &self.key, lang, v)),
+            };
+            let reply = text.map(|text| self.owed_reply(operator, mo, text, now));
+            decided.push((answer, reply));
+        }
+        // "Try again later" answers a store that is away: it cannot be kept there, and is
+        // queued as it is.
+        let owed: Vec<&OwedReply> = decided
+            .iter()
+            .filter(|(answer, _)| !matches!(answer, Answer::TryLater))
+            .filter_map(|(_, reply)| reply.as_ref())
+            .collect();
+        let grants = deferred.as_ref().map_or(&[][..], |d| &d.tentative[..]);
+        let started_round = tokio::time::Instant::now();
+        let durable = self.store.owe(self.node(), grants, &owed).await;
+        if !(grants.is_empty() && owed.is_empty()) && self.store.kind() != "volatile" {
+            Metrics::observe(&self.metrics.store_latency, started_round.elapsed());
+        }
+        let owed_count = owed.len();
+        drop(owed);
+        match durable {
+            Ok(()) => {
+                if let Some(d) = &deferred {
+                    for t in &d.tentative {
+                        self.engine
+                            .record_grant(&rules, t.code, t.document, t.validity);
+                    }
+                }
+            }
+            Err(e) => {
+                let refused = self.failed(&e, owed_count);
+                for (answer, reply) in &mut decided {
+                    if reply.is_some() && !matches!(answer, Answer::TryLater) {
+                        *answer = refused.clone();
+                        *reply = None;
+                    }
+                }
+            }
+        }
+        // The deferred grants are committed (or not): their documents are free again.
+        drop(deferred);
+
+        results.clear();
+        let mut tally = super::stats::Tally::with_capacity(mos.len());
+        for (mo, (answer, reply)) in mos.iter().zip(decided) {
             let (outcome, reason) = match &answer {
                 Answer::Verdict(v) => (v.kind().name(), v.reason().unwrap_or("")),
                 Answer::Family(decisions) => {
@@ -165,24 +227,38 @@ impl Gateway {
                 "MO decided"
             );
             self.count(operator, &answer);
-            let text = match answer {
-                Answer::Refuse(status) => {
+            match (answer, reply) {
+                (_, Some(reply)) => {
+                    operator.queue.push_reserved(Mt::owed(reply, mo.received));
+                    results.push(MoResult::Accepted(self.message_id()));
+                }
+                (answer, None) => {
                     // No reply: the place the MO took in the queue goes back.
                     operator.queue.release(1);
-                    results.push(MoResult::Refused(status));
-                    continue;
+                    results.push(MoResult::Refused(match answer {
+                        Answer::Refuse(status) => status,
+                        _ => Status::ESME_RSYSERR,
+                    }));
                 }
-                Answer::TryLater => Replier::new(&rules, &self.key).try_later(lang),
-                Answer::Family(decisions) => {
-                    Replier::new(&rules, &self.key).family(lang, &decisions)
-                }
-                Answer::Verdict(v) => reply_text(&rules, &self.key, lang, &v),
-            };
-            results.push(self.answer(operator, mo, text));
+            }
         }
         let day = rules.calendar.moment(now).day;
         self.stats
             .record(&operator.config.system_id, day, &tally, started.elapsed());
+    }
+
+    /// The reply owed to `mo`, with a fresh outbox id.
+    fn owed_reply(&self, operator: &OperatorState, mo: &Mo, text: String, now: i64) -> OwedReply {
+        OwedReply {
+            id: self.next_reply_id(),
+            queue: operator.name.clone(),
+            source: mo.destination.clone(),
+            destination: mo.source.clone(),
+            dest_ton: mo.source_ton,
+            dest_npi: mo.source_npi,
+            text,
+            owed_at: now,
+        }
     }
 
     /// Counts one MO's answer: by operator and outcome (once per MO), and each of its
@@ -233,9 +309,9 @@ impl Gateway {
         now: i64,
         requests: &[PermitRequest],
         answers: &mut [Option<Answer>],
-    ) {
+    ) -> Option<Deferred<'_>> {
         if requests.is_empty() {
-            return;
+            return None;
         }
         let moment = rules.calendar.moment(now);
         let mut round = self.claims.round();
@@ -280,6 +356,19 @@ impl Gateway {
                 sent.push(k);
             }
 
+            if waiting.is_empty() && !tentative.is_empty() && self.store.grants_as_asked() {
+                // The last round, on a store that grants as the engine computed: the grants
+                // are written with the batch's replies in one commit (see `take_mos`), and
+                // their documents stay claimed until then.
+                for (t, &k) in tentative.iter().zip(&sent) {
+                    answers[k] = Some(Answer::Verdict(Verdict::Decided(Decision {
+                        code: t.code,
+                        document: t.document,
+                        outcome: Outcome::Granted(t.validity),
+                    })));
+                }
+                return Some(Deferred { tentative, round });
+            }
             let started = tokio::time::Instant::now();
             let decided = self.store.decide(rules, now, &tentative).await;
             if !tentative.is_empty() {
@@ -305,7 +394,7 @@ impl Gateway {
             }
             round.release();
             if waiting.is_empty() {
-                return;
+                return None;
             }
             // Holding no claim now, so no round waits for this one while it waits.
             for &k in &waiting {
@@ -357,22 +446,6 @@ impl Gateway {
             }
             RedisVerdict::DailyLimit { limit } => Outcome::Denied(Denial::DailyLimit { limit }),
         }
-    }
-
-    /// Queues `text` as the reply to `mo` (in the place it took at intake) and gives the
-    /// MO's acknowledgement.
-    fn answer(&self, operator: &OperatorState, mo: &Mo, text: String) -> MoResult {
-        operator.queue.push_reserved(Mt {
-            id: operator.queue.next_id(),
-            source: mo.destination.clone(),
-            destination: mo.source.clone(),
-            dest_ton: mo.source_ton,
-            dest_npi: mo.source_npi,
-            text,
-            attempts: 0,
-            owed_since: mo.received,
-        });
-        MoResult::Accepted(self.message_id())
     }
 }
 
@@ -481,7 +554,7 @@ mod tests {
         config: crate::config::Operator,
         texts: &[&str],
     ) -> Vec<(MoResult, Option<String>)> {
-        let op = OperatorState::new(config, &gw.metrics);
+        let op = OperatorState::new(config.clone(), config.system_id.clone(), &gw.metrics);
         let mos: Vec<Mo> = texts
             .iter()
             .map(|t| {

@@ -8,6 +8,7 @@
 //!   [`Store::decide`] for every kind.
 
 pub mod journal;
+pub mod outbox;
 pub mod redis;
 
 use crate::config::{Config, RedisConfig, StoreConfig};
@@ -19,6 +20,7 @@ use crate::permit::engine::permits::Revocation;
 use crate::permit::id::PermitId;
 use crate::permit::rules::Rules;
 use journal::{BlockRecord, Journal, JournalError, RevocationRecord};
+use outbox::OwedReply;
 use redis::{
     GrantAsk, RedisError, RedisOptions, RedisRevocation, RedisStore, RedisVerdict, WaitAof,
 };
@@ -301,6 +303,74 @@ impl Store {
                 Ok(redis.decide(&asks).await?)
             }
             Store::Volatile => Ok(granted(grants)),
+        }
+    }
+
+    /// Whether the store grants every tentative grant as the engine computed it (the
+    /// journal, volatile): then the grants of a batch's last round can wait to be written
+    /// with its replies, in one commit ([`Store::owe`]). Redis decides against every node's
+    /// state, so it is asked first ([`Store::decide`]).
+    pub fn grants_as_asked(&self) -> bool {
+        matches!(self, Store::Journal(_) | Store::Volatile)
+    }
+
+    /// Makes `grants` (of a store that [grants as asked](Store::grants_as_asked); empty
+    /// otherwise) and the `replies` their batch owes durable in one round: the journal
+    /// writes both in one commit (one `fdatasync` per file, shared with other connections'
+    /// rounds); Redis keeps the replies in node `node`'s outbox hash, written after its
+    /// verdicts. Once it returns `Ok` a restart still owes every reply until it is
+    /// [settled](Store::settle); on an error nothing of it may be counted on.
+    pub async fn owe(
+        &self,
+        node: u16,
+        grants: &[Tentative],
+        replies: &[&OwedReply],
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Journal(journal) => {
+                let records = grants
+                    .iter()
+                    .map(|g| GrantRecord {
+                        document: g.document,
+                        code: g.code,
+                        from: g.validity.from,
+                        until: g.validity.until,
+                    })
+                    .collect();
+                let replies = replies.iter().map(|r| (*r).clone()).collect();
+                Ok(journal.append_round(records, replies).await?)
+            }
+            Store::Redis(redis) => Ok(redis.owe(node, replies).await?),
+            Store::Volatile => Ok(()),
+        }
+    }
+
+    /// Node `node`'s reply `id` was delivered (or refused for good): the store no longer
+    /// owes it. Written without waiting.
+    pub fn settle(&self, node: u16, id: u64) {
+        match self {
+            Store::Journal(journal) => journal.settle(id),
+            Store::Redis(redis) => redis.settle(node, id),
+            Store::Volatile => {}
+        }
+    }
+
+    /// Replies owed now, durable and not yet settled (for `icaze_replies_owed`).
+    pub fn owed_now(&self) -> u64 {
+        match self {
+            Store::Journal(journal) => journal.stats().owed,
+            Store::Redis(redis) => redis.owed_now(),
+            Store::Volatile => 0,
+        }
+    }
+
+    /// The replies node `node` owed when the store was opened (after a crash: those
+    /// acknowledged and never delivered), oldest first; the journal gives them once.
+    pub async fn take_owed(&self, node: u16) -> Result<Vec<OwedReply>, StoreError> {
+        match self {
+            Store::Journal(journal) => Ok(journal.take_owed()),
+            Store::Redis(redis) => Ok(redis.owed(node).await?),
+            Store::Volatile => Ok(Vec::new()),
         }
     }
 

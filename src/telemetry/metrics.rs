@@ -118,6 +118,8 @@ pub struct Metrics {
     connector_up: Family<Labels, Gauge>,
     /// Admin API requests refused for a missing or wrong token.
     pub unauthorized: Counter,
+    /// Replies durable in the store's outbox and not yet delivered (set at each scrape).
+    pub replies_owed: Gauge,
     operators: Mutex<Vec<OperatorMetrics>>,
 }
 
@@ -158,6 +160,7 @@ impl Metrics {
             refused_connections: Family::default(),
             connector_up: Family::default(),
             unauthorized: Counter::default(),
+            replies_owed: Gauge::default(),
             operators: Mutex::new(Vec::new()),
             registry: Registry::default(),
         };
@@ -227,6 +230,11 @@ impl Metrics {
             "admin_unauthorized",
             "Admin requests refused for a missing or wrong token",
             m.unauthorized.clone(),
+        );
+        registry.register(
+            "replies_owed",
+            "Replies durable in the store's outbox and not yet delivered (0 with no outbox)",
+            m.replies_owed.clone(),
         );
         Metrics { registry, ..m }
     }

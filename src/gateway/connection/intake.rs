@@ -100,16 +100,17 @@ impl Connection {
         let rules = self.gw.rules();
         let text = Replier::new(&rules, &self.gw.key).invalid(op.config.language);
         tracing::info!(msisdn = %mask_msisdn(&a.source), parts = a.parts, "concatenated MO incomplete: hint sent");
-        op.queue.push(Mt {
-            id: op.queue.next_id(),
+        let reply = crate::store::outbox::OwedReply {
+            id: self.gw.next_reply_id(),
+            queue: op.name.clone(),
             source: a.destination,
             destination: a.source,
             dest_ton: a.source_ton,
             dest_npi: a.source_npi,
             text,
-            attempts: 0,
-            owed_since: self.now,
-        });
+            owed_at: self.gw.clock.now().timestamp(),
+        };
+        self.gw.owe_later(op, reply);
     }
 
     /// Hands held MOs to the gateway, [`MAX_HELD_BATCH`] at a time, while batch slots are free.

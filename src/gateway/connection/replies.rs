@@ -19,6 +19,7 @@ impl Connection {
     /// Encodes a reply into parts and sends as many as the window allows.
     pub(super) fn start_mt(&mut self, mt: Mt) {
         let dropped = |conn: &Connection| {
+            conn.gw.settle(mt.id);
             if let Some(op) = &conn.operator {
                 op.metrics.reply_drops.inc();
             }
@@ -80,6 +81,7 @@ impl Connection {
         match answer {
             Answer::Stray | Answer::Part => {}
             Answer::Delivered(id) => {
+                self.gw.settle(id);
                 if let Some(o) = self.outgoing.remove(&id)
                     && let Some(op) = &self.operator
                 {
@@ -97,6 +99,7 @@ impl Connection {
                 }
             }
             Answer::Refused(id, status) => {
+                self.gw.settle(id);
                 if let Some(o) = self.outgoing.remove(&id) {
                     if let Some(op) = &self.operator {
                         op.metrics.reply_drops.inc();

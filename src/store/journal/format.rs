@@ -5,6 +5,7 @@ use super::error::JournalError;
 use super::{BlockChange, BlockRecord, RevocationRecord};
 use crate::permit::document::Document;
 use crate::store::GrantRecord;
+use crate::store::outbox::{self, OwedReply};
 use chrono::{Datelike, NaiveDate};
 use std::path::Path;
 
@@ -30,6 +31,18 @@ const TAG_BLOCK: u8 = 2;
 const TAG_REVOKE: u8 = 3;
 /// Record tag of an admin blocklist entry.
 const TAG_BLOCK_ENTRY: u8 = 4;
+/// File kind byte of the outbox file.
+pub(super) const KIND_OUTBOX: u8 = b'O';
+/// Record tag of a reply owed (in `outbox.log`).
+const TAG_OWED: u8 = 5;
+/// Record tag of a reply settled (in `outbox.log`).
+const TAG_SETTLED: u8 = 6;
+/// Tag, `u16` length and checksum around an outbox body.
+const OUTBOX_OVERHEAD: usize = 3 + 4;
+/// Bytes of the shortest outbox record (a settled one: an 8-byte id).
+pub(super) const MIN_OUTBOX_FRAME: usize = 8 + OUTBOX_OVERHEAD;
+/// The outbox file's name.
+pub(super) const OUTBOX_FILE: &str = "outbox.log";
 /// Body bytes of an admin blocklist entry: document, codes, blocked, at, until, reason.
 const BLOCK_ENTRY_BODY: usize = 8 + 32 + 1 + 8 + 8 + 1 + REASON_BYTES;
 /// Bytes of a revocation's reason on disk (UTF-8, cut at a character boundary).
@@ -209,6 +222,57 @@ pub(super) fn decode_block_entry(buf: &[u8]) -> Option<BlockRecord> {
         until: (until != 0).then_some(until),
         reason: std::str::from_utf8(b.get(58..58 + len)?).ok()?.to_string(),
     })
+}
+
+/// A record of `outbox.log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum OutboxEntry {
+    /// A reply owed from now on.
+    Owed(OwedReply),
+    /// The reply with this id is settled.
+    Settled(u64),
+}
+
+fn frame_outbox(out: &mut Vec<u8>, tag: u8, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[tag, 0, 0]);
+    body(out);
+    let len = (out.len() - start - 3) as u16;
+    out[start + 1..start + 3].copy_from_slice(&len.to_le_bytes());
+    let crc = crc32fast::hash(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends one framed owed reply to `out`: tag 5, body length `u16`, the body of
+/// [`crate::store::outbox::encode_body`], CRC32 of tag + length + body.
+pub(super) fn encode_owed(out: &mut Vec<u8>, r: &OwedReply) {
+    frame_outbox(out, TAG_OWED, |out| outbox::encode_body(out, r));
+}
+
+/// Appends one framed settlement of reply `id` to `out`: tag 6, length 8, the id `u64`,
+/// CRC32.
+pub(super) fn encode_settled(out: &mut Vec<u8>, id: u64) {
+    frame_outbox(out, TAG_SETTLED, |out| {
+        out.extend_from_slice(&id.to_le_bytes())
+    });
+}
+
+/// The outbox record at the start of `buf` and its length on disk, if whole and valid.
+pub(super) fn decode_outbox(buf: &[u8]) -> Option<(OutboxEntry, usize)> {
+    let head = buf.get(..3)?;
+    let len = usize::from(u16::from_le_bytes([head[1], head[2]]));
+    let frame = buf.get(..len + OUTBOX_OVERHEAD)?;
+    let (covered, crc) = frame.split_at(3 + len);
+    if crc32fast::hash(covered).to_le_bytes() != crc {
+        return None;
+    }
+    let body = &covered[3..];
+    let entry = match head[0] {
+        TAG_OWED => OutboxEntry::Owed(outbox::decode_body(body)?),
+        TAG_SETTLED if len == 8 => OutboxEntry::Settled(le_u64(body)),
+        _ => return None,
+    };
+    Some((entry, frame.len()))
 }
 
 /// `reason` cut to at most [`REASON_BYTES`] bytes at a character boundary.

@@ -64,6 +64,7 @@ mod error;
 mod faults;
 mod files;
 mod format;
+mod outbox;
 mod replay;
 #[cfg(test)]
 mod tests;
@@ -75,6 +76,7 @@ pub use format::{REASON_BYTES, cut_reason};
 
 use crate::permit::document::Document;
 use crate::store::GrantRecord;
+use crate::store::outbox::OwedReply;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,6 +161,8 @@ pub struct Replayed {
     pub damage: Vec<Damage>,
     /// Segment files deleted because no grant in them can matter any more.
     pub removed_segments: Vec<PathBuf>,
+    /// Replies still owed in `outbox.log` (given by [`Journal::take_owed`]).
+    pub owed: usize,
 }
 
 /// Damage found in a journal file at open.
@@ -207,6 +211,8 @@ pub struct JournalStats {
     pub block_changes: u64,
     /// Record bytes written.
     pub bytes: u64,
+    /// Replies owed now (durable in `outbox.log`, not yet settled).
+    pub owed: u64,
 }
 
 /// Tunables of [`Journal::open_with`]; [`Default`] suits the gateway.
@@ -258,6 +264,10 @@ struct Inner {
     writer: Option<JoinHandle<()>>,
     longest_validity_secs: Arc<AtomicU32>,
     counters: Arc<Counters>,
+    /// Replies settled since the writer last looked.
+    settled: outbox::Settled,
+    /// The replies owed at open, until the gateway takes them.
+    owed_at_open: std::sync::Mutex<Vec<OwedReply>>,
 }
 
 impl Drop for Inner {
@@ -278,6 +288,7 @@ struct Counters {
     grants: AtomicU64,
     block_changes: AtomicU64,
     bytes: AtomicU64,
+    owed: AtomicU64,
 }
 
 /// Answer channel of one append.
@@ -287,8 +298,11 @@ type Done = oneshot::Sender<Result<(), JournalError>>;
 enum Command {
     Grants {
         grants: Vec<GrantRecord>,
+        replies: Vec<OwedReply>,
         done: Done,
     },
+    /// Nothing to answer: wakes the writer to write the replies settled meanwhile.
+    Flush,
     Block {
         change: BlockChange,
         done: Done,
@@ -331,15 +345,62 @@ impl Journal {
         &self,
         grants: Vec<GrantRecord>,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        self.append_round(grants, Vec::new())
+    }
+
+    /// Makes `grants` and the `replies` owed for their batch durable in one commit round
+    /// (grants in their day's segment, replies in `outbox.log`): once it resolves `Ok`, a
+    /// restart knows both; on an error neither may be counted on.
+    pub fn append_round(
+        &self,
+        grants: Vec<GrantRecord>,
+        replies: Vec<OwedReply>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
         let inner = self.inner.clone();
         async move {
-            if grants.is_empty() {
+            if grants.is_empty() && replies.is_empty() {
                 return Ok(());
             }
             let (done, answer) = oneshot::channel();
-            inner.send(Command::Grants { grants, done }).await?;
+            inner
+                .send(Command::Grants {
+                    grants,
+                    replies,
+                    done,
+                })
+                .await?;
             answer.await.unwrap_or(Err(JournalError::Closed))
         }
+    }
+
+    /// Marks the owed reply `id` settled (delivered, or refused for good): written with the
+    /// next commit round, without waiting. Until then a restart would deliver it again.
+    pub fn settle(&self, id: u64) {
+        let first = {
+            let mut settled = self
+                .inner
+                .settled
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            settled.push(id);
+            settled.len() == 1
+        };
+        if first && let Some(tx) = &self.inner.tx {
+            // A full queue means a round is coming anyway, and it takes these too.
+            let _ = tx.try_send(Command::Flush);
+        }
+    }
+
+    /// The replies that were owed when the journal was opened, oldest first (once: the
+    /// gateway queues them for delivery).
+    pub fn take_owed(&self) -> Vec<OwedReply> {
+        std::mem::take(
+            &mut *self
+                .inner
+                .owed_at_open
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Makes one blocklist change durable, like [`Journal::append`].
@@ -429,6 +490,7 @@ impl Journal {
             grants: c.grants.load(Ordering::Relaxed),
             block_changes: c.block_changes.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
+            owed: c.owed.load(Ordering::Relaxed),
         }
     }
 }

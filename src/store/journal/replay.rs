@@ -10,6 +10,7 @@ use super::format::{
     REVOKE_FRAME, check_header, decode_block, decode_block_entry, decode_grant, decode_revocation,
     encode_block_entry, encode_revocation, header,
 };
+use super::outbox::{self, OutboxLog};
 use super::writer::Writer;
 use super::{BlockNet, Counters, Damage, Inner, Journal, JournalOptions, Replayed};
 use crate::permit::clock::Calendar;
@@ -170,6 +171,9 @@ impl Journal {
         for change in &replayed.block_changes {
             net.apply(change);
         }
+        let settled = outbox::Settled::default();
+        let (outbox, owed) = OutboxLog::open(&dir, settled.clone(), &mut replayed.damage)?;
+        replayed.owed = owed.len();
 
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
         let longest = Arc::new(AtomicU32::new(longest_validity_secs));
@@ -183,6 +187,7 @@ impl Journal {
             blocklist,
             revocations,
             blocks,
+            outbox,
             block_records: replayed.block_changes.len(),
             net,
             needs_dir_sync: false,
@@ -209,6 +214,8 @@ impl Journal {
                 writer: Some(handle),
                 longest_validity_secs: longest,
                 counters,
+                settled,
+                owed_at_open: std::sync::Mutex::new(owed),
             }),
         };
         Ok((journal, replayed))
@@ -249,20 +256,31 @@ pub(super) struct Scanned<T> {
 /// Reads fixed-size frames from `HEADER_LEN` to the end of `data`, resyncing after bad bytes
 /// on the next offset where a whole valid frame starts (a CRC32 match by chance is a one in
 /// four billion event per offset, and the tag, length and document must fit too).
+#[cfg(test)]
 pub(super) fn scan<T>(data: &[u8], frame_len: usize, decode: fn(&[u8]) -> Option<T>) -> Scanned<T> {
+    scan_frames(data, frame_len, |b| decode(b).map(|r| (r, frame_len)))
+}
+
+/// [`scan`] for frames of any length (the outbox's): `decode` gives a record and its length
+/// on disk; `min_frame` is the shortest a frame can be.
+pub(super) fn scan_frames<T>(
+    data: &[u8],
+    min_frame: usize,
+    decode: impl Fn(&[u8]) -> Option<(T, usize)>,
+) -> Scanned<T> {
     let mut out = Scanned {
-        records: Vec::with_capacity(data.len().saturating_sub(HEADER_LEN) / frame_len),
+        records: Vec::with_capacity(data.len().saturating_sub(HEADER_LEN) / min_frame),
         skipped: Vec::new(),
         tail: None,
     };
     let mut pos = HEADER_LEN;
     while pos < data.len() {
-        if let Some(record) = decode(&data[pos..]) {
+        if let Some((record, len)) = decode(&data[pos..]) {
             out.records.push(record);
-            pos += frame_len;
+            pos += len;
             continue;
         }
-        let resume = (pos + 1..data.len().saturating_sub(frame_len - 1))
+        let resume = (pos + 1..data.len().saturating_sub(min_frame - 1))
             .find(|&p| decode(&data[p..]).is_some());
         match resume {
             Some(next) => {
@@ -286,6 +304,25 @@ pub(super) fn load_file<T>(
     day: i32,
     frame_len: usize,
     decode: fn(&[u8]) -> Option<T>,
+    damage: &mut Vec<Damage>,
+) -> Result<Vec<T>, JournalError> {
+    load_frames(
+        path,
+        kind,
+        day,
+        frame_len,
+        |b| decode(b).map(|r| (r, frame_len)),
+        damage,
+    )
+}
+
+/// [`load_file`] for frames of any length (see [`scan_frames`]).
+pub(super) fn load_frames<T>(
+    path: &Path,
+    kind: u8,
+    day: i32,
+    min_frame: usize,
+    decode: impl Fn(&[u8]) -> Option<(T, usize)>,
     damage: &mut Vec<Damage>,
 ) -> Result<Vec<T>, JournalError> {
     let data = fs::read(path).map_err(io_error("reading", path))?;
@@ -321,7 +358,7 @@ pub(super) fn load_file<T>(
         return Ok(Vec::new());
     }
     check_header(&data[..HEADER_LEN], path, kind, day)?;
-    let scanned = scan(&data, frame_len, decode);
+    let scanned = scan_frames(&data, min_frame, decode);
     for &(offset, bytes) in &scanned.skipped {
         tracing::warn!(
             file = %path.display(),

@@ -8,6 +8,7 @@ use super::format::{
     BLOCK_FRAME, BLOCKLIST_FILE, BLOCKLIST_TMP, HEADER_LEN, KIND_BLOCKLIST, KIND_GRANTS,
     encode_block, encode_block_entry, encode_grant, encode_revocation, header, segment_name,
 };
+use super::outbox::OutboxLog;
 use super::{BlockChange, BlockNet, Command, Compaction, Counters, Done};
 use crate::permit::clock::Calendar;
 use std::collections::{BTreeMap, btree_map};
@@ -35,6 +36,8 @@ pub(super) struct Writer {
     pub(super) blocklist: Segment,
     pub(super) revocations: Segment,
     pub(super) blocks: Segment,
+    /// `outbox.log`: replies owed.
+    pub(super) outbox: OutboxLog,
     /// Records in `blocklist.log`.
     pub(super) block_records: usize,
     pub(super) net: BlockNet,
@@ -68,6 +71,7 @@ enum Target {
     Blocklist,
     Revocations,
     Blocks,
+    Outbox,
 }
 
 impl Writer {
@@ -86,16 +90,25 @@ impl Writer {
         let mut compactions = Vec::new();
         let mut close = None;
         let mut grants = 0u64;
+        self.outbox.take_settled();
         for command in batch.drain(..) {
             match command {
-                Command::Grants { grants: g, done } => {
+                Command::Grants {
+                    grants: g,
+                    replies,
+                    done,
+                } => {
                     for grant in &g {
                         let day = self.calendar.moment(grant.from).day;
                         encode_grant(day_buf(&mut self.day_bufs, day), grant);
                     }
+                    for reply in &replies {
+                        self.outbox.owe(reply);
+                    }
                     grants += g.len() as u64;
                     self.waiters.push(done);
                 }
+                Command::Flush => {}
                 Command::Block { change, done } => {
                     encode_block(&mut self.block_buf, &change);
                     self.pending_blocks.push(change);
@@ -117,7 +130,7 @@ impl Writer {
             }
         }
 
-        if !self.waiters.is_empty() {
+        if !self.waiters.is_empty() || !self.outbox.buf.is_empty() {
             let started = std::time::Instant::now();
             let result = match &self.failed {
                 Some(e) => Err(e.clone()),
@@ -140,6 +153,7 @@ impl Writer {
                 c.block_changes
                     .fetch_add(self.pending_blocks.len() as u64, Ordering::Relaxed);
                 let bytes = self.block_buf.len()
+                    + self.outbox.buf.len()
                     + self.revoke_buf.len()
                     + self.entry_buf.len()
                     + self.day_bufs.iter().map(|(_, b)| b.len()).sum::<usize>();
@@ -147,6 +161,16 @@ impl Writer {
             }
             for done in self.waiters.drain(..) {
                 let _ = done.send(result.clone());
+            }
+            self.outbox.end_round(result.is_ok());
+            self.counters
+                .owed
+                .store(self.outbox.owed() as u64, Ordering::Relaxed);
+            if result.is_ok()
+                && self.outbox.wants_rewrite()
+                && let Err(e) = self.outbox.rewrite(&self.dir)
+            {
+                tracing::warn!(error = %e, "journal: outbox rewrite failed; the file stays as it is");
             }
             let blocks_changed = result.is_ok() && !self.pending_blocks.is_empty();
             if result.is_ok() {
@@ -255,6 +279,16 @@ impl Writer {
             touched.push((Target::Blocks, self.blocks.len));
             write_segment(&mut self.blocks, &self.entry_buf)?;
         }
+        if !self.outbox.buf.is_empty() {
+            touched.push((Target::Outbox, self.outbox.seg.len));
+            inject(faults.as_deref(), Step::Write).map_err(|source| RoundError {
+                path: self.outbox.seg.path.clone(),
+                offset: self.outbox.seg.len,
+                bytes: self.outbox.buf.len(),
+                source,
+            })?;
+            write_segment(&mut self.outbox.seg, &self.outbox.buf)?;
+        }
         Ok(())
     }
 
@@ -304,6 +338,7 @@ impl Writer {
             Target::Blocklist => Some(&mut self.blocklist),
             Target::Revocations => Some(&mut self.revocations),
             Target::Blocks => Some(&mut self.blocks),
+            Target::Outbox => Some(&mut self.outbox.seg),
         }
     }
 
@@ -609,6 +644,7 @@ mod tests {
                 "grants-2020-04-06.log",
                 "grants-2020-04-07.log",
                 "notes.txt",
+                "outbox.log",
                 "revocations.log"
             ]
         );

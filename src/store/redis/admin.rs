@@ -81,7 +81,7 @@ const STATS_KEEP_SECS: i64 = 8 * 86_400;
 
 impl Backend {
     /// Runs a pipeline whose keys share one slot (a cluster routes it by its first key).
-    async fn pipeline(
+    pub(super) async fn pipeline(
         &self,
         action: &'static str,
         pipe: redis::Pipeline,
@@ -115,7 +115,11 @@ impl Backend {
     }
 
     /// Runs one command (a cluster routes it by its first key).
-    async fn command(&self, action: &'static str, cmd: redis::Cmd) -> Result<Value, RedisError> {
+    pub(super) async fn command(
+        &self,
+        action: &'static str,
+        cmd: redis::Cmd,
+    ) -> Result<Value, RedisError> {
         let (node, result) = match self {
             Backend::Single(b) => (b.node.clone(), b.conn().req_packed_command(&cmd).await),
             Backend::Cluster(b) => (b.seeds.clone(), b.conn().req_packed_command(&cmd).await),
@@ -151,7 +155,7 @@ fn parse_permit(value: &str) -> Option<GrantRecord> {
 }
 
 impl RedisStore {
-    fn unexpected(&self, action: &'static str, reply: &Value) -> RedisError {
+    pub(super) fn unexpected(&self, action: &'static str, reply: &Value) -> RedisError {
         RedisError::UnexpectedReply {
             action,
             node: self.inner.backend.label(),

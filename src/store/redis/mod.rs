@@ -107,6 +107,7 @@ mod batch;
 mod cluster;
 mod error;
 mod options;
+mod outbox;
 mod pipeline;
 
 pub use admin::RedisRevocation;
@@ -237,6 +238,10 @@ impl std::fmt::Debug for RedisStore {
 struct StoreInner {
     queue: mpsc::Sender<Job>,
     backend: Arc<Backend>,
+    /// Replies delivered, for the background `HDEL` (see `outbox`).
+    settled: mpsc::UnboundedSender<(u16, u64)>,
+    /// Replies this node's outbox holds, as far as this node wrote and removed them.
+    owed: Arc<AtomicU64>,
 }
 
 /// One caller's asks and where their verdicts go.
@@ -280,6 +285,13 @@ impl RedisStore {
             in_flight: Arc::new(Semaphore::new(options.pipelines_in_flight)),
         };
         tokio::spawn(batcher.run(jobs));
+        let (settled, settlements) = mpsc::unbounded_channel();
+        let owed = Arc::new(AtomicU64::new(0));
+        tokio::spawn(outbox::settle_loop(
+            backend.clone(),
+            settlements,
+            owed.clone(),
+        ));
         tracing::info!(
             nodes = %backend.label(),
             cluster = options.cluster,
@@ -287,7 +299,12 @@ impl RedisStore {
             "redis store connected, function library loaded"
         );
         Ok(RedisStore {
-            inner: Arc::new(StoreInner { queue, backend }),
+            inner: Arc::new(StoreInner {
+                queue,
+                backend,
+                settled,
+                owed,
+            }),
         })
     }
 

@@ -1,0 +1,123 @@
+//! The outbox on Redis: the replies a node owes, one hash per node
+//! (`icaze:outbox:{NODE}`, field = reply id, value = [`crate::store::outbox::encode_body`]),
+//! written after Redis decided the batch's grants and before its MOs are acknowledged,
+//! settled (`HDEL`) in the background once delivered, and read back when the node starts
+//! again with the same `[smpp] node_id`.
+
+use super::pipeline::KEY_PREFIX;
+use super::{RedisError, RedisStore};
+use crate::store::outbox::{OwedReply, decode_body, encode_body};
+use redis::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+/// The hash of the replies node `node` owes (its own slot in a cluster).
+pub(super) fn outbox_key(node: u16) -> String {
+    format!("{KEY_PREFIX}outbox:{{{node}}}")
+}
+
+/// Settlements sent to Redis at most this many at a time.
+const SETTLE_BATCH: usize = 4096;
+
+/// Writes settlements as they come, batched per node; a failed `HDEL` is logged and its
+/// replies stay owed (delivered once more after a restart: at least once, never lost).
+pub(super) async fn settle_loop(
+    backend: Arc<super::Backend>,
+    mut settled: mpsc::UnboundedReceiver<(u16, u64)>,
+    owed: Arc<AtomicU64>,
+) {
+    let mut batch = Vec::with_capacity(SETTLE_BATCH);
+    while settled.recv_many(&mut batch, SETTLE_BATCH).await > 0 {
+        let mut by_node: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
+        for (node, id) in batch.drain(..) {
+            by_node.entry(node).or_default().push(id);
+        }
+        for (node, ids) in by_node {
+            let mut del = redis::cmd("HDEL");
+            del.arg(outbox_key(node)).arg(&ids);
+            match backend.command("HDEL of settled replies", del).await {
+                Ok(Value::Int(n)) => {
+                    let n = n.max(0) as u64;
+                    let _ = owed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                        Some(o.saturating_sub(n))
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, replies = ids.len(),
+                    "redis: settled replies could not be marked; they stay owed until a later restart delivers them again"),
+            }
+        }
+    }
+}
+
+impl RedisStore {
+    /// Makes `replies` owed by node `node` durable (as durable as the server's
+    /// `appendfsync` makes a write).
+    pub async fn owe(&self, node: u16, replies: &[&OwedReply]) -> Result<(), RedisError> {
+        if replies.is_empty() {
+            return Ok(());
+        }
+        let mut set = redis::cmd("HSET");
+        set.arg(outbox_key(node));
+        let mut body = Vec::new();
+        for r in replies {
+            body.clear();
+            encode_body(&mut body, r);
+            set.arg(r.id).arg(&body[..]);
+        }
+        let added = self
+            .inner
+            .backend
+            .command("HSET of replies owed", set)
+            .await?;
+        if let Value::Int(n) = added {
+            self.inner
+                .owed
+                .fetch_add(n.max(0) as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Replies this node's outbox holds, as far as this node wrote and removed them
+    /// since it started.
+    pub fn owed_now(&self) -> u64 {
+        self.inner.owed.load(Ordering::Relaxed)
+    }
+
+    /// Node `node` no longer owes reply `id`: removed in the background.
+    pub fn settle(&self, node: u16, id: u64) {
+        let _ = self.inner.settled.send((node, id));
+    }
+
+    /// Every reply node `node` owes, oldest first.
+    pub async fn owed(&self, node: u16) -> Result<Vec<OwedReply>, RedisError> {
+        let mut all = redis::cmd("HGETALL");
+        all.arg(outbox_key(node));
+        let reply = self
+            .inner
+            .backend
+            .command("HGETALL of replies owed", all)
+            .await?;
+        let mut owed = Vec::new();
+        let fields: Vec<&Value> = match &reply {
+            Value::Array(items) => items.iter().collect(),
+            Value::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k, v]).collect(),
+            other => return Err(self.unexpected("HGETALL of replies owed", other)),
+        };
+        for pair in fields.chunks(2) {
+            if let [_, Value::BulkString(body)] = pair {
+                match decode_body(body) {
+                    Some(r) => owed.push(r),
+                    None => tracing::warn!("redis: an unreadable reply in the outbox was skipped"),
+                }
+            }
+        }
+        owed.sort_unstable_by_key(|r| r.id);
+        self.inner
+            .owed
+            .fetch_add(owed.len() as u64, Ordering::Relaxed);
+        Ok(owed)
+    }
+}
