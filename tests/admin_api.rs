@@ -132,7 +132,7 @@ async fn a_role_without_a_token_is_off_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_revoke_and_the_repeat_is_refused_even_after_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, smpp, admin) = start(dir.path());
+    let (mut child, smpp, admin) = start(dir.path());
     let reply = sms(smpp, "994501234567", "2 AZE 11111111").await;
     assert!(reply.starts_with("PERMIT GRANTED"), "{reply}");
     let id = permit_id(&reply);
@@ -224,7 +224,9 @@ async fn verify_revoke_and_the_repeat_is_refused_even_after_kill_9() {
     assert!(again.starts_with("Your permit with code 2"), "{again}");
     assert!(again.contains("revoked") && !again.contains(&id), "{again}");
 
-    // kill -9 and restart on the same journal: still revoked, everywhere.
+    // kill -9 and restart on the same journal: still revoked, everywhere. (Once the
+    // replies delivered are settled, so none comes again to be read as the answer.)
+    child.wait_settled().await;
     child.kill_9();
     let (_child, smpp, admin) = start(dir.path());
     let v = get(admin, &path, Some(CHECKPOINT)).await;
@@ -304,7 +306,7 @@ async fn rules_are_replaced_and_reloaded_without_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_document_is_refused_on_the_next_sms_and_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, smpp, admin) = start(dir.path());
+    let (mut child, smpp, admin) = start(dir.path());
     let path = "/v1/blocklist/aze%203333%203333";
     let bad = call(
         admin,
@@ -362,6 +364,7 @@ async fn a_blocked_document_is_refused_on_the_next_sms_and_after_a_restart() {
     assert_eq!(entries[0]["source"], "api");
 
     // Durable: kill -9 and restart, still blocked; then lifted.
+    child.wait_settled().await;
     child.kill_9();
     let (_child, smpp, admin) = start(dir.path());
     let refused = sms(smpp, "994501234567", "2 AZE 33333333").await;
@@ -537,9 +540,24 @@ async fn the_days_figures_count_what_citizens_sent() {
     sms(smpp, "994501111111", "2 AZE 11111111").await;
     sms(smpp, "994502222222", "2 AZE 22222222").await;
     sms(smpp, "994503333333", "hello").await;
-    let st = get(admin, "/v1/stats", Some(OFFICIAL)).await;
+    // Reply times count once the operator answered each reply (read a moment later).
+    let mut st = get(admin, "/v1/stats", Some(OFFICIAL)).await;
+    for _ in 0..100 {
+        if st.json["reply_ms"]["count"] == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        st = get(admin, "/v1/stats", Some(OFFICIAL)).await;
+    }
     assert_eq!(st.status, 200, "{:?}", st.json);
     let j = &st.json;
+    assert_eq!(j["reply_ms"]["count"], 4, "every reply's time counted: {j}");
+    assert!(
+        j["reply_ms"]["p99"]
+            .as_f64()
+            .is_some_and(|ms| ms <= 5_000.0),
+        "replies here take milliseconds: {j}"
+    );
     assert_eq!(j["mos"], 4, "{j}");
     assert_eq!(j["by_code"]["2"]["granted"], 2, "{j}");
     assert_eq!(j["by_code"]["2"]["active"], 1, "{j}");

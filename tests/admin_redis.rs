@@ -64,7 +64,7 @@ async fn a_permit_from_one_node_is_verified_and_revoked_on_another() {
     };
     let store = format!("store = {:?}", redis.url());
     let dir = tempfile::tempdir().unwrap();
-    let (a, smpp_a, admin_a) = node(dir.path(), "a", &store);
+    let (mut a, smpp_a, admin_a) = node(dir.path(), "a", &store);
     let (_b, _smpp_b, admin_b) = node(dir.path(), "b", &store);
 
     let reply = sms(smpp_a, "2 AZE 11111111").await;
@@ -173,6 +173,7 @@ async fn a_permit_from_one_node_is_verified_and_revoked_on_another() {
     );
 
     // kill -9 node A and start it again: Redis still says revoked, to both.
+    a.wait_settled().await;
     a.kill_9();
     let (_a, smpp_a, admin_a) = node(dir.path(), "a", &store);
     let v = get(admin_a, &path, Some(CHECKPOINT)).await;

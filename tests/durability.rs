@@ -150,17 +150,6 @@ async fn receive(c: &mut Client, n: usize, quiet: std::time::Duration) -> Vec<Sm
     got
 }
 
-/// The owed replies the admin API's /metrics reports.
-async fn owed(child: &mut Icaze) -> u64 {
-    let metrics = support::http::get(child.admin_addr(), "/metrics", None).await;
-    metrics
-        .text
-        .lines()
-        .find_map(|l| l.strip_prefix("icaze_replies_owed "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("icaze_replies_owed in /metrics")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_owed_at_kill_9_are_delivered_after_restart_and_only_once() {
     replies_owed_survive_kill_9("").await;
@@ -214,11 +203,7 @@ async fn replies_owed_survive_kill_9(top: &str) {
         }
     }
     // Once delivered they are settled: after another kill -9 nothing comes again.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while owed(&mut child).await > 0 {
-        assert!(std::time::Instant::now() < deadline, "settlements written");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    child.wait_settled().await;
     child.kill_9();
     drop(rx);
     let (child, addr) = start_on(dir.path(), top);

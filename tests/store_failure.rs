@@ -277,15 +277,19 @@ async fn an_injected_write_failure_refuses_and_the_retry_is_granted_once_it_clea
         assert_eq!(status, ESME_RSYSERR, "attempt {attempt}");
         assert_eq!(reply, None);
     }
-    // Another citizen's refusal that needs nothing durable is still answered.
+    // Even a refusal's reply is owed, so it cannot be promised while nothing can be made
+    // durable: the operator resends it once the disk works.
     let (status, reply) = ask(&mut c, "994500000004", "hello").await;
     assert_eq!(
-        status, ESME_ROK,
-        "an invalid text is answered while the disk fails"
+        status, ESME_RSYSERR,
+        "an invalid text's reply cannot be kept while the disk fails"
     );
-    assert!(reply.is_some());
+    assert_eq!(reply, None);
 
     faults.fail_writes.store(false, Ordering::SeqCst);
+    let (status, reply) = ask(&mut c, "994500000004", "hello").await;
+    assert_eq!(status, ESME_ROK, "answered once the disk works");
+    assert!(reply.is_some());
     let (status, reply) = ask(&mut c, "994500000003", "2 AZE 33333333").await;
     assert_eq!(status, ESME_ROK);
     let reply = reply.unwrap();
@@ -358,5 +362,189 @@ async fn an_active_answer_on_another_bind_is_acknowledged_only_once_the_grant_is
     assert_eq!(permit_id(&first_reply), permit_id(&second_reply));
     faults.sync_delay_ms.store(0, Ordering::SeqCst);
     drop((first, second));
+    stop(gw).await;
+}
+
+/// Runs `cmd` with `args`, failing the test with its output if it fails (exit codes in
+/// `ok` count as success).
+fn run(cmd: &str, args: &[&std::ffi::OsStr], ok: &[i32]) {
+    let out = Command::new(cmd).args(args).output().expect(cmd);
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        ok.contains(&code),
+        "{cmd} {args:?} exited {code}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An ext4 filesystem in a 64 MiB image that lives on a 6 MiB tmpfs: ext4 believes it has
+/// room, so writes succeed into the page cache, and once the tmpfs is full the loop device
+/// cannot store the blocks and `fdatasync` fails with ENOSPC (as on a thin-provisioned or
+/// over-committed volume).
+struct Ext4OnSmallBacking {
+    backing: std::path::PathBuf,
+    image: std::path::PathBuf,
+    mnt: std::path::PathBuf,
+}
+
+impl Ext4OnSmallBacking {
+    fn mount(&self) {
+        run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop".as_ref(),
+                self.image.as_os_str(),
+                self.mnt.as_os_str(),
+            ],
+            &[0],
+        );
+    }
+
+    fn unmount(&self) {
+        run("umount", &[self.mnt.as_os_str()], &[0]);
+    }
+}
+
+impl Drop for Ext4OnSmallBacking {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.backing).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ext4_fsync_failing_with_enospc_stops_acknowledging_and_loses_no_acknowledged_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let backing = dir.path().join("backing");
+    let mnt = dir.path().join("disk");
+    std::fs::create_dir(&backing).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    let tmpfs = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+        .arg(&backing)
+        .status()
+        .is_ok_and(|s| s.success());
+    let tools = ["mkfs.ext4", "e2fsck", "losetup"].iter().all(|t| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t} >/dev/null")])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !(tmpfs && tools) {
+        support::needs::missing(
+            "an_ext4_fsync_failing_with_enospc_stops_acknowledging_and_loses_no_acknowledged_grant",
+            "cannot mount a tmpfs and a loop ext4 image here (run as root with e2fsprogs)",
+        );
+        return;
+    }
+    let disk = Ext4OnSmallBacking {
+        image: backing.join("ext4.img"),
+        backing,
+        mnt,
+    };
+    run(
+        "truncate",
+        &["-s".as_ref(), "64M".as_ref(), disk.image.as_os_str()],
+        &[0],
+    );
+    run(
+        "mkfs.ext4",
+        &[
+            "-q".as_ref(),
+            "-m".as_ref(),
+            "0".as_ref(),
+            "-E".as_ref(),
+            "nodiscard,lazy_itable_init=1,lazy_journal_init=1".as_ref(),
+            disk.image.as_os_str(),
+        ],
+        &[0],
+    );
+    disk.mount();
+    let data = disk.mnt.join("data");
+    let gw = start(dir, &data, None).await;
+    let mut c = bound(&gw, "demo").await;
+    // Granted while the volume has room.
+    let mut acknowledged = Vec::new();
+    for n in 0..20u32 {
+        let text = format!("2 AZE {:08}", 30_000_000 + n);
+        let (status, reply) = ask(&mut c, "994500000001", &text).await;
+        assert_eq!(status, ESME_ROK, "{text}");
+        acknowledged.push((text, permit_id(&reply.unwrap()).to_string()));
+    }
+
+    // The volume behind ext4 fills up: ext4 still takes the writes, the syncs fail.
+    let filler = fill(&disk.backing);
+    let mut refused = None;
+    for n in 0..20_000u32 {
+        let text = format!("2 AZE {:08}", 40_000_000 + n);
+        let (status, reply) = ask(&mut c, "994500000002", &text).await;
+        if status == ESME_RSYSERR {
+            assert_eq!(reply, None, "no reply for a refused MO");
+            refused = Some(text);
+            break;
+        }
+        assert_eq!(status, ESME_ROK, "{text}");
+        acknowledged.push((text, permit_id(&reply.unwrap()).to_string()));
+    }
+    let refused = refused.expect("an fsync that fails refuses the MO");
+    // The journal stops: every later MO is refused too, and readiness says why.
+    for attempt in 0..3 {
+        let (status, _) = ask(&mut c, "994500000003", &format!("2 AZE 5000000{attempt}")).await;
+        assert_eq!(status, ESME_RSYSERR, "refused after the failed fsync");
+    }
+    let ready = gw.gateway.store.check().await;
+    assert!(
+        ready
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("fsync")),
+        "not ready: {ready:?}"
+    );
+    drop(c);
+
+    // The person on call frees space, checks the filesystem and restarts the gateway.
+    let dir = stop(gw).await;
+    std::fs::remove_file(&filler).unwrap();
+    disk.unmount();
+    run("e2fsck", &["-fy".as_ref(), disk.image.as_os_str()], &[0, 1]);
+    disk.mount();
+    let gw = start(dir, &data, None).await;
+    let mut c = bound(&gw, "demo").await;
+    // The last reply delivered before the failure was settled in the round that failed:
+    // still owed on disk, it comes once more (at least once, never lost).
+    let mut again = Vec::new();
+    while let Some(p) = c.read_within(Duration::from_millis(500)).await {
+        if p.command_id == DELIVER_SM {
+            c.send_raw(&pdu(DELIVER_SM | RESP, 0, p.seq, &[0])).await;
+            again.extend(c.assemble(&p.body).map(|sm| sm_text(&sm)));
+        }
+    }
+    assert!(
+        again.len() <= 1,
+        "only the reply settled in the failed round: {again:?}"
+    );
+    for text in &again {
+        let (_, last_id) = acknowledged.last().unwrap();
+        assert!(
+            text.contains(GRANTED) && text.ends_with(last_id.as_str()),
+            "{text}"
+        );
+    }
+    // Every permit acknowledged before the failure is still there, under the same id.
+    for (text, id) in &acknowledged {
+        let (status, reply) = ask(&mut c, "994500000002", text).await;
+        assert_eq!(status, ESME_ROK);
+        let reply = reply.unwrap();
+        assert!(reply.contains(ACTIVE), "{text} after the restart: {reply}");
+        assert_eq!(permit_id(&reply), id, "{text}");
+    }
+    // The refused MO is decided now: granted (or, if its round reached the disk after
+    // all, active), and answered either way.
+    let (status, reply) = ask(&mut c, "994500000002", &refused).await;
+    assert_eq!(status, ESME_ROK);
+    let reply = reply.unwrap();
+    assert!(reply.contains(GRANTED) || reply.contains(ACTIVE), "{reply}");
+    drop(c);
     stop(gw).await;
 }

@@ -337,8 +337,9 @@ impl Store {
                         until: g.validity.until,
                     })
                     .collect();
-                let replies = replies.iter().map(|r| (*r).clone()).collect();
-                Ok(journal.append_round(records, replies).await?)
+                Ok(journal
+                    .append_round(records, replies.iter().copied())
+                    .await?)
             }
             Store::Redis(redis) => Ok(redis.owe(node, replies).await?),
             Store::Volatile => Ok(()),

@@ -140,6 +140,28 @@ impl Icaze {
             .expect("an address")
     }
 
+    /// Replies owed now (`icaze_replies_owed` in `/metrics`).
+    pub async fn owed(&mut self) -> u64 {
+        let metrics = super::http::get(self.admin_addr(), "/metrics", None).await;
+        metrics
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("icaze_replies_owed "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("icaze_replies_owed in /metrics")
+    }
+
+    /// Waits (up to 10 s) until every reply delivered is settled in the store, so a kill
+    /// after this sends none of them again (before it, a reply whose answer was just read
+    /// may come once more after a restart: at least once).
+    pub async fn wait_settled(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.owed().await > 0 {
+            assert!(Instant::now() < deadline, "replies still owed after 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends SIGKILL and waits for the process to be gone.
     pub fn kill_9(mut self) {
         let _ = self.child.kill();

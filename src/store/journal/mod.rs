@@ -298,7 +298,7 @@ type Done = oneshot::Sender<Result<(), JournalError>>;
 enum Command {
     Grants {
         grants: Vec<GrantRecord>,
-        replies: Vec<OwedReply>,
+        replies: outbox::OwedFrames,
         done: Done,
     },
     /// Nothing to answer: wakes the writer to write the replies settled meanwhile.
@@ -345,18 +345,21 @@ impl Journal {
         &self,
         grants: Vec<GrantRecord>,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
-        self.append_round(grants, Vec::new())
+        self.append_round(grants, [])
     }
 
     /// Makes `grants` and the `replies` owed for their batch durable in one commit round
     /// (grants in their day's segment, replies in `outbox.log`): once it resolves `Ok`, a
     /// restart knows both; on an error neither may be counted on.
-    pub fn append_round(
+    /// The replies are framed here, on the caller's thread, so the writer only copies
+    /// their bytes.
+    pub fn append_round<'a, I: IntoIterator<Item = &'a OwedReply>>(
         &self,
         grants: Vec<GrantRecord>,
-        replies: Vec<OwedReply>,
-    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        replies: I,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<I> {
         let inner = self.inner.clone();
+        let replies = outbox::OwedFrames::of(replies);
         async move {
             if grants.is_empty() && replies.is_empty() {
                 return Ok(());

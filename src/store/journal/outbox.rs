@@ -25,25 +25,53 @@ const REWRITE_BYTES: u64 = 8 << 20;
 /// handles and its writer.
 pub(super) type Settled = Arc<Mutex<Vec<u64>>>;
 
+/// Replies framed for `outbox.log` by the caller (so the writer thread only copies bytes):
+/// the frames back to back, and each reply's id and frame length in order.
+#[derive(Debug, Default)]
+pub(super) struct OwedFrames {
+    pub(super) bytes: Vec<u8>,
+    pub(super) records: Vec<(u64, u32)>,
+}
+
+impl OwedFrames {
+    /// Frames `replies`.
+    pub(super) fn of<'a>(replies: impl IntoIterator<Item = &'a OwedReply>) -> OwedFrames {
+        let mut f = OwedFrames::default();
+        for r in replies {
+            let start = f.bytes.len();
+            encode_owed(&mut f.bytes, r);
+            f.records.push((r.id, (f.bytes.len() - start) as u32));
+        }
+        f
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
 /// The writer's side of `outbox.log`.
 pub(super) struct OutboxLog {
     pub(super) seg: Segment,
     /// This round's bytes.
     pub(super) buf: Vec<u8>,
-    /// Each reply still owed, as its framed record (what a rewrite writes).
-    live: HashMap<u64, Box<[u8]>>,
+    /// Where each reply still owed is in the file: offset and frame length (what a
+    /// rewrite copies).
+    live: HashMap<u64, (u64, u32)>,
     live_bytes: u64,
     /// Replies owed in this round: forgotten again if the round fails.
     added: Vec<u64>,
     settled: Settled,
     /// Settled ids taken this round (kept between rounds for its capacity).
     taken: Vec<u64>,
+    /// Replies settled in this round, with where they were: owed again if it fails.
+    settling: Vec<(u64, (u64, u32))>,
 }
 
 impl OutboxLog {
-    /// Reads `outbox.log` in `dir` (creating it if missing) and returns the writer's side
-    /// and the replies still owed, oldest first. A file holding settled records is
-    /// rewritten at once to the replies still owed.
+    /// Reads `outbox.log` in `dir` and returns the writer's side and the replies still
+    /// owed, oldest first. The file is rewritten to just those (so settled records and
+    /// repaired damage do not carry over), or created if missing.
     pub(super) fn open(
         dir: &Path,
         settled: Settled,
@@ -56,7 +84,7 @@ impl OutboxLog {
             fs::remove_file(&tmp).map_err(io_error("removing", &tmp))?;
         }
         let mut owed: Vec<OwedReply> = Vec::new();
-        let mut settled_records = 0usize;
+        let mut records = 0usize;
         if path.exists() {
             let mut by_id: HashMap<u64, OwedReply> = HashMap::new();
             for entry in load_frames(
@@ -67,12 +95,12 @@ impl OutboxLog {
                 decode_outbox,
                 damage,
             )? {
+                records += 1;
                 match entry {
                     OutboxEntry::Owed(r) => {
                         by_id.insert(r.id, r);
                     }
                     OutboxEntry::Settled(id) => {
-                        settled_records += 1;
                         by_id.remove(&id);
                     }
                 }
@@ -80,39 +108,41 @@ impl OutboxLog {
             owed = by_id.into_values().collect();
             owed.sort_unstable_by_key(|r| r.id);
         }
-        let mut live = HashMap::with_capacity(owed.len());
-        let mut live_bytes = 0;
-        for r in &owed {
-            let mut frame = Vec::new();
-            encode_owed(&mut frame, r);
-            live_bytes += frame.len() as u64;
-            live.insert(r.id, frame.into_boxed_slice());
+        let frames = OwedFrames::of(&owed);
+        if records > 0 || !path.exists() {
+            write_whole(dir, &path, &frames.bytes)?;
         }
         let mut log = OutboxLog {
             seg: open_segment(&path, dir)?,
             buf: Vec::new(),
-            live,
-            live_bytes,
+            live: HashMap::with_capacity(owed.len()),
+            live_bytes: 0,
             added: Vec::new(),
             settled,
             taken: Vec::new(),
+            settling: Vec::new(),
         };
-        if settled_records > 0 {
-            log.rewrite(dir)?;
-        }
+        log.place(&frames.records, HEADER_LEN as u64);
         Ok((log, owed))
     }
 
-    /// Adds `r` to this round.
-    pub(super) fn owe(&mut self, r: &OwedReply) {
-        let start = self.buf.len();
-        encode_owed(&mut self.buf, r);
-        let frame: Box<[u8]> = self.buf[start..].into();
-        self.live_bytes += frame.len() as u64;
-        if let Some(old) = self.live.insert(r.id, frame) {
-            self.live_bytes -= old.len() as u64;
+    /// Records where `records` (back to back from `offset`) are in the file.
+    fn place(&mut self, records: &[(u64, u32)], mut offset: u64) {
+        for &(id, len) in records {
+            if let Some((_, old)) = self.live.insert(id, (offset, len)) {
+                self.live_bytes -= u64::from(old);
+            }
+            self.live_bytes += u64::from(len);
+            offset += u64::from(len);
         }
-        self.added.push(r.id);
+    }
+
+    /// Adds `frames` to this round.
+    pub(super) fn owe(&mut self, frames: &OwedFrames) {
+        let offset = self.seg.len + self.buf.len() as u64;
+        self.buf.extend_from_slice(&frames.bytes);
+        self.place(&frames.records, offset);
+        self.added.extend(frames.records.iter().map(|&(id, _)| id));
     }
 
     /// Adds to this round the settlement of every reply settled since the last round.
@@ -125,9 +155,10 @@ impl OutboxLog {
             std::mem::swap(&mut *settled, &mut self.taken);
         }
         for id in self.taken.drain(..) {
-            if let Some(frame) = self.live.remove(&id) {
-                self.live_bytes -= frame.len() as u64;
+            if let Some(at) = self.live.remove(&id) {
+                self.live_bytes -= u64::from(at.1);
                 encode_settled(&mut self.buf, id);
+                self.settling.push((id, at));
             }
         }
     }
@@ -138,16 +169,30 @@ impl OutboxLog {
     }
 
     /// Ends the round: on failure the replies owed in it are forgotten (their MOs are
-    /// refused, so nothing is owed for them).
+    /// refused, so nothing is owed for them), and those settled in it are owed again and
+    /// settled anew with the next round (a full disk that gets space back then records
+    /// them, so they are not delivered twice after a restart).
     pub(super) fn end_round(&mut self, ok: bool) {
         if !ok {
             for id in &self.added {
-                if let Some(frame) = self.live.remove(id) {
-                    self.live_bytes -= frame.len() as u64;
+                if let Some((_, len)) = self.live.remove(id) {
+                    self.live_bytes -= u64::from(len);
+                }
+            }
+            if !self.settling.is_empty() {
+                let mut settled = self
+                    .settled
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for &(id, at) in &self.settling {
+                    self.live.insert(id, at);
+                    self.live_bytes += u64::from(at.1);
+                    settled.push(id);
                 }
             }
         }
         self.added.clear();
+        self.settling.clear();
         self.buf.clear();
     }
 
@@ -156,38 +201,55 @@ impl OutboxLog {
         self.seg.len > REWRITE_BYTES && self.seg.len > 4 * self.live_bytes
     }
 
-    /// Replaces `outbox.log` with the replies still owed, oldest first: a temp file beside
-    /// it, synced, renamed over it, the directory synced. A crash leaves the old file or
-    /// the new one.
+    /// Replaces `outbox.log` with the replies still owed, oldest first, copied from the
+    /// file itself: a temp file beside it, synced, renamed over it, the directory synced.
+    /// A crash leaves the old file or the new one.
     pub(super) fn rewrite(&mut self, dir: &Path) -> Result<(), JournalError> {
+        use std::os::unix::fs::FileExt;
         let path = self.seg.path.clone();
-        let tmp = tmp_path(&path);
-        let mut ids: Vec<u64> = self.live.keys().copied().collect();
-        ids.sort_unstable();
-        let mut bytes = Vec::with_capacity(HEADER_LEN + self.live_bytes as usize);
-        bytes.extend_from_slice(&header(KIND_OUTBOX, 0));
-        for id in ids {
-            bytes.extend_from_slice(&self.live[&id]);
+        let mut ids: Vec<(u64, (u64, u32))> = self.live.iter().map(|(&id, &at)| (id, at)).collect();
+        ids.sort_unstable_by_key(|&(id, _)| id);
+        let reader = fs::File::open(&path).map_err(io_error("reading", &path))?;
+        let mut bytes = Vec::with_capacity(self.live_bytes as usize);
+        let mut records = Vec::with_capacity(ids.len());
+        for (id, (offset, len)) in ids {
+            let start = bytes.len();
+            bytes.resize(start + len as usize, 0);
+            reader
+                .read_exact_at(&mut bytes[start..], offset)
+                .map_err(io_error("reading", &path))?;
+            records.push((id, len));
         }
-        let written = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(&bytes)?;
-                f.sync_all()
-            })
-            .map_err(io_error("writing", &tmp));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        fs::rename(&tmp, &path).map_err(io_error("renaming over", &path))?;
-        sync_dir(dir)?;
+        write_whole(dir, &path, &bytes)?;
         self.seg = open_segment(&path, dir)?;
+        self.live.clear();
+        self.live_bytes = 0;
+        self.place(&records, HEADER_LEN as u64);
         Ok(())
     }
+}
+
+/// Replaces `path` with a header and `records`: a temp file beside it, synced, renamed
+/// over it, the directory synced.
+fn write_whole(dir: &Path, path: &Path, records: &[u8]) -> Result<(), JournalError> {
+    let tmp = tmp_path(path);
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(&header(KIND_OUTBOX, 0))?;
+            f.write_all(records)?;
+            f.sync_all()
+        })
+        .map_err(io_error("writing", &tmp));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, path).map_err(io_error("renaming over", path))?;
+    sync_dir(dir)
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -234,7 +296,7 @@ mod tests {
         let (journal, _) = open(dir.path(), morning());
         let replies: Vec<_> = (1..=5).map(|i| reply(i, "İcazə verildi")).collect();
         journal
-            .append_round(vec![grant(1, morning())], replies.clone())
+            .append_round(vec![grant(1, morning())], &replies)
             .await
             .unwrap();
         journal.settle(2);
@@ -242,7 +304,7 @@ mod tests {
         journal.settle(99); // never owed: nothing to write
         // The next round carries the settlements.
         journal
-            .append_round(vec![], vec![reply(6, "ok")])
+            .append_round(vec![], &[reply(6, "ok")])
             .await
             .unwrap();
         assert_eq!(journal.stats().owed, 4);
@@ -298,12 +360,12 @@ mod tests {
         )
         .unwrap();
         journal
-            .append_round(vec![], vec![reply(1, "a")])
+            .append_round(vec![], &[reply(1, "a")])
             .await
             .unwrap();
         full.0.store(true, Ordering::SeqCst);
         let failed = journal
-            .append_round(vec![grant(2, morning())], vec![reply(2, "b")])
+            .append_round(vec![grant(2, morning())], &[reply(2, "b")])
             .await;
         assert!(failed.is_err(), "a full disk fails the round");
         assert_eq!(
@@ -313,7 +375,7 @@ mod tests {
         );
         full.0.store(false, Ordering::SeqCst);
         journal
-            .append_round(vec![], vec![reply(3, "c")])
+            .append_round(vec![], &[reply(3, "c")])
             .await
             .unwrap();
         drop(journal);
@@ -323,12 +385,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_settlement_the_full_disk_refused_is_written_once_space_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = std::sync::Arc::new(FullDisk::default());
+        let options = JournalOptions {
+            faults: Some(full.clone()),
+            ..JournalOptions::default()
+        };
+        let (journal, _) = Journal::open_with(
+            dir.path(),
+            chrono_tz::Asia::Baku,
+            morning(),
+            3 * 3600,
+            options,
+        )
+        .unwrap();
+        journal
+            .append_round(vec![], &[reply(1, "a")])
+            .await
+            .unwrap();
+        full.0.store(true, Ordering::SeqCst);
+        journal.settle(1);
+        // The round that carries it fails.
+        assert!(
+            journal
+                .append_round(vec![], &[reply(2, "b")])
+                .await
+                .is_err()
+        );
+        full.0.store(false, Ordering::SeqCst);
+        journal
+            .append_round(vec![], &[reply(3, "c")])
+            .await
+            .unwrap();
+        drop(journal);
+        let (journal, _) = open(dir.path(), morning());
+        assert_eq!(
+            ids(&journal.take_owed()),
+            [3],
+            "1 settled after all, 2 never owed"
+        );
+    }
+
+    #[tokio::test]
     async fn a_torn_last_reply_is_cut_and_the_others_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (journal, _) = open(dir.path(), morning());
         for i in 1..=3 {
             journal
-                .append_round(vec![], vec![reply(i, "x")])
+                .append_round(vec![], &[reply(i, "x")])
                 .await
                 .unwrap();
         }
@@ -353,8 +458,8 @@ mod tests {
         let text = "ə".repeat(crate::store::outbox::MAX_TEXT / 4); // about 4 KiB a record
         let n = REWRITE_BYTES / 4096 + 200;
         for chunk in (1..=n).collect::<Vec<_>>().chunks(100) {
-            let replies = chunk.iter().map(|&i| reply(i, &text)).collect();
-            journal.append_round(vec![], replies).await.unwrap();
+            let replies: Vec<_> = chunk.iter().map(|&i| reply(i, &text)).collect();
+            journal.append_round(vec![], &replies).await.unwrap();
             for &i in chunk {
                 if i != 7 {
                     journal.settle(i);
@@ -362,7 +467,7 @@ mod tests {
             }
         }
         journal
-            .append_round(vec![], vec![reply(n + 1, "last")])
+            .append_round(vec![], &[reply(n + 1, "last")])
             .await
             .unwrap();
         let len = fs::metadata(dir.path().join(OUTBOX_FILE)).unwrap().len();

@@ -188,6 +188,7 @@ impl Journal {
             revocations,
             blocks,
             outbox,
+            outbox_unsynced: false,
             block_records: replayed.block_changes.len(),
             net,
             needs_dir_sync: false,

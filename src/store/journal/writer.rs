@@ -38,6 +38,8 @@ pub(super) struct Writer {
     pub(super) blocks: Segment,
     /// `outbox.log`: replies owed.
     pub(super) outbox: OutboxLog,
+    /// Settlements were written to `outbox.log` and not yet synced.
+    pub(super) outbox_unsynced: bool,
     /// Records in `blocklist.log`.
     pub(super) block_records: usize,
     pub(super) net: BlockNet,
@@ -80,8 +82,19 @@ impl Writer {
         let mut batch = Vec::with_capacity(batch_limit);
         while rx.blocking_recv_many(&mut batch, batch_limit) > 0 {
             if !self.round(&mut batch) {
-                break;
+                return;
             }
+        }
+        self.finish();
+    }
+
+    /// At close: syncs settlements written and not yet synced.
+    fn finish(&mut self) {
+        if self.outbox_unsynced && self.failed.is_none() {
+            if let Err(e) = sync_file(&self.outbox.seg.file, &self.outbox.seg.path) {
+                tracing::warn!(error = %e, "journal: the last settlements could not be synced at close");
+            }
+            self.outbox_unsynced = false;
         }
     }
 
@@ -102,8 +115,8 @@ impl Writer {
                         let day = self.calendar.moment(grant.from).day;
                         encode_grant(day_buf(&mut self.day_bufs, day), grant);
                     }
-                    for reply in &replies {
-                        self.outbox.owe(reply);
+                    if !replies.is_empty() {
+                        self.outbox.owe(&replies);
                     }
                     grants += g.len() as u64;
                     self.waiters.push(done);
@@ -132,9 +145,10 @@ impl Writer {
 
         if !self.waiters.is_empty() || !self.outbox.buf.is_empty() {
             let started = std::time::Instant::now();
+            let sync = !self.waiters.is_empty();
             let result = match &self.failed {
                 Some(e) => Err(e.clone()),
-                None => self.commit(),
+                None => self.commit(sync),
             };
             let took = started.elapsed();
             if took >= SLOW_COMMIT {
@@ -159,13 +173,14 @@ impl Writer {
                     + self.day_bufs.iter().map(|(_, b)| b.len()).sum::<usize>();
                 c.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             }
-            for done in self.waiters.drain(..) {
-                let _ = done.send(result.clone());
-            }
+            // Counted before anyone is answered, so a caller reads the round's effect.
             self.outbox.end_round(result.is_ok());
             self.counters
                 .owed
                 .store(self.outbox.owed() as u64, Ordering::Relaxed);
+            for done in self.waiters.drain(..) {
+                let _ = done.send(result.clone());
+            }
             if result.is_ok()
                 && self.outbox.wants_rewrite()
                 && let Err(e) = self.outbox.rewrite(&self.dir)
@@ -201,6 +216,7 @@ impl Writer {
         }
         match close {
             Some(done) => {
+                self.finish();
                 let _ = done.send(());
                 false
             }
@@ -209,8 +225,12 @@ impl Writer {
     }
 
     /// Writes this round's bytes (one write per file) and syncs them (one `fdatasync` per
-    /// file); on a failed write, cuts every touched file back to where the round started.
-    fn commit(&mut self) -> Result<(), JournalError> {
+    /// file, the files' syncs side by side, so a round waits for the slowest rather than
+    /// their sum); on a failed write, cuts every touched file back to where the round
+    /// started. A round no one waits for (settlements only) is written and not synced: a
+    /// crash of the process keeps what the kernel holds, and the next round's sync takes
+    /// it to the disk.
+    fn commit(&mut self, sync: bool) -> Result<(), JournalError> {
         let day_bufs = std::mem::take(&mut self.day_bufs);
         let mut touched: Vec<(Target, u64)> = Vec::new();
         let written = self.write_round(&day_bufs, &mut touched);
@@ -218,19 +238,47 @@ impl Writer {
         if let Err(e) = written {
             return Err(self.roll_back(&touched, e));
         }
-        for &(target, _) in &touched {
-            // Every touched segment is still open: segments are closed only between rounds.
-            let faults = self.faults.clone();
-            if let Some(seg) = self.segment_of(target)
-                && let Err(e) = inject(faults.as_deref(), Step::Sync)
-                    .map_err(|e| JournalError::Sync {
-                        path: seg.path.clone(),
-                        source: Arc::new(e),
-                    })
-                    .and_then(|()| sync_file(&seg.file, &seg.path))
-            {
-                return Err(self.fail(e));
-            }
+        if !sync {
+            self.outbox_unsynced |= touched.iter().any(|(t, _)| matches!(t, Target::Outbox));
+            return Ok(());
+        }
+        let mut targets: Vec<Target> = touched.iter().map(|&(t, _)| t).collect();
+        if self.outbox_unsynced && !targets.iter().any(|t| matches!(t, Target::Outbox)) {
+            targets.push(Target::Outbox);
+        }
+        self.outbox_unsynced = false;
+        // Every touched segment is still open: segments are closed only between rounds.
+        let segments: Vec<&Segment> = targets
+            .iter()
+            .filter_map(|&t| self.segment_ref(t))
+            .collect();
+        let faults = self.faults.as_deref();
+        let sync_one = |seg: &Segment| {
+            inject(faults, Step::Sync)
+                .map_err(|e| JournalError::Sync {
+                    path: seg.path.clone(),
+                    source: Arc::new(e),
+                })
+                .and_then(|()| sync_file(&seg.file, &seg.path))
+        };
+        let synced = match &segments[..] {
+            [] => Ok(()),
+            [one] => sync_one(one),
+            [first, rest @ ..] => std::thread::scope(|scope| {
+                let others: Vec<_> = rest
+                    .iter()
+                    .map(|seg| scope.spawn(move || sync_one(seg)))
+                    .collect();
+                let mut result = sync_one(first);
+                for other in others {
+                    let r = other.join().unwrap_or(Err(JournalError::Closed));
+                    result = result.and(r);
+                }
+                result
+            }),
+        };
+        if let Err(e) = synced {
+            return Err(self.fail(e));
         }
         if self.needs_dir_sync {
             if let Err(e) = sync_dir(&self.dir) {
@@ -339,6 +387,16 @@ impl Writer {
             Target::Revocations => Some(&mut self.revocations),
             Target::Blocks => Some(&mut self.blocks),
             Target::Outbox => Some(&mut self.outbox.seg),
+        }
+    }
+
+    fn segment_ref(&self, target: Target) -> Option<&Segment> {
+        match target {
+            Target::Day(day) => self.segments.get(&day),
+            Target::Blocklist => Some(&self.blocklist),
+            Target::Revocations => Some(&self.revocations),
+            Target::Blocks => Some(&self.blocks),
+            Target::Outbox => Some(&self.outbox.seg),
         }
     }
 
