@@ -205,9 +205,12 @@ pub async fn stats(
             st["mos"], st["distinct_documents"], st["distinct_phones"], st["revoked"]
         ),
         format!(
-            "  invalid {} ({:.1}%)   decision ms p50 {} p90 {} p99 {}",
+            "  invalid {} ({:.1}%)   reply ms p50 {} p90 {} p99 {}   decision ms p50 {} p90 {} p99 {}",
             st["invalid"]["total"],
             st["invalid"]["share"].as_f64().unwrap_or(0.0) * 100.0,
+            st["reply_ms"]["p50"],
+            st["reply_ms"]["p90"],
+            st["reply_ms"]["p99"],
             st["decision_ms"]["p50"],
             st["decision_ms"]["p90"],
             st["decision_ms"]["p99"]

@@ -1,12 +1,12 @@
 //! `GET /v1/stats?date=YYYY-MM-DD`: a Baku day's figures on this node (see
 //! [`crate::gateway::stats`]): MOs by code and outcome, invalid texts by reason and their
-//! share, distinct documents and phones, permits revoked, decision time p50/p90/p99, per
-//! operator.
+//! share, distinct documents and phones, permits revoked, reply time (MO read to its reply
+//! delivered) and decision time p50/p90/p99, per operator.
 
 use super::auth::{Role, authorize, read_allowed};
 use super::error::ApiError;
 use super::{AdminState, Peer};
-use crate::gateway::stats::BUCKETS_US;
+use crate::gateway::stats::{BUCKETS_US, REPLY_BUCKETS_MS};
 use crate::store::Store;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -23,9 +23,9 @@ pub struct StatsQuery {
     date: Option<String>,
 }
 
-/// The upper bound, ms, of the bucket holding the `q` quantile of `buckets` (MOs per
-/// bucket of [`BUCKETS_US`], then the open one).
-fn quantile_ms(buckets: &[u64], q: f64) -> Value {
+/// The upper bound, ms, of the bucket holding the `q` quantile of `buckets` (counts per
+/// bucket whose upper bounds are `bounds_ms`, then the open one, shown as `over`).
+fn quantile_ms(buckets: &[u64], bounds_ms: &[f64], over: &str, q: f64) -> Value {
     let total: u64 = buckets.iter().sum();
     if total == 0 {
         return Value::Null;
@@ -35,13 +35,23 @@ fn quantile_ms(buckets: &[u64], q: f64) -> Value {
     for (i, n) in buckets.iter().enumerate() {
         seen += n;
         if seen >= want {
-            return match BUCKETS_US.get(i) {
-                Some(us) => json!(*us as f64 / 1000.0),
-                None => json!("over 5000"),
+            return match bounds_ms.get(i) {
+                Some(ms) => json!(*ms),
+                None => json!(over),
             };
         }
     }
-    json!("over 5000")
+    json!(over)
+}
+
+/// How many, and p50, p90 and p99 of `buckets` (see [`quantile_ms`]).
+fn quantiles(buckets: &[u64], bounds_ms: &[f64], over: &str) -> Value {
+    json!({
+        "count": buckets.iter().sum::<u64>(),
+        "p50": quantile_ms(buckets, bounds_ms, over, 0.5),
+        "p90": quantile_ms(buckets, bounds_ms, over, 0.9),
+        "p99": quantile_ms(buckets, bounds_ms, over, 0.99),
+    })
 }
 
 /// The figures of one day as JSON, from its flat fields (see
@@ -51,6 +61,7 @@ fn figures(fields: &BTreeMap<String, u64>, documents: u64, phones: u64) -> Map<S
     let mut invalid: Map<String, Value> = Map::new();
     let mut by_operator: Map<String, Value> = Map::new();
     let mut buckets = vec![0u64; BUCKETS_US.len() + 1];
+    let mut reply_buckets = vec![0u64; REPLY_BUCKETS_MS.len() + 1];
     let mut invalid_total = 0;
     for (field, &n) in fields {
         let parts: Vec<&str> = field.split('|').collect();
@@ -81,6 +92,15 @@ fn figures(fields: &BTreeMap<String, u64>, documents: u64, phones: u64) -> Map<S
                     *slot += n;
                 }
             }
+            ["r", i] => {
+                if let Some(slot) = i
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| reply_buckets.get_mut(i))
+                {
+                    *slot += n;
+                }
+            }
             _ => {}
         }
     }
@@ -98,13 +118,15 @@ fn figures(fields: &BTreeMap<String, u64>, documents: u64, phones: u64) -> Map<S
     );
     out.insert("distinct_documents".into(), json!(documents));
     out.insert("distinct_phones".into(), json!(phones));
+    let decision_bounds: Vec<f64> = BUCKETS_US.iter().map(|&us| us as f64 / 1000.0).collect();
     out.insert(
         "decision_ms".into(),
-        json!({
-            "p50": quantile_ms(&buckets, 0.5),
-            "p90": quantile_ms(&buckets, 0.9),
-            "p99": quantile_ms(&buckets, 0.99),
-        }),
+        quantiles(&buckets, &decision_bounds, "over 5000"),
+    );
+    let reply_bounds: Vec<f64> = REPLY_BUCKETS_MS.iter().map(|&ms| ms as f64).collect();
+    out.insert(
+        "reply_ms".into(),
+        quantiles(&reply_buckets, &reply_bounds, "over 3600000"),
     );
     out.insert("by_operator".into(), Value::Object(by_operator));
     out

@@ -1,5 +1,5 @@
 //! The day's figures officials quote: MOs by code and outcome, invalid texts by reason,
-//! distinct documents and phones, time to decide, per operator; kept per Baku day for the
+//! distinct documents and phones, time to decide and to reply, per operator; kept per Baku day for the
 //! last [`DAYS_KEPT`] days, in memory on this node (with Redis, also summed across nodes in
 //! `icaze:stats:*`, see `admin/stats.rs`).
 //!
@@ -7,7 +7,8 @@
 //! ([`Stats::record`]): one short lock per batch, two set inserts per MO.
 //!
 //! A day's counters also read as flat fields ([`Day::fields`]: `mos`, `c|2|denied|daily_limit`,
-//! `i|no_code`, `o|demo|granted`, `b|3` for a time bucket), the form Redis sums across nodes;
+//! `i|no_code`, `o|demo|granted`, `b|3` for a decision-time bucket, `r|5` for a reply-time
+//! bucket), the form Redis sums across nodes;
 //! [`Stats::take_deltas`] gives what changed since the last call for that.
 
 use crate::permit::answer::Verdict;
@@ -24,6 +25,39 @@ pub const BUCKETS_US: [u64; 15] = [
     100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
     1_000_000, 2_500_000, 5_000_000,
 ];
+
+/// Upper bounds of the reply-time buckets (an MO read to its reply's last part answered:
+/// what the citizen waited), milliseconds; the last bucket is open. The 2020 system
+/// sometimes answered an hour late, so the buckets go that far.
+pub const REPLY_BUCKETS_MS: [u64; 14] = [
+    1, 5, 10, 50, 100, 500, 1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000,
+];
+
+/// Reply times a connection gathers between hand-overs ([`Stats::replied`]), so a
+/// delivered reply costs no lock.
+#[derive(Debug, Default, Clone)]
+pub struct ReplyTimes {
+    counts: [u64; REPLY_BUCKETS_MS.len() + 1],
+    n: u64,
+}
+
+impl ReplyTimes {
+    /// One reply delivered `took` after its MO was read.
+    pub fn add(&mut self, took: Duration) {
+        let ms = took.as_millis() as u64;
+        let bucket = REPLY_BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b)
+            .unwrap_or(REPLY_BUCKETS_MS.len());
+        self.counts[bucket] += 1;
+        self.n += 1;
+    }
+
+    /// Whether none was added since the last hand-over.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+}
 
 /// One MO as the stats see it.
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +149,8 @@ pub struct Day {
     pub by_operator: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// MOs per decision-time bucket ([`BUCKETS_US`], then the open one).
     pub decide_us: [u64; BUCKETS_US.len() + 1],
+    /// Replies per reply-time bucket ([`REPLY_BUCKETS_MS`], then the open one).
+    pub reply_ms: [u64; REPLY_BUCKETS_MS.len() + 1],
     documents: HashSet<u64, foldhash::fast::RandomState>,
     phones: HashSet<u64, foldhash::fast::RandomState>,
     /// Documents and phones first seen since the last [`Stats::take_deltas`].
@@ -154,6 +190,11 @@ impl Day {
         for (i, &n) in self.decide_us.iter().enumerate() {
             if n > 0 {
                 f.insert(format!("b|{i}"), n);
+            }
+        }
+        for (i, &n) in self.reply_ms.iter().enumerate() {
+            if n > 0 {
+                f.insert(format!("r|{i}"), n);
             }
         }
         f
@@ -283,6 +324,22 @@ impl Stats {
         }
     }
 
+    /// Adds the reply times a connection gathered on local `day`, and empties them.
+    pub fn replied(&self, day: i32, times: &mut ReplyTimes) {
+        if times.is_empty() {
+            return;
+        }
+        let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+        let d = days.entry(day).or_default();
+        for (slot, n) in d.reply_ms.iter_mut().zip(&times.counts) {
+            *slot += n;
+        }
+        *times = ReplyTimes::default();
+        while days.len() > DAYS_KEPT {
+            days.pop_first();
+        }
+    }
+
     /// A copy of one day's figures.
     pub fn day(&self, day: i32) -> Option<Day> {
         self.days
@@ -298,6 +355,27 @@ mod tests {
     use super::*;
     use crate::permit::decision::{Decision, Outcome, Validity};
     use crate::permit::document::Document;
+
+    #[test]
+    fn reply_times_land_in_their_buckets_and_count_once() {
+        let stats = Stats::with_seed(1);
+        let mut times = ReplyTimes::default();
+        times.add(Duration::from_millis(3));
+        times.add(Duration::from_millis(3));
+        times.add(Duration::from_secs(2 * 3600));
+        stats.replied(18_358, &mut times);
+        assert!(times.is_empty(), "handed over once");
+        stats.replied(18_358, &mut times);
+        let day = stats.day(18_358).unwrap();
+        assert_eq!(day.reply_ms[1], 2, "3 ms is in the 5 ms bucket");
+        assert_eq!(
+            day.reply_ms[REPLY_BUCKETS_MS.len()],
+            1,
+            "two hours: the open one"
+        );
+        assert_eq!(day.fields().get("r|1"), Some(&2));
+        assert_eq!(day.mos, 0, "reply times are not MOs");
+    }
 
     #[test]
     fn a_day_counts_outcomes_distinct_documents_and_phones() {

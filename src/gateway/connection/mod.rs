@@ -47,6 +47,7 @@ use replies::{Outgoing, pop};
 
 use crate::gateway::admission::Ticket;
 use crate::gateway::outbound::{self, Mt};
+use crate::gateway::stats::ReplyTimes;
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::reply::Replier;
 use crate::smpp::codec::{self, Address, IncomingSm, ReplyPart, Status};
@@ -174,6 +175,8 @@ struct Connection {
     answer_after: Option<Instant>,
     /// The kind this connection bound with, for the bind gauges.
     bound_kind: Option<BindKind>,
+    /// Reply times since the last hand-over to the day's figures.
+    replied: ReplyTimes,
 }
 
 impl Connection {
@@ -202,6 +205,7 @@ impl Connection {
             ticket: None,
             answer_after: None,
             bound_kind: None,
+            replied: ReplyTimes::default(),
         }
     }
 
@@ -349,6 +353,20 @@ impl Connection {
             }
         }
         self.fill_window();
+        self.hand_over_reply_times();
+    }
+
+    /// Adds the reply times gathered since the last call to the day's figures.
+    fn hand_over_reply_times(&mut self) {
+        if !self.replied.is_empty() {
+            let day = self
+                .gw
+                .rules()
+                .calendar
+                .moment(self.gw.clock.now().timestamp())
+                .day;
+            self.gw.stats.replied(day, &mut self.replied);
+        }
     }
 
     /// What the session handed over from one PDU.
@@ -437,6 +455,7 @@ impl Connection {
     /// Leaves the operator's books: bind counts down, replies not yet delivered back to the
     /// front of its queue, oldest first.
     fn release(&mut self) {
+        self.hand_over_reply_times();
         let Some(op) = self.operator.take() else {
             return;
         };

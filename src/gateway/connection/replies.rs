@@ -86,10 +86,9 @@ impl Connection {
                     && let Some(op) = &self.operator
                 {
                     op.metrics.replies_delivered.inc();
-                    Metrics::observe(
-                        &self.gw.metrics.mo_to_mt,
-                        self.now.saturating_duration_since(o.mt.owed_since),
-                    );
+                    let took = self.now.saturating_duration_since(o.mt.owed_since);
+                    Metrics::observe(&self.gw.metrics.mo_to_mt, took);
+                    self.replied.add(took);
                 }
             }
             Answer::Retry(id) => {
