@@ -181,3 +181,51 @@ async fn a_permit_from_one_node_is_verified_and_revoked_on_another() {
     let again = repeat_until_revoked(smpp_a, "2 aze 1111 1111").await;
     assert!(again.contains("revoked"), "{again}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_a_permit_from_one_node_is_verified_and_revoked_on_another() {
+    let Some(cluster) = support::redis::RedisCluster::start(
+        "on_a_redis_cluster_a_permit_from_one_node_is_verified_and_revoked_on_another",
+    ) else {
+        return;
+    };
+    let store = format!("store = {:?}", cluster.urls());
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, smpp_a, admin_a) = node(dir.path(), "a", &store);
+    let (_b, _smpp_b, admin_b) = node(dir.path(), "b", &store);
+
+    // Several permits, so their index entries land on different primaries.
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let reply = sms(smpp_a, &format!("2 AZE 1111111{n}")).await;
+        assert!(reply.starts_with("PERMIT GRANTED"), "{reply}");
+        ids.push(reply.rsplit(' ').next().unwrap().to_string());
+    }
+    // Node B never saw the SMS: it finds each permit by its id alone.
+    for (n, id) in ids.iter().enumerate() {
+        let v = get(
+            admin_b,
+            &format!("/v1/permits/{id}?document=AZE1111111{n}"),
+            Some(CHECKPOINT),
+        )
+        .await;
+        assert_eq!(v.status, 200, "{:?}", v.json);
+        assert_eq!(v.json["status"], "valid", "{id}: {:?}", v.json);
+        assert_eq!(v.json["document_matches"], true, "{:?}", v.json);
+    }
+    // Revoked through B: A's checkpoint sees it, and A's citizen is told so.
+    let path = format!("/v1/permits/{}", ids[0]);
+    let revoked = call(
+        admin_b,
+        "POST",
+        &format!("{path}/revoke"),
+        Some(OFFICIAL),
+        Some(r#"{"reason": "forged"}"#),
+    )
+    .await;
+    assert_eq!(revoked.status, 200, "{:?}", revoked.json);
+    let v = get(admin_a, &path, Some(CHECKPOINT)).await;
+    assert_eq!(v.json["status"], "revoked", "{:?}", v.json);
+    let again = repeat_until_revoked(smpp_a, "2 AZE 11111110").await;
+    assert!(again.starts_with("Your permit with code 2"), "{again}");
+}

@@ -432,8 +432,8 @@ impl Store {
     }
 
     /// A permit another node granted, and its revocation `(at, reason)` if any, looked up
-    /// by id in the store's index (standalone Redis); other stores have no other nodes and
-    /// answer `None`.
+    /// by id in the store's index (Redis, standalone or cluster); other stores have no other
+    /// nodes and answer `None`.
     pub async fn permit(
         &self,
         id: PermitId,

@@ -27,9 +27,10 @@
 //! - `icaze:{AZE11111111}:g:2`: quota group 2 (a group's tag is its lowest code);
 //! - `icaze:{AZE11111111}:c:1`: the latest permit of code 1, for a code that shares its
 //!   group with others. A code with a group of its own keeps its permit in the group key.
-//! - `icaze:permit:{K7QM-4RTX}` (standalone Redis only): `DOCUMENT CODE FROM UNTIL` of the
-//!   permit with that id, written by the same `FCALL` as its grant, so a checkpoint asking
-//!   any node can verify it (see [`RedisOptions::permit_key`]).
+//! - `icaze:permit:{K7QM-4RTX}`: `DOCUMENT CODE FROM UNTIL` of the permit with that id, so a
+//!   checkpoint asking any node can verify it (see [`RedisOptions::permit_key`]): written by
+//!   the same `FCALL` as its grant on a standalone Redis, and right after the verdict (before
+//!   the MO is acknowledged) in a cluster, where it is in another slot.
 //! - `icaze:revoked:{K7QM-4RTX}`: `AT REASON` of a revoked permit; `icaze:revocations`: a
 //!   stream of every revocation, which each node follows so its engine answers a revoked
 //!   permit's repeat itself (`admin.rs`).
@@ -242,6 +243,10 @@ struct StoreInner {
     settled: mpsc::UnboundedSender<(u16, u64)>,
     /// Replies this node's outbox holds, as far as this node wrote and removed them.
     owed: Arc<AtomicU64>,
+    /// In a cluster, the key that gives permit ids: each grant's index entry is written
+    /// after its verdict (its key is in another slot than the document's, so the grant's
+    /// function cannot write it). `None` standalone, where the function writes it.
+    cluster_index: Option<crate::permit::id::PermitKey>,
 }
 
 /// One caller's asks and where their verdicts go.
@@ -304,6 +309,7 @@ impl RedisStore {
                 backend,
                 settled,
                 owed,
+                cluster_index: options.permit_key.clone().filter(|_| options.cluster),
             }),
         })
     }
@@ -326,7 +332,42 @@ impl RedisStore {
             })
             .await
             .map_err(|_| RedisError::Closed)?;
-        answer.await.unwrap_or(Err(RedisError::Closed))
+        let verdicts = answer.await.unwrap_or(Err(RedisError::Closed))?;
+        if let Some(key) = &self.inner.cluster_index {
+            self.index_in_cluster(key, asks, &verdicts).await?;
+        }
+        Ok(verdicts)
+    }
+
+    /// Writes `icaze:permit:{ID}` of every grant among `verdicts` (a cluster's index, one
+    /// command per permit, each routed to its slot's node, all at once), before the MOs are
+    /// acknowledged: a checkpoint asking any node finds the permit by its id.
+    async fn index_in_cluster(
+        &self,
+        key: &crate::permit::id::PermitKey,
+        asks: &[GrantAsk],
+        verdicts: &[RedisVerdict],
+    ) -> Result<(), RedisError> {
+        let backend = &self.inner.backend;
+        let writes = asks.iter().zip(verdicts).filter_map(|(ask, verdict)| {
+            let RedisVerdict::Granted(v) = *verdict else {
+                return None;
+            };
+            let id = key.permit_id(ask.document, ask.code, v.from, v.until);
+            let mut set = redis::cmd("SET");
+            set.arg(pipeline::permit_key(id))
+                .arg(format!(
+                    "{} {} {} {}",
+                    ask.document, ask.code, v.from, v.until
+                ))
+                .arg("EXAT")
+                .arg(ask.expire_at.max(v.until));
+            Some(async move { backend.command("SET of a permit index entry", set).await })
+        });
+        for written in futures_util::future::join_all(writes).await {
+            written?;
+        }
+        Ok(())
     }
 
     /// Whether every primary answers `PING` now (no retry), for the admin health check.

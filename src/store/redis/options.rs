@@ -49,8 +49,9 @@ pub struct RedisOptions {
     /// further callers wait (default 4096): the backpressure bound.
     pub queue_depth: usize,
     /// With a key, each grant also writes `icaze:permit:{ID}` (the permit id this key gives
-    /// it) in the same function call, so any node can verify the id. Standalone Redis only:
-    /// in a cluster that key is in another slot than the document's, and it is not written.
+    /// it), so any node can verify the id: in the same function call on a standalone Redis;
+    /// in a cluster, where that key is in another slot than the document's, by a `SET` of
+    /// its own after the verdict, before the MO is acknowledged.
     pub permit_key: Option<crate::permit::id::PermitKey>,
 }
 
