@@ -459,6 +459,36 @@ async fn the_console_in_a_real_browser() {
         "document.querySelector('#revoke-result').innerText",
     );
     assert!(said.as_str().unwrap().contains("revoked"), "{said}");
+    // Blocked for code 3 from the page, in force in the API; then lifted.
+    b.type_into("#block-document", "aze 5555 5555");
+    b.type_into("#block-codes", "3");
+    b.type_into("#block-reason", "quarantine list");
+    b.click("#block-form button[type=submit]");
+    let said = b.wait_for(
+        "the block",
+        "document.querySelector('#block-result').innerText",
+    );
+    assert!(
+        said.as_str()
+            .unwrap()
+            .contains("AZE 55555555 blocked for codes [3]"),
+        "{said}"
+    );
+    let list = get(admin, "/v1/blocklist", Some(OFFICIAL)).await;
+    assert!(
+        list.text.contains("AZE 55555555") && list.text.contains("quarantine list"),
+        "{}",
+        list.text
+    );
+    b.screenshot(&shots.join("console-actions.png"));
+    b.click("#unblock");
+    b.wait_for(
+        "the unblock",
+        "document.querySelector('#block-result').innerText.includes('unblocked')",
+    );
+    let list = get(admin, "/v1/blocklist", Some(OFFICIAL)).await;
+    assert!(!list.text.contains("AZE 55555555"), "{}", list.text);
+
     b.viewport(390, 844, true);
     let (status, detail) = check_in_form(&mut b, &doomed, "");
     assert_eq!(status, "REVOKED");

@@ -1,7 +1,7 @@
 //! The console: one web page served by the admin server at `/`, where officials and the
 //! person on call see the gateway now, check a permit and change the day's rules.
 //!
-//! The page is rendered on the server ([`page`], maud); a small stylesheet and a few KB of
+//! The page is rendered on the server ([`page`], maud); a small stylesheet and ~12 KB of
 //! plain JavaScript ([`ASSETS`], compiled into the binary: nothing is fetched from
 //! elsewhere, no front-end build) poll the JSON API the page shares with scripts:
 //! `GET /v1/now` ([`now`], from the per-second [`history`]), verification, revocation, the
