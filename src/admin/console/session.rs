@@ -54,11 +54,11 @@ pub struct Sessions {
     by_id: Mutex<HashMap<[u8; 32], Session>>,
 }
 
-fn random_hex() -> String {
+/// 32 bytes from the OS's generator, in hex; none if it does not answer.
+fn random_hex() -> Option<String> {
     let mut bytes = [0u8; 32];
-    // The OS's generator failing is no state to serve sessions in.
-    getrandom::fill(&mut bytes).expect("the OS random number generator answers");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn key(id: &str) -> [u8; 32] {
@@ -72,12 +72,13 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl Sessions {
-    /// A new session for `caller`: its id (for the cookie) and the session.
-    pub fn open(&self, caller: Caller) -> (String, Session) {
-        let id = random_hex();
+    /// A new session for `caller`: its id (for the cookie) and the session; none if the
+    /// OS gives no random numbers.
+    pub fn open(&self, caller: Caller) -> Option<(String, Session)> {
+        let id = random_hex()?;
         let session = Session {
             caller,
-            csrf: random_hex(),
+            csrf: random_hex()?,
             expires: Instant::now() + LIFETIME,
         };
         let mut all = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
@@ -89,7 +90,7 @@ impl Sessions {
             all.remove(&oldest);
         }
         all.insert(key(&id), session.clone());
-        (id, session)
+        Some((id, session))
     }
 
     /// The live session with this id.
@@ -208,7 +209,13 @@ pub async fn sign_in(
         ));
     }
     let caller = caller_of_token(&state, Some(body.token.trim()), peer)?;
-    let (id, session) = state.sessions.open(caller.clone());
+    let (id, session) = state.sessions.open(caller.clone()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "random",
+            "the system's random number generator did not answer; try again",
+        )
+    })?;
     tracing::info!(%peer, who = %caller, "admin: console signed in");
     let mut response = Json(json!({
         "role": caller.role.name(),
@@ -257,7 +264,7 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_cookie_and_ends_when_closed() {
         let sessions = Sessions::default();
-        let (id, session) = sessions.open(caller());
+        let (id, session) = sessions.open(caller()).unwrap();
         assert_eq!(id.len(), 64);
         assert_ne!(session.csrf, id);
         let mut headers = HeaderMap::new();
@@ -274,9 +281,9 @@ mod tests {
     #[test]
     fn sessions_are_bounded() {
         let sessions = Sessions::default();
-        let (first, _) = sessions.open(caller());
+        let (first, _) = sessions.open(caller()).unwrap();
         for _ in 0..MAX_SESSIONS {
-            sessions.open(caller());
+            sessions.open(caller()).unwrap();
         }
         assert_eq!(sessions.by_id.lock().unwrap().len(), MAX_SESSIONS);
         assert!(sessions.get(&first).is_none(), "the oldest made room");
