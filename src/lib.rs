@@ -11,7 +11,7 @@
 //! - [`gateway`]: joins the wire to the domain: the one MO pipeline, the listener and its
 //!   connections, connectors (client mode), replies owed, shutdown.
 //! - [`admin`]: the admin HTTP API (axum): health, checkpoint verification, revocation,
-//!   rules without a restart; bearer-token roles.
+//!   rules without a restart; bearer-token roles; the console web page.
 //! - [`telemetry`]: tracing set-up; masks document and phone numbers.
 #![forbid(unsafe_code)]
 

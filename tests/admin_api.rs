@@ -24,30 +24,6 @@ fn start(dir: &std::path::Path) -> (Icaze, std::net::SocketAddr, std::net::Socke
     (child, smpp, admin)
 }
 
-/// Texts `text` from `msisdn` and returns the reply.
-async fn sms(smpp: std::net::SocketAddr, msisdn: &str, text: &str) -> String {
-    let mut c = Client::connect(smpp).await;
-    assert_eq!(c.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
-    let seq = c.submit(msisdn, "8103", 0, text.as_bytes()).await;
-    let mut replies = Vec::new();
-    assert_eq!(c.expect_resp(seq, &mut replies).await.status, ESME_ROK);
-    let reply = match replies.pop() {
-        Some(r) => r,
-        None => c.expect_deliver().await,
-    };
-    sm_text(&reply)
-}
-
-/// The permit id a reply prints (`Permit no. K7QM-4RTX`).
-fn permit_id(reply: &str) -> String {
-    reply
-        .rsplit(' ')
-        .next()
-        .filter(|id| id.len() == 9 && id.as_bytes()[4] == b'-')
-        .unwrap_or_else(|| panic!("no permit id in {reply:?}"))
-        .to_string()
-}
-
 fn key(v: &Value) -> &str {
     v["key"].as_str().unwrap_or_default()
 }

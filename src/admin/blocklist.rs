@@ -97,7 +97,7 @@ pub async fn put(
     Path(document): Path<String>,
     body: Result<Json<BlockBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let role = authorize(&state, &headers, peer, Role::Official)?;
+    let who = authorize(&state, &headers, peer, Role::Official)?;
     let Json(body) = body.map_err(|e| {
         ApiError::bad_request(
             "body",
@@ -180,7 +180,7 @@ pub async fn put(
         .engine
         .blocks()
         .set(document, Some(block.clone()));
-    tracing::info!(%peer, role = role.name(), document = %document.masked(), reason, "admin: document blocked");
+    tracing::info!(%peer, %who, document = %document.masked(), reason, "admin: document blocked");
     Ok(Json(entry(&rules, document, &block, now)))
 }
 
@@ -191,7 +191,7 @@ pub async fn delete(
     headers: HeaderMap,
     Path(document): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let role = authorize(&state, &headers, peer, Role::Official)?;
+    let who = authorize(&state, &headers, peer, Role::Official)?;
     let rules = state.gateway.rules();
     let document = parse_document(&rules, &document)?;
     let blocks = state.gateway.engine.blocks();
@@ -217,7 +217,7 @@ pub async fn delete(
         .await
         .map_err(|e| ApiError::store(&e))?;
     blocks.set(document, None);
-    tracing::info!(%peer, role = role.name(), document = %document.masked(), "admin: document unblocked");
+    tracing::info!(%peer, %who, document = %document.masked(), "admin: document unblocked");
     Ok(Json(
         json!({"document": rules.document_display(document), "removed": true}),
     ))

@@ -19,6 +19,18 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "alive"}))
 }
 
+/// The store's kind and whether it takes writes now (waiting at most 2 s for it), with
+/// what is wrong if not.
+pub async fn store_state(gateway: &crate::gateway::Gateway) -> (&'static str, Result<(), String>) {
+    let kind = gateway.store.kind();
+    let state = match tokio::time::timeout(STORE_CHECK, gateway.store.check()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {STORE_CHECK:?}")),
+    };
+    (kind, state)
+}
+
 /// Ready, or 503 naming every check that failed.
 pub async fn readyz(State(state): State<Arc<AdminState>>) -> Result<Json<Value>, ApiError> {
     let gateway = &state.gateway;
@@ -32,16 +44,12 @@ pub async fn readyz(State(state): State<Arc<AdminState>>) -> Result<Json<Value>,
         failed.push("smpp: listener not bound".to_string());
         "not bound"
     };
-    let kind = gateway.store.kind();
-    let store = match tokio::time::timeout(STORE_CHECK, gateway.store.check()).await {
-        Ok(Ok(())) => "ok".to_string(),
-        Ok(Err(e)) => {
+    let (kind, store) = store_state(gateway).await;
+    let store = match store {
+        Ok(()) => "ok".to_string(),
+        Err(e) => {
             failed.push(format!("store ({kind}): {e}"));
-            e.to_string()
-        }
-        Err(_) => {
-            failed.push(format!("store ({kind}): no answer within {STORE_CHECK:?}"));
-            "no answer".to_string()
+            e
         }
     };
     let rules = gateway.rules_info();

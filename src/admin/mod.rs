@@ -17,6 +17,8 @@
 //! - `GET /v1/blocklist`, `PUT` and `DELETE /v1/blocklist/{document}` ([`blocklist`])
 //! - `GET /v1/rules`, `PUT /v1/rules`, `POST /v1/rules/reload` ([`rules`])
 //! - `GET /v1/stats?date=YYYY-MM-DD` ([`stats`])
+//! - `GET /` the console page, `GET /v1/now`, `POST`/`DELETE /v1/session`,
+//!   `POST /v1/rules/check` ([`console`])
 //!
 //! # Layout
 //! - `auth`: roles, tokens, networks; `error`: the JSON error; `limit`: verification's
@@ -26,6 +28,7 @@ pub mod auth;
 pub mod blocklist;
 pub mod cli;
 pub mod client;
+pub mod console;
 pub mod error;
 pub mod follow;
 pub mod health;
@@ -61,6 +64,10 @@ pub struct AdminState {
     pub verify_limit: limit::RateLimit,
     /// One permit per request being served (see [`MAX_REQUESTS`]).
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// The console's signed-in browsers.
+    pub sessions: console::session::Sessions,
+    /// The last ten minutes, second by second (the console's charts).
+    pub history: Arc<console::history::History>,
 }
 
 /// The client's address (from the connection), for roles' logs, networks and rate limits.
@@ -99,8 +106,20 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/v1/stats", get(stats::get))
         .route("/v1/rules", get(rules::get).put(rules::put))
         .route("/v1/rules/reload", post(rules::reload))
+        .route("/v1/rules/check", post(rules::check))
+        .route("/v1/now", get(console::now::get))
+        .route(
+            "/v1/session",
+            post(console::session::sign_in).delete(console::session::sign_out),
+        )
+        .route("/", get(console::index))
+        .route("/console/{file}", get(console::asset))
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(no_such_method)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            console::session::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), bounded))
         .layer(axum::middleware::from_fn(access_log))
         .with_state(state)
@@ -190,7 +209,23 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Cance
         shutdown: shutdown.clone(),
         refused_tokens: AtomicU64::new(0),
         in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS)),
+        sessions: console::session::Sessions::default(),
+        history: Arc::new(console::history::History::default()),
     });
+    let sampler = {
+        let (history, gateway, shutdown) =
+            (state.history.clone(), gateway.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let read = || {
+                let reading = console::history::Reading {
+                    mos: gateway.metrics.mos_total(),
+                    replies: gateway.metrics.mo_to_mt_buckets(),
+                };
+                (gateway.clock.now().timestamp(), reading)
+            };
+            history.run(read, shutdown).await;
+        })
+    };
     if let Ok(addr) = listener.local_addr() {
         log_roles(&gateway, addr);
     }
@@ -201,5 +236,6 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Cance
     {
         tracing::error!(error = %e, "admin API stopped");
     }
+    sampler.abort();
     tracing::info!("admin API stopped");
 }

@@ -243,7 +243,7 @@ pub async fn revoke(
     Path(id): Path<String>,
     body: Result<Json<RevokeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let role = authorize(&state, &headers, peer, Role::Official)?;
+    let who = authorize(&state, &headers, peer, Role::Official)?;
     let Json(body) = body.map_err(|e| {
         ApiError::bad_request("body", format!("expected {{\"reason\": \"...\"}}: {e}"))
     })?;
@@ -298,7 +298,7 @@ pub async fn revoke(
         );
         tracing::info!(
             %peer,
-            role = role.name(),
+            %who,
             permit = %id,
             document = %p.document.masked(),
             code = p.code,

@@ -166,6 +166,15 @@ pub async fn get(
                 })?
         }
     };
+    Ok(Json(Value::Object(day(&state, start).await?)))
+}
+
+/// The figures of the Baku day that starts at `start` (Unix seconds): this node's, or with
+/// Redis every node's.
+pub async fn day(state: &AdminState, start: i64) -> Result<Map<String, Value>, ApiError> {
+    let gateway = &state.gateway;
+    let rules = gateway.rules();
+    let calendar = &rules.calendar;
     let moment = calendar.moment(start);
     let next = calendar.moment(moment.day_start + 26 * 3600).day_start;
     let date = calendar.date(moment.day_start);
@@ -199,5 +208,5 @@ pub async fn get(
     body.insert("date".into(), json!(date));
     body.insert("revoked".into(), json!(revoked));
     body.insert("scope".into(), json!(scope));
-    Ok(Json(Value::Object(body)))
+    Ok(body)
 }

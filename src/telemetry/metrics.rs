@@ -92,6 +92,11 @@ impl OperatorMetrics {
     pub fn mo(&self, outcome: MoOutcome) {
         self.mos[outcome as usize].inc();
     }
+
+    /// MOs counted so far, every outcome.
+    pub fn mos_total(&self) -> u64 {
+        self.mos.iter().map(Counter::get).sum()
+    }
 }
 
 /// Every family, registered once.
@@ -121,6 +126,8 @@ pub struct Metrics {
     /// Replies durable in the store's outbox and not yet delivered (set at each scrape).
     pub replies_owed: Gauge,
     operators: Mutex<Vec<OperatorMetrics>>,
+    /// `mo_to_mt` alone, so its buckets can be read without encoding every family.
+    mo_to_mt_only: Registry,
 }
 
 /// The journal's fdatasync calls, timed where they happen (the writer thread, which knows
@@ -163,7 +170,10 @@ impl Metrics {
             replies_owed: Gauge::default(),
             operators: Mutex::new(Vec::new()),
             registry: Registry::default(),
+            mo_to_mt_only: Registry::default(),
         };
+        let mut mo_to_mt_only = Registry::default();
+        mo_to_mt_only.register("mo_to_mt_seconds", "", m.mo_to_mt.clone());
         registry.register("mos", "MOs by operator and outcome", m.mos.clone());
         registry.register(
             "decisions",
@@ -236,7 +246,43 @@ impl Metrics {
             "Replies durable in the store's outbox and not yet delivered (0 with no outbox)",
             m.replies_owed.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry,
+            mo_to_mt_only,
+            ..m
+        }
+    }
+
+    /// MOs counted so far across every operator and connector (read once a second by the
+    /// console's history, never per MO).
+    pub fn mos_total(&self) -> u64 {
+        self.operators
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(OperatorMetrics::mos_total)
+            .sum()
+    }
+
+    /// The `mo_to_mt` histogram now: `(upper bound in seconds, replies at or under it)`,
+    /// cumulative, the open bucket last as infinity. `prometheus-client` shows buckets only
+    /// through its encoder, so they are read back from the text form of this one family.
+    pub fn mo_to_mt_buckets(&self) -> Vec<(f64, u64)> {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.mo_to_mt_only);
+        text.lines()
+            .filter_map(|line| {
+                let rest = line.split_once("_bucket{le=\"")?.1;
+                let (le, count) = rest.split_once("\"} ")?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((le, count.trim().parse().ok()?))
+            })
+            .collect()
     }
 
     /// The handles of operator (or connector) `name`, made once.
@@ -383,5 +429,11 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+        assert_eq!(m.mos_total(), 3);
+        let buckets = m.mo_to_mt_buckets();
+        assert_eq!(buckets.len(), 23, "22 bounds and the open bucket");
+        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 1)));
+        let first_holding = buckets.iter().find(|(_, n)| *n == 1).unwrap().0;
+        assert!((0.003..0.007).contains(&first_holding), "{buckets:?}");
     }
 }

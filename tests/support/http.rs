@@ -15,6 +15,18 @@ pub struct Answer {
     pub json: serde_json::Value,
     /// The body as text (for `/metrics`).
     pub text: String,
+    /// The response's headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Sends `method path` to `addr` with `token` as bearer and `body` (JSON or TOML text).
@@ -25,12 +37,29 @@ pub async fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> Answer {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| ("authorization", b))
+        .into_iter()
+        .collect();
+    call_with(addr, method, path, &headers, body).await
+}
+
+/// Sends `method path` to `addr` with these `headers` (a cookie, an origin) and `body`.
+pub async fn call_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"));
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     if body.is_some_and(|b| b.starts_with('{')) {
         request = request.header("content-type", "application/json");
@@ -43,6 +72,16 @@ pub async fn call(
         .await
         .expect("the admin API answers");
     let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let bytes = response
         .into_body()
         .collect()
@@ -53,6 +92,7 @@ pub async fn call(
         status,
         json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
         text: String::from_utf8_lossy(&bytes).into_owned(),
+        headers,
     }
 }
 
