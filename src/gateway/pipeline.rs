@@ -27,13 +27,14 @@ use super::{Gateway, Mo, MoResult, OperatorState};
 use crate::permit::answer::{Verdict, reply_text, requests_of};
 use crate::permit::clock::Moment;
 use crate::permit::decision::{Decision, Denial, Outcome};
+use crate::permit::engine::permits::Revocation;
 use crate::permit::reply::Replier;
 use crate::permit::request::PermitRequest;
 use crate::permit::rules::Rules;
 use crate::smpp::Status;
 use crate::store::outbox::OwedReply;
 use crate::store::redis::RedisVerdict;
-use crate::store::{StoreError, Tentative};
+use crate::store::{Store, StoreError, Tentative};
 use crate::telemetry::metrics::{Metrics, MoOutcome};
 use std::ops::Range;
 
@@ -132,6 +133,7 @@ impl Gateway {
         }
         let mut answers: Vec<Option<Answer>> = vec![None; requests.len()];
         let deferred = self.decide(&rules, now, &requests, &mut answers).await;
+        self.revoked_elsewhere(&mut answers).await;
 
         // Every MO's answer and reply, then the replies made durable (with the deferred
         // grants, in one commit) before anything is counted, queued or acknowledged.
@@ -401,6 +403,50 @@ impl Gateway {
                 self.claims.released(requests[k].document).await;
             }
             std::mem::swap(&mut pending, &mut waiting);
+        }
+    }
+
+    /// With Redis, a permit answered "already active" (by this node's engine, or by Redis
+    /// for another node's grant) may have been revoked through another node a moment ago
+    /// (this node hears of it within a second from the stream it follows): every such
+    /// answer is checked in Redis first, so from the moment a revocation is answered no
+    /// node gives the permit again. Only repeats pay for it (one `GET` each, all at once);
+    /// if Redis cannot answer, the answer stands.
+    async fn revoked_elsewhere(&self, answers: &mut [Option<Answer>]) {
+        let (Store::Redis(redis), Some(permits)) = (&self.store, self.engine.permits()) else {
+            return;
+        };
+        let active: Vec<(usize, crate::permit::id::PermitId)> = answers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a {
+                Some(Answer::Verdict(Verdict::Decided(d))) => match d.outcome {
+                    Outcome::Active(v) => Some((i, permits.id_of(d.document, d.code, v))),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        if active.is_empty() {
+            return;
+        }
+        let asked = active.iter().map(|&(_, id)| redis.revocation(id));
+        for (&(i, id), found) in active
+            .iter()
+            .zip(futures_util::future::join_all(asked).await)
+        {
+            match found {
+                Ok(Some((at, reason))) => {
+                    permits.revoke(id, Revocation { reason, at });
+                    if let Some(Answer::Verdict(Verdict::Decided(d))) = &mut answers[i] {
+                        d.outcome = Outcome::Denied(Denial::Revoked);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis: could not check a repeat for a revocation; answered as active");
+                }
+            }
         }
     }
 
