@@ -171,6 +171,8 @@ pub struct Gateway {
     pub admission: Arc<Admission>,
     /// Every metric (`GET /metrics`).
     pub metrics: Arc<Metrics>,
+    /// The certificates of the SMPP TLS port and the HTTPS admin API (re-read on SIGHUP).
+    pub tls: crate::tls::Servers,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -228,6 +230,7 @@ impl Gateway {
             claims: Claims::new(),
             admission: Arc::new(Admission::new(&config)),
             metrics,
+            tls: crate::tls::Servers::new(&config),
             config,
         }
     }

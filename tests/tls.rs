@@ -1,0 +1,141 @@
+//! TLS on the SMPP listener's own port and on the admin API, with certificates made in the
+//! test (rcgen) and real TLS clients: rustls (tests/support/tls.rs), `openssl s_client`,
+//! and (in tests/interop_smpplib.rs) python's `ssl` around smpplib. Connectors dialling a
+//! TLS SMSC are in tests/connector.rs; a SIGHUP with a new certificate in tests/tls_reload.rs.
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use support::TestGateway;
+use support::smpp::Client;
+use support::tls::{TestCa, TlsGateway, served};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A TCP connection to `addr` from the loopback address `from` (127.0.0.0/8 is all local).
+async fn connect_from(addr: SocketAddr, from: Ipv4Addr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    socket.connect(addr).await.expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_binds_on_the_tls_port_and_gets_its_permit() {
+    let tls = TlsGateway::start("", "").await;
+    let stream = tls.ca.connect(tls.tls_addr).await.expect("a TLS handshake");
+    assert_eq!(served(&stream), tls.leaf.der, "the configured certificate");
+    let mut c = Client::over(stream);
+    let reply = c.gets_its_permit("AZE 11111111").await;
+    assert!(reply.contains("10:00\u{2013}13:00"), "{reply}");
+    // The plain port still speaks plain SMPP beside it.
+    let mut plain = Client::connect(tls.gw.addr).await;
+    plain.gets_its_permit("AA 7654321").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_never_finished_is_dropped_at_the_bind_deadline_and_locks_nobody_out() {
+    let tls = TlsGateway::start("bind_timeout = \"2s\"\nmax_unbound_per_address = 2", "").await;
+    let flood = Ipv4Addr::new(127, 0, 0, 2);
+    // Two connections that never finish a handshake: one silent, one that sends the first
+    // bytes of a ClientHello and stops.
+    let silent = connect_from(tls.tls_addr, flood).await;
+    let mut partial = connect_from(tls.tls_addr, flood).await;
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    let mut stuck = [Client::over(silent), Client::over(partial)];
+    // A handshake under way counts as unbound: a third from that host is turned away.
+    let mut third = Client::over(connect_from(tls.tls_addr, flood).await);
+    assert!(
+        third.closed_within(Duration::from_secs(5)).await,
+        "a third unbound connection from one host is closed at once"
+    );
+    // A good client from elsewhere is not held up meanwhile, over TLS or plain.
+    let mut good = Client::over(tls.ca.connect(tls.tls_addr).await.expect("TLS"));
+    good.gets_its_permit("AZE 11111111").await;
+    tls.gw.trx().await;
+    // At the bind deadline both are closed, and the host can connect again.
+    for c in &mut stuck {
+        assert!(
+            c.closed_within(Duration::from_secs(10)).await,
+            "an unfinished handshake is closed at the bind deadline"
+        );
+    }
+    let stream = tls
+        .ca
+        .handshake(connect_from(tls.tls_addr, flood).await)
+        .await
+        .expect("the host may try again once its handshakes are gone");
+    Client::over(stream).gets_its_permit("AA 1234567").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_s_client_sees_the_served_certificate_and_a_verified_chain() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        support::needs::missing(
+            "openssl_s_client_sees_the_served_certificate_and_a_verified_chain",
+            "openssl not found (.ci/run installs it)",
+        );
+        return;
+    }
+    let tls = TlsGateway::start("", "").await;
+    let (port, ca) = (tls.tls_addr.port(), tls.ca_file.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", "localhost", "-verify_hostname", "localhost"])
+            .arg("-CAfile")
+            .arg(&ca)
+            .args(["-verify_return_error", "-showcerts"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl runs")
+    })
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "openssl s_client failed:\n{out}\n{err}"
+    );
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+    assert!(out.contains("CN = icaze smpp test"), "{out}");
+    assert!(out.contains("CN = icaze test CA"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_serves_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("icaze admin CA");
+    let leaf = ca.leaf(dir.path(), "admin", "icaze admin test");
+    let tables = "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\n\
+                  [admin.tls]\ncert = \"admin.crt\"\nkey = \"admin.key\"\n";
+    let config = support::config(dir.path(), "", tables);
+    let gw = TestGateway::start_with(config, dir).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(icaze::admin::serve(
+        gw.gateway.clone(),
+        listener,
+        gw.shutdown.clone(),
+    ));
+    let (answer, cert) = support::http::get_https(&ca, addr, "/healthz").await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.json["status"], "alive");
+    assert_eq!(cert, leaf.der);
+    // Plain HTTP on the HTTPS port gets no answer.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(10),
+        support::http::try_call(addr, "GET", "/healthz"),
+    )
+    .await
+    .expect("the server closes a plain HTTP connection");
+    assert!(plain.is_err(), "{plain:?}");
+}
