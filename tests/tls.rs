@@ -139,3 +139,108 @@ async fn the_admin_api_serves_https() {
     .expect("the server closes a plain HTTP connection");
     assert!(plain.is_err(), "{plain:?}");
 }
+
+#[test]
+fn tls_config_errors_name_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("icaze test CA");
+    ca.write(dir.path(), "ca.crt");
+    ca.leaf(dir.path(), "a", "a");
+    ca.leaf(dir.path(), "b", "b");
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate\n").unwrap();
+    std::fs::write(
+        dir.path().join("torn.key"),
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n",
+    )
+    .unwrap();
+    let errors = |smpp: &str, tables: &str| -> Vec<(String, String)> {
+        let text = format!(
+            "rules = {:?}\n[permit]\nkey = \"integration-test-key\"\n[smpp]\nlisten = \"127.0.0.1:2775\"\n{smpp}\n\
+             [[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\n{tables}",
+            support::shipped_rules().display().to_string()
+        );
+        let path = dir.path().join("icaze.toml");
+        icaze::config::Config::from_toml(&path, &text, &|_| None)
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default()
+            .into_iter()
+            .inspect(|e| assert_eq!(e.file, path, "{e}"))
+            .map(|e| (e.key, e.message))
+            .collect()
+    };
+    let smpp = |body: &str| format!("[smpp.tls]\nlisten = \"127.0.0.1:3550\"\n{body}");
+    let only = |found: Vec<(String, String)>, key: &str, says: &[&str]| {
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, key, "{found:?}");
+        for s in says {
+            assert!(
+                found[0].1.contains(s),
+                "{key}: {:?} lacks {s:?}",
+                found[0].1
+            );
+        }
+    };
+    assert!(errors(&smpp("cert = \"a.crt\"\nkey = \"a.key\""), "").is_empty());
+    only(
+        errors(&smpp("cert = \"gone.crt\"\nkey = \"a.key\""), ""),
+        "smpp.tls.cert",
+        &["gone.crt", "cannot read"],
+    );
+    only(
+        errors(&smpp("cert = \"junk.pem\"\nkey = \"a.key\""), ""),
+        "smpp.tls.cert",
+        &["junk.pem", "no certificate"],
+    );
+    only(
+        errors(&smpp("cert = \"a.crt\"\nkey = \"torn.key\""), ""),
+        "smpp.tls.key",
+        &["torn.key", "not readable as PEM"],
+    );
+    only(
+        errors(&smpp("cert = \"a.crt\"\nkey = \"b.key\""), ""),
+        "smpp.tls.key",
+        &["b.key", "is not the key of the certificate in", "a.crt"],
+    );
+    only(
+        errors(&smpp("key = \"a.key\""), ""),
+        "smpp.tls.cert",
+        &["missing"],
+    );
+    only(
+        errors(
+            "[smpp.tls]\nlisten = \"127.0.0.1:2775\"\ncert = \"a.crt\"\nkey = \"a.key\"",
+            "",
+        ),
+        "smpp.tls.listen",
+        &["smpp.listen", "port of its own"],
+    );
+    only(
+        errors("", "[admin.tls]\ncert = \"b.crt\"\nkey = \"a.key\"\n"),
+        "admin.tls.key",
+        &["a.key", "b.crt"],
+    );
+    let connector = |extra: &str| {
+        format!(
+            "[[connectors]]\nname = \"smsc\"\naddress = \"127.0.0.1:2775\"\nsystem_id = \"icaze\"\n\
+             password = \"pw\"\n{extra}\n"
+        )
+    };
+    assert!(errors("", &connector("tls = true\nca = \"ca.crt\"")).is_empty());
+    assert!(errors("", &connector("tls = true")).is_empty());
+    only(
+        errors("", &connector("tls = true\nca = \"gone.crt\"")),
+        "connectors[0].ca",
+        &["gone.crt", "cannot read"],
+    );
+    only(
+        errors("", &connector("ca = \"ca.crt\"")),
+        "connectors[0].ca",
+        &["tls = true"],
+    );
+    only(
+        errors("", &connector("tls = true\ntls_name = \"not a name\"")),
+        "connectors[0].tls_name",
+        &["not a name"],
+    );
+}
