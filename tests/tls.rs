@@ -8,7 +8,7 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use support::TestGateway;
-use support::smpp::Client;
+use support::smpp::{BIND_TRANSCEIVER, Client, ESME_RBINDFAIL, ESME_ROK};
 use support::tls::{TestCa, TlsGateway, served};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
@@ -182,44 +182,49 @@ fn tls_config_errors_name_the_file_and_the_key() {
         }
     };
     assert!(errors(&smpp("cert = \"a.crt\"\nkey = \"a.key\""), "").is_empty());
-    only(
-        errors(&smpp("cert = \"gone.crt\"\nkey = \"a.key\""), ""),
-        "smpp.tls.cert",
-        &["gone.crt", "cannot read"],
-    );
-    only(
-        errors(&smpp("cert = \"junk.pem\"\nkey = \"a.key\""), ""),
-        "smpp.tls.cert",
-        &["junk.pem", "no certificate"],
-    );
-    only(
-        errors(&smpp("cert = \"a.crt\"\nkey = \"torn.key\""), ""),
-        "smpp.tls.key",
-        &["torn.key", "not readable as PEM"],
-    );
-    only(
-        errors(&smpp("cert = \"a.crt\"\nkey = \"b.key\""), ""),
-        "smpp.tls.key",
-        &["b.key", "is not the key of the certificate in", "a.crt"],
-    );
-    only(
-        errors(&smpp("key = \"a.key\""), ""),
-        "smpp.tls.cert",
-        &["missing"],
-    );
-    only(
-        errors(
-            "[smpp.tls]\nlisten = \"127.0.0.1:2775\"\ncert = \"a.crt\"\nkey = \"a.key\"",
+    // (the [smpp.tls] body, or a table of its own; the key named; what its message says)
+    let cases: [(String, &str, &str, &[&str]); 7] = [
+        (
+            smpp("cert = \"gone.crt\"\nkey = \"a.key\""),
             "",
+            "smpp.tls.cert",
+            &["gone.crt", "cannot read"],
         ),
-        "smpp.tls.listen",
-        &["smpp.listen", "port of its own"],
-    );
-    only(
-        errors("", "[admin.tls]\ncert = \"b.crt\"\nkey = \"a.key\"\n"),
-        "admin.tls.key",
-        &["a.key", "b.crt"],
-    );
+        (
+            smpp("cert = \"junk.pem\"\nkey = \"a.key\""),
+            "",
+            "smpp.tls.cert",
+            &["junk.pem", "no certificate"],
+        ),
+        (
+            smpp("cert = \"a.crt\"\nkey = \"torn.key\""),
+            "",
+            "smpp.tls.key",
+            &["torn.key", "not readable as PEM"],
+        ),
+        (
+            smpp("cert = \"a.crt\"\nkey = \"b.key\""),
+            "",
+            "smpp.tls.key",
+            &["b.key", "is not the key of the certificate in", "a.crt"],
+        ),
+        (smpp("key = \"a.key\""), "", "smpp.tls.cert", &["missing"]),
+        (
+            "[smpp.tls]\nlisten = \"127.0.0.1:2775\"\ncert = \"a.crt\"\nkey = \"a.key\"".into(),
+            "",
+            "smpp.tls.listen",
+            &["smpp.listen", "port of its own"],
+        ),
+        (
+            String::new(),
+            "[admin.tls]\ncert = \"b.crt\"\nkey = \"a.key\"\n",
+            "admin.tls.key",
+            &["a.key", "b.crt"],
+        ),
+    ];
+    for (smpp, tables, key, says) in cases {
+        only(errors(&smpp, tables), key, says);
+    }
     let connector = |extra: &str| {
         format!(
             "[[connectors]]\nname = \"smsc\"\naddress = \"127.0.0.1:2775\"\nsystem_id = \"icaze\"\n\
@@ -243,4 +248,53 @@ fn tls_config_errors_name_the_file_and_the_key() {
         "connectors[0].tls_name",
         &["not a name"],
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_stops_reading_is_dropped_at_the_write_timeout() {
+    let operators = "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nmax_binds = 1\n";
+    let tls = TlsGateway::start("write_timeout = \"1s\"", operators).await;
+    // A client with a tiny receive buffer that asks a lot and reads nothing.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = tls
+        .ca
+        .handshake(socket.connect(tls.tls_addr).await.unwrap())
+        .await
+        .expect("TLS");
+    let mut stuck = Client::over(stream);
+    assert_eq!(stuck.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
+    let mut second = Client::over(tls.ca.connect(tls.tls_addr).await.expect("TLS"));
+    assert_eq!(
+        second.bind(BIND_TRANSCEIVER, "demo", "demo").await,
+        ESME_RBINDFAIL,
+        "demo's one bind is taken"
+    );
+    let (_unread, mut write) = tokio::io::split(stuck.stream);
+    let flood = tokio::spawn(async move {
+        // 16 MB of enquire_link: far more answers than the socket and rustls buffer.
+        let chunk: Vec<u8> = (1..=4096u32)
+            .flat_map(|seq| support::smpp::pdu(support::smpp::ENQUIRE_LINK, 0, seq, &[]))
+            .collect();
+        for _ in 0..256 {
+            if write.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    // demo's one bind is held until the stuck client is dropped; then a new one binds.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut again = Client::over(tls.ca.connect(tls.tls_addr).await.expect("TLS"));
+        match again.bind(BIND_TRANSCEIVER, "demo", "demo").await {
+            ESME_ROK => break,
+            status => assert_eq!(status, ESME_RBINDFAIL),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stuck TLS client still holds its bind"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    flood.abort();
 }
