@@ -598,20 +598,16 @@ fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
     });
 }
 
-/// Re-reads the TLS certificates (SIGHUP): new handshakes use those that load; one that does
+/// Re-reads the TLS certificates (SIGHUP): new handshakes use each that loads; one that does
 /// not is reported by file and key, and the one in use stays.
 fn reload_certificates(gateway: &Gateway) {
-    if !gateway.tls.any() {
-        return;
-    }
     let config = gateway.config.path.display();
-    let failed = gateway.tls.reload();
-    for (key, error) in &failed {
-        tracing::error!(
-            "TLS reload refused, the certificate in use stays: {config}: {key}: {error}"
-        );
-    }
-    if failed.is_empty() {
-        tracing::info!("TLS certificates reloaded");
+    for certs in gateway.tls.all() {
+        match certs.reload() {
+            Ok(()) => tracing::info!(table = certs.key(), "TLS certificate reloaded"),
+            Err((key, error)) => tracing::error!(
+                "TLS reload refused, the certificate in use stays: {config}: {key}: {error}"
+            ),
+        }
     }
 }

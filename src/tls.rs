@@ -154,6 +154,11 @@ impl Certs {
         }
     }
 
+    /// The table it came from (`smpp.tls`, `admin.tls`).
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
     /// An acceptor with the certificate in use now.
     pub fn acceptor(&self) -> TlsAcceptor {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
@@ -198,19 +203,9 @@ impl Servers {
         }
     }
 
-    /// Re-reads every certificate (SIGHUP): each that loads is used by new handshakes; the
-    /// errors of those that did not, which keep the one in use, are returned.
-    pub fn reload(&self) -> Vec<(String, TlsError)> {
-        [&self.smpp, &self.admin]
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.reload().err())
-            .collect()
-    }
-
-    /// Whether any server here speaks TLS.
-    pub fn any(&self) -> bool {
-        self.smpp.is_some() || self.admin.is_some()
+    /// Every certificate in use, SMPP's first.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Certs>> {
+        [&self.smpp, &self.admin].into_iter().flatten()
     }
 }
 

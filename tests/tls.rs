@@ -63,6 +63,11 @@ async fn a_handshake_never_finished_is_dropped_at_the_bind_deadline_and_locks_no
             "an unfinished handshake is closed at the bind deadline"
         );
     }
+    let metrics = tls.gw.gateway.metrics.encode(|| {});
+    assert!(
+        metrics.contains("icaze_refused_connections_total{reason=\"tls_handshake\"} 2"),
+        "both counted: {metrics}"
+    );
     let stream = tls
         .ca
         .handshake(connect_from(tls.tls_addr, flood).await)

@@ -48,9 +48,12 @@ async fn sighup_serves_a_new_certificate_to_new_handshakes_and_keeps_the_binds()
     let second = install(&ca, dir.path(), "smpp", "second");
     let second_admin = install(&ca, dir.path(), "admin", "second admin");
     icaze.hangup();
-    icaze
-        .wait_for_log("TLS certificates reloaded", Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("no reload; its log:\n{}", icaze.log_text()));
+    for table in ["table=\"smpp.tls\"", "table=\"admin.tls\""] {
+        let needle = format!("TLS certificate reloaded {table}");
+        icaze
+            .wait_for_log(&needle, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no {needle:?}; its log:\n{}", icaze.log_text()));
+    }
     let fresh = ca.connect(tls_addr).await.expect("TLS after the reload");
     assert_eq!(
         served(&fresh),
