@@ -576,7 +576,7 @@ fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
             let reloaded = {
                 let gateway = gateway.clone();
                 tokio::task::spawn_blocking(move || {
-                    reload_certificates(&gateway);
+                    icaze::tls::reload(&gateway);
                     gateway.reload_rules()
                 })
                 .await
@@ -596,18 +596,4 @@ fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
             }
         }
     });
-}
-
-/// Re-reads the TLS certificates (SIGHUP): new handshakes use each that loads; one that does
-/// not is reported by file and key, and the one in use stays.
-fn reload_certificates(gateway: &Gateway) {
-    let config = gateway.config.path.display();
-    for certs in gateway.tls.all() {
-        match certs.reload() {
-            Ok(()) => tracing::info!(table = certs.key(), "TLS certificate reloaded"),
-            Err((key, error)) => tracing::error!(
-                "TLS reload refused, the certificate in use stays: {config}: {key}: {error}"
-            ),
-        }
-    }
 }

@@ -209,20 +209,42 @@ impl Servers {
     }
 }
 
-/// How a connector dials its SMSC over TLS.
+/// How a connector dials its SMSC over TLS. Clones share the trust in use, so a reload
+/// reaches every session of the connector.
 #[derive(Debug, Clone)]
 pub struct Dialling {
     /// The name the SMSC's certificate must carry (`tls_name`, default the address's host).
     pub name: ServerName<'static>,
-    /// The `ca` file, when one was given.
+    /// The `ca` file, when one was given (re-read on reload).
     pub ca: Option<PathBuf>,
     /// The client side of TLS, trusting `ca` (or the compiled-in Mozilla roots).
-    pub config: Arc<ClientConfig>,
+    config: Arc<RwLock<Arc<ClientConfig>>>,
 }
 
 impl Dialling {
+    /// Dials `name`, trusting `ca` (read now) or the compiled-in roots.
+    pub fn new(name: ServerName<'static>, ca: Option<PathBuf>) -> Result<Dialling, TlsError> {
+        let config = Self::client_config(ca.as_deref())?;
+        Ok(Dialling {
+            name,
+            ca,
+            config: Arc::new(RwLock::new(config)),
+        })
+    }
+
+    /// Re-reads the `ca` file: the next handshakes trust what it holds now; sessions up keep
+    /// going. On failure the trust in use stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let Some(ca) = &self.ca else {
+            return Ok(());
+        };
+        let config = Self::client_config(Some(ca))?;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+
     /// Trust `ca` (every certificate in it), else the Mozilla roots of `webpki-roots`.
-    pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
         let mut roots = RootCertStore::empty();
         match ca {
             Some(path) => {
@@ -253,7 +275,12 @@ impl Dialling {
         &self,
         stream: TcpStream,
     ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        TlsConnector::from(self.config.clone())
+        let config = self
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        TlsConnector::from(config)
             .connect(self.name.clone(), stream)
             .await
     }
@@ -291,4 +318,29 @@ pub struct Listen {
     pub listen: SocketAddr,
     /// Its certificate and key.
     pub server: ServerTls,
+}
+
+/// Re-reads every TLS file (SIGHUP): the SMPP and admin certificates and the connectors'
+/// `ca` files. New handshakes use each that loads; one that does not is logged by file and
+/// key, and what was in use stays. Sessions already up are not touched.
+pub fn reload(gateway: &crate::gateway::Gateway) {
+    let config = gateway.config.path.display();
+    let refused = |key: &str, error: &TlsError| {
+        tracing::error!("TLS reload refused, what is in use stays: {config}: {key}: {error}")
+    };
+    for certs in gateway.tls.all() {
+        match certs.reload() {
+            Ok(()) => tracing::info!(table = certs.key(), "TLS certificate reloaded"),
+            Err((key, error)) => refused(&key, &error),
+        }
+    }
+    for (i, (connector, _)) in gateway.connectors.iter().enumerate() {
+        let Some(tls) = connector.tls.as_ref().filter(|t| t.ca.is_some()) else {
+            continue;
+        };
+        match tls.reload() {
+            Ok(()) => tracing::info!(connector = %connector.name, "TLS ca reloaded"),
+            Err(error) => refused(&format!("connectors[{i}].ca"), &error),
+        }
+    }
 }

@@ -287,10 +287,10 @@ async fn shutdown_unbinds_from_the_smsc_and_does_not_reconnect() {
     );
 }
 
-/// An SMSC speaking TLS with a certificate from a test CA (written to `dir/smsc-ca.crt`).
-fn tls_smsc(dir: &std::path::Path) -> tokio_rustls::TlsAcceptor {
+/// An SMSC speaking TLS with a certificate from a new test CA (written to `dir/CA_FILE`).
+fn tls_smsc(dir: &std::path::Path, ca_file: &str) -> tokio_rustls::TlsAcceptor {
     let ca = TestCa::new("icaze SMSC CA");
-    ca.write(dir, "smsc-ca.crt");
+    ca.write(dir, ca_file);
     let leaf = ca.leaf(dir, "smsc", "icaze smsc test");
     let identity = icaze::tls::Identity {
         cert: leaf.cert,
@@ -315,7 +315,7 @@ async fn accept_tls(
 async fn a_connector_dials_a_tls_smsc_it_trusts_and_carries_mo_and_replies() {
     let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let acceptor = tls_smsc(dir.path());
+    let acceptor = tls_smsc(dir.path(), "smsc-ca.crt");
     // The address is 127.0.0.1; the certificate names localhost too: tls_name picks it.
     let _gw = gateway_in(
         dir,
@@ -343,7 +343,7 @@ async fn a_connector_dials_a_tls_smsc_it_trusts_and_carries_mo_and_replies() {
 async fn a_connector_refuses_an_smsc_certificate_it_does_not_trust_and_tries_again() {
     let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let acceptor = tls_smsc(dir.path());
+    let acceptor = tls_smsc(dir.path(), "smsc-ca.crt");
     // No `ca`: the compiled-in public roots, which never signed a test CA.
     let _gw = gateway_in(dir, &smsc, "tls = true\n").await;
     for attempt in 0..2 {
@@ -353,4 +353,34 @@ async fn a_connector_refuses_an_smsc_certificate_it_does_not_trust_and_tries_aga
             "attempt {attempt}: icaze must refuse the certificate and send no bind"
         );
     }
+}
+
+#[tokio::test]
+async fn a_connector_trusts_a_renewed_ca_file_after_a_reload() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    tls_smsc(&path, "smsc-ca.crt");
+    // The SMSC moved to a certificate from another CA, not yet in the connector's file.
+    let acceptor = tls_smsc(&path, "new-ca.crt");
+    let gw = gateway_in(
+        dir,
+        &smsc,
+        "tls = true\nca = \"smsc-ca.crt\"\ntls_name = \"localhost\"\n",
+    )
+    .await;
+    assert!(
+        accept_tls(&smsc, &acceptor).await.is_err(),
+        "not trusted yet"
+    );
+    std::fs::copy(path.join("new-ca.crt"), path.join("smsc-ca.crt")).unwrap();
+    icaze::tls::reload(&gw.gateway);
+    // Attempts already under way may still use the old file; a later one binds.
+    let mut c = loop {
+        if let Ok(tls) = accept_tls(&smsc, &acceptor).await {
+            break Client::over(tls);
+        }
+    };
+    let bind = c.read().await.expect("a bind request over TLS");
+    assert_eq!(bind.command_id, smpp::BIND_TRANSCEIVER);
 }

@@ -142,12 +142,8 @@ pub(super) fn connector(
         );
     }
     let ca = ca.map(|c| dir.join(c));
-    let config = Dialling::client_config(ca.as_deref())
+    let dialling = Dialling::new(name?, ca)
         .map_err(|e| push(errs, table, e))
         .ok()?;
-    Some(Dialling {
-        name: name?,
-        ca,
-        config,
-    })
+    Some(dialling)
 }
