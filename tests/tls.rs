@@ -303,3 +303,62 @@ async fn a_tls_client_that_stops_reading_is_dropped_at_the_write_timeout() {
     }
     flood.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_rustls_still_holds_go_out_once_the_peer_reads_again() {
+    // No timer writes anything for a minute: only the loop's own flush can send what
+    // rustls still holds once our buffer is empty.
+    let tls = TlsGateway::start("enquire_link = \"60s\"\ninactivity_timeout = \"300s\"", "").await;
+    // The gateway's side of the connection gets a small send buffer (inherited from the
+    // listening socket), so a few kilobytes fill it and rustls holds the rest.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(8).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gateway = tls.gw.gateway.clone();
+    let shutdown = tls.gw.shutdown.clone();
+    tokio::spawn(async move {
+        let (tcp, peer) = listener.accept().await.unwrap();
+        let ticket = gateway.admission.admit(peer.ip()).unwrap();
+        let acceptor = gateway.tls.smpp.as_ref().unwrap().acceptor();
+        let stream = acceptor.accept(tcp).await.unwrap();
+        icaze::gateway::connection::run(
+            gateway,
+            icaze::gateway::connection::Stream::Tls(Box::new(stream.into())),
+            peer,
+            shutdown,
+            ticket,
+            tokio::time::Instant::now(),
+        )
+        .await;
+    });
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = tls
+        .ca
+        .handshake(socket.connect(addr).await.unwrap())
+        .await
+        .expect("TLS");
+    let mut c = Client::over(stream);
+    assert_eq!(c.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
+    // Answers of 16 bytes: from less than the socket buffers hold to more than rustls does.
+    for n in (500..=6000).step_by(500) {
+        // Asked in one write, then nothing read for a while.
+        let burst: Vec<u8> = (1..=n)
+            .flat_map(|seq| support::smpp::pdu(support::smpp::ENQUIRE_LINK, 0, seq, &[]))
+            .collect();
+        c.send_raw(&burst).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for seq in 1..=n {
+            let p = c
+                .read_within(Duration::from_secs(3))
+                .await
+                .unwrap_or_else(|| panic!("{n} asked: answer {seq} never came"));
+            assert_eq!(
+                (p.command_id, p.seq),
+                (support::smpp::ENQUIRE_LINK | support::smpp::RESP, seq)
+            );
+        }
+    }
+}
