@@ -142,8 +142,12 @@ pub(super) fn connector(
         );
     }
     let ca = ca.map(|c| dir.join(c));
-    let dialling = Dialling::new(name?, ca)
+    // The `ca` file is checked even when the name is wrong, so both are reported at once.
+    let checked_as = name
+        .clone()
+        .unwrap_or(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    let dialling = Dialling::new(checked_as, ca)
         .map_err(|e| push(errs, table, e))
         .ok()?;
-    Some(dialling)
+    name.map(|_| dialling)
 }
