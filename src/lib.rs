@@ -13,6 +13,8 @@
 //! - [`admin`]: the admin HTTP API (axum): health, checkpoint verification, revocation,
 //!   rules without a restart; bearer-token roles; the console web page.
 //! - [`telemetry`]: tracing set-up; masks document and phone numbers.
+//! - [`tls`]: rustls for the SMPP TLS port, HTTPS admin and connectors; certificates
+//!   re-read on SIGHUP.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -22,3 +24,4 @@ pub mod permit;
 pub mod smpp;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -508,6 +508,14 @@ fn serve(config: Config, volatile: bool) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let tls_listener = match &gateway.config.smpp.tls {
+            None => None,
+            Some(tls) => Some(
+                tokio::net::TcpListener::bind(tls.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {} (smpp.tls.listen)", tls.listen))?,
+            ),
+        };
         let admin = tokio_util::task::TaskTracker::new();
         if gateway.config.admin.enabled {
             let at = gateway.config.admin.listen;
@@ -532,7 +540,8 @@ fn serve(config: Config, volatile: bool) -> anyhow::Result<ExitCode> {
             .smpp_listening
             .store(true, std::sync::atomic::Ordering::Release);
         reload_on_sighup(gateway.clone(), shutdown.clone());
-        icaze::gateway::listener::serve(gateway.clone(), listener, shutdown).await;
+        icaze::gateway::listener::serve_with_tls(gateway.clone(), listener, tls_listener, shutdown)
+            .await;
         gateway
             .smpp_listening
             .store(false, std::sync::atomic::Ordering::Release);
@@ -549,7 +558,8 @@ fn serve(config: Config, volatile: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// SIGHUP reloads the rules file; a bad file is reported and the old rules stay.
+/// SIGHUP reloads the rules file and re-reads the TLS certificates; a bad file is reported
+/// and what was in use stays. Sessions already up are not touched.
 fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
     #[cfg(unix)]
     tokio::spawn(async move {
@@ -565,7 +575,11 @@ fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
             }
             let reloaded = {
                 let gateway = gateway.clone();
-                tokio::task::spawn_blocking(move || gateway.reload_rules()).await
+                tokio::task::spawn_blocking(move || {
+                    icaze::tls::reload(&gateway);
+                    gateway.reload_rules()
+                })
+                .await
             };
             let Ok(reloaded) = reloaded else {
                 tracing::error!("rules reload did not finish; old rules stay");

@@ -6,7 +6,9 @@ mod support;
 
 use std::time::Duration;
 use support::smpp::{self, Client, RawPdu};
+use support::tls::TestCa;
 use support::{TestGateway, config};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 const SUBMIT_SM_RESP: u32 = smpp::SUBMIT_SM | smpp::RESP;
@@ -14,7 +16,11 @@ const DELIVER_SM_RESP: u32 = smpp::DELIVER_SM | smpp::RESP;
 
 /// A gateway whose only peer is one connector to `smsc`, with `extra` keys in its table.
 async fn gateway_to(smsc: &TcpListener, extra: &str) -> TestGateway {
-    let dir = tempfile::tempdir().unwrap();
+    gateway_in(tempfile::tempdir().unwrap(), smsc, extra).await
+}
+
+/// [`gateway_to`] with its config in `dir` (where a connector's `ca` file is).
+async fn gateway_in(dir: tempfile::TempDir, smsc: &TcpListener, extra: &str) -> TestGateway {
     let port = smsc.local_addr().unwrap().port();
     let tables = format!(
         "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\n\
@@ -33,7 +39,7 @@ async fn smsc_and_gateway(extra: &str) -> (TcpListener, TestGateway) {
 }
 
 /// Answers icaze's submit_sm `seq` (a reply part) as delivered.
-async fn answer_submit(c: &mut Client, seq: u32) {
+async fn answer_submit(c: &mut Client<impl AsyncRead + AsyncWrite + Unpin>, seq: u32) {
     c.send_raw(&smpp::pdu(SUBMIT_SM_RESP, 0, seq, b"mt-1\0"))
         .await;
 }
@@ -50,7 +56,11 @@ async fn accept_bind(smsc: &TcpListener) -> (Client, RawPdu) {
 }
 
 /// Answers `bind` with `status`.
-async fn answer_bind(c: &mut Client, bind: &RawPdu, status: u32) {
+async fn answer_bind(
+    c: &mut Client<impl AsyncRead + AsyncWrite + Unpin>,
+    bind: &RawPdu,
+    status: u32,
+) {
     let mut body = b"SMSC\0".to_vec();
     body.extend_from_slice(&[0x02, 0x10, 0x00, 0x01, 0x34]);
     c.send_raw(&smpp::pdu(
@@ -71,7 +81,12 @@ async fn bound(smsc: &TcpListener) -> Client {
 }
 
 /// Injects an MO as deliver_sm; returns its sequence number.
-async fn inject(c: &mut Client, from: &str, to: &str, text: &str) -> u32 {
+async fn inject(
+    c: &mut Client<impl AsyncRead + AsyncWrite + Unpin>,
+    from: &str,
+    to: &str,
+    text: &str,
+) -> u32 {
     c.send(
         smpp::DELIVER_SM,
         &smpp::sm_body(from, to, 0, 0, text.as_bytes(), &[]),
@@ -81,7 +96,10 @@ async fn inject(c: &mut Client, from: &str, to: &str, text: &str) -> u32 {
 
 /// Reads until the response to `seq` and one reply (submit_sm, acknowledged with a
 /// message_id) have both arrived; returns the response status and the reply.
-async fn exchange(c: &mut Client, seq: u32) -> (u32, smpp::Sm) {
+async fn exchange(
+    c: &mut Client<impl AsyncRead + AsyncWrite + Unpin>,
+    seq: u32,
+) -> (u32, smpp::Sm) {
     let (mut status, mut reply) = (None, None);
     while status.is_none() || reply.is_none() {
         let p = c.read_skipping_enquire().await.expect("icaze answers");
@@ -267,4 +285,102 @@ async fn shutdown_unbinds_from_the_smsc_and_does_not_reconnect() {
             .is_err(),
         "no reconnection after shutdown"
     );
+}
+
+/// An SMSC speaking TLS with a certificate from a new test CA (written to `dir/CA_FILE`).
+fn tls_smsc(dir: &std::path::Path, ca_file: &str) -> tokio_rustls::TlsAcceptor {
+    let ca = TestCa::new("icaze SMSC CA");
+    ca.write(dir, ca_file);
+    let leaf = ca.leaf(dir, "smsc", "icaze smsc test");
+    let identity = icaze::tls::Identity {
+        cert: leaf.cert,
+        key: leaf.key,
+    };
+    tokio_rustls::TlsAcceptor::from(identity.load().expect("the SMSC's certificate"))
+}
+
+/// Accepts icaze's next TCP connection on `smsc` and the TLS handshake over it.
+async fn accept_tls(
+    smsc: &TcpListener,
+    acceptor: &tokio_rustls::TlsAcceptor,
+) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())
+        .await
+        .expect("icaze connects to the SMSC")
+        .unwrap();
+    acceptor.accept(stream).await
+}
+
+#[tokio::test]
+async fn a_connector_dials_a_tls_smsc_it_trusts_and_carries_mo_and_replies() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let acceptor = tls_smsc(dir.path(), "smsc-ca.crt");
+    // The address is 127.0.0.1; the certificate names localhost too: tls_name picks it.
+    let _gw = gateway_in(
+        dir,
+        &smsc,
+        "tls = true\nca = \"smsc-ca.crt\"\ntls_name = \"localhost\"\n",
+    )
+    .await;
+    let tls = accept_tls(&smsc, &acceptor)
+        .await
+        .expect("icaze's handshake");
+    assert_eq!(tls.get_ref().1.server_name(), Some("localhost"));
+    let mut c = Client::over(tls);
+    let bind = c.read().await.expect("a bind request over TLS");
+    assert_eq!(bind.command_id, smpp::BIND_TRANSCEIVER);
+    answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
+    let seq = inject(&mut c, "994501234567", "8103", "2 AZE 11111111").await;
+    let (status, reply) = exchange(&mut c, seq).await;
+    assert_eq!(status, smpp::ESME_ROK);
+    assert_eq!(reply.dest, "994501234567");
+    let text = smpp::sm_text(&reply);
+    assert!(text.contains("AZE 11111111"), "{text}");
+}
+
+#[tokio::test]
+async fn a_connector_refuses_an_smsc_certificate_it_does_not_trust_and_tries_again() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let acceptor = tls_smsc(dir.path(), "smsc-ca.crt");
+    // No `ca`: the compiled-in public roots, which never signed a test CA.
+    let _gw = gateway_in(dir, &smsc, "tls = true\n").await;
+    for attempt in 0..2 {
+        let refused = accept_tls(&smsc, &acceptor).await;
+        assert!(
+            refused.is_err(),
+            "attempt {attempt}: icaze must refuse the certificate and send no bind"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connector_trusts_a_renewed_ca_file_after_a_reload() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    tls_smsc(&path, "smsc-ca.crt");
+    // The SMSC moved to a certificate from another CA, not yet in the connector's file.
+    let acceptor = tls_smsc(&path, "new-ca.crt");
+    let gw = gateway_in(
+        dir,
+        &smsc,
+        "tls = true\nca = \"smsc-ca.crt\"\ntls_name = \"localhost\"\n",
+    )
+    .await;
+    assert!(
+        accept_tls(&smsc, &acceptor).await.is_err(),
+        "not trusted yet"
+    );
+    std::fs::copy(path.join("new-ca.crt"), path.join("smsc-ca.crt")).unwrap();
+    icaze::tls::reload(&gw.gateway);
+    // Attempts already under way may still use the old file; a later one binds.
+    let mut c = loop {
+        if let Ok(tls) = accept_tls(&smsc, &acceptor).await {
+            break Client::over(tls);
+        }
+    };
+    let bind = c.read().await.expect("a bind request over TLS");
+    assert_eq!(bind.command_id, smpp::BIND_TRANSCEIVER);
 }

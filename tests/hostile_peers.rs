@@ -9,9 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use support::TestGateway;
-use support::smpp::{
-    BIND_TRANSCEIVER, Client, ESME_RBINDFAIL, ESME_RINVPASWD, ESME_ROK, RESP, SUBMIT_SM, sm_text,
-};
+use support::smpp::{BIND_TRANSCEIVER, Client, ESME_RBINDFAIL, ESME_RINVPASWD};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -26,23 +24,7 @@ async fn connect_from(addr: SocketAddr, from: Ipv4Addr) -> TcpStream {
 /// an acknowledged MO and a reply granting it.
 async fn good_client_gets_its_permit(addr: SocketAddr, from: Ipv4Addr, document: &str) {
     let mut c = Client::from_stream(connect_from(addr, from).await);
-    assert_eq!(
-        c.bind(BIND_TRANSCEIVER, "demo", "demo").await,
-        ESME_ROK,
-        "good client from {from} bound"
-    );
-    let text = format!("2 {document}");
-    let seq = c.submit("994501234567", "8103", 0, text.as_bytes()).await;
-    let mut delivered = Vec::new();
-    let resp = c.expect_resp(seq, &mut delivered).await;
-    assert_eq!((resp.command_id, resp.status), (SUBMIT_SM | RESP, ESME_ROK));
-    let reply = match delivered.pop() {
-        Some(sm) => sm,
-        None => c.expect_deliver().await,
-    };
-    let reply = sm_text(&reply);
-    assert!(reply.contains("İCAZƏ VERİLDİ"), "{reply}");
-    assert!(reply.contains(document), "{reply}");
+    c.gets_its_permit(document).await;
 }
 
 /// How many of `conns` the server has closed (end of stream) within `limit`.

@@ -1,6 +1,6 @@
 //! Interoperability: python smpplib (from PyPI, in the venv `.ci/run` creates) binds as a
 //! transceiver, submits `2 AZE 11111111`, receives the permit as deliver_sm, acknowledges
-//! it and unbinds.
+//! it and unbinds; once in plain TCP, once inside python's `ssl` on the TLS port.
 
 mod support;
 
@@ -21,22 +21,23 @@ fn python() -> Option<PathBuf> {
     ok.then_some(candidate)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_smpplib_gets_its_permit() {
+/// Runs the smpplib client against `port` (over TLS trusting `ca` when given) and checks
+/// what a citizen would: the MO acknowledged, the permit in the reply, the unbind.
+async fn smpplib_gets_its_permit(name: &str, port: u16, ca: Option<PathBuf>) -> serde_json::Value {
     let Some(python) = python() else {
         support::needs::missing(
-            "python_smpplib_gets_its_permit",
+            name,
             "python smpplib not found (run .ci/run, or set ICAZE_INTEROP_PYTHON)",
         );
-        return;
+        return serde_json::Value::Null;
     };
-    let gw = TestGateway::start("", "").await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/smpplib_client.py");
-    let port = gw.addr.port().to_string();
+    let port = port.to_string();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
             .arg(script)
             .args(["127.0.0.1", &port, "2 AZE 11111111"])
+            .args(ca)
             .output()
             .expect("python runs")
     })
@@ -64,4 +65,26 @@ async fn python_smpplib_gets_its_permit() {
     assert_eq!(part["source"], "8103");
     assert_eq!(part["destination"], "994501234567");
     assert_eq!(part["esm_class"].as_u64().unwrap() & !0x40, 0);
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_smpplib_gets_its_permit() {
+    let gw = TestGateway::start("", "").await;
+    smpplib_gets_its_permit("python_smpplib_gets_its_permit", gw.addr.port(), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_smpplib_over_ssl_gets_its_permit_on_the_tls_port() {
+    let tls = support::tls::TlsGateway::start("", "").await;
+    let result = smpplib_gets_its_permit(
+        "python_smpplib_over_ssl_gets_its_permit_on_the_tls_port",
+        tls.tls_addr.port(),
+        Some(tls.ca_file.clone()),
+    )
+    .await;
+    if !result.is_null() {
+        let version = result["tls"].as_str().unwrap_or("");
+        assert!(version.starts_with("TLSv1."), "{result}");
+    }
 }

@@ -22,7 +22,8 @@
 //!
 //! # Layout
 //! - `auth`: roles, tokens, networks; `error`: the JSON error; `limit`: verification's
-//!   per-client token bucket; `follow`: with Redis, the revocations other nodes made.
+//!   per-client token bucket; `follow`: with Redis, the revocations other nodes made;
+//!   `https`: the listener that serves the API over TLS with `[admin.tls]`.
 
 pub mod auth;
 pub mod blocklist;
@@ -32,6 +33,7 @@ pub mod console;
 pub mod error;
 pub mod follow;
 pub mod health;
+pub mod https;
 pub mod limit;
 pub mod metrics;
 pub mod permits;
@@ -175,7 +177,7 @@ async fn access_log(request: Request, next: Next) -> Response {
 }
 
 /// Says at start which roles are on, so an operator who forgot a token learns it at once.
-fn log_roles(gateway: &Gateway, addr: SocketAddr) {
+fn log_roles(gateway: &Gateway, addr: SocketAddr, https: bool) {
     let admin = &gateway.config.admin;
     for (role, token, var) in [
         (
@@ -196,11 +198,15 @@ fn log_roles(gateway: &Gateway, addr: SocketAddr) {
             );
         }
     }
-    tracing::info!(%addr, "admin API listening");
+    if https {
+        tracing::info!(%addr, "admin API listening over HTTPS");
+    } else {
+        tracing::info!(%addr, "admin API listening");
+    }
 }
 
-/// Serves the admin API on `listener` until `shutdown` is cancelled, then finishes the
-/// requests under way and returns.
+/// Serves the admin API on `listener` (HTTPS with `[admin.tls]`) until `shutdown` is
+/// cancelled, then finishes the requests under way and returns.
 pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: CancellationToken) {
     let admin = &gateway.config.admin;
     let state = Arc::new(AdminState {
@@ -226,14 +232,27 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Cance
             history.run(read, shutdown).await;
         })
     };
+    let certs = gateway.tls.admin.clone();
     if let Ok(addr) = listener.local_addr() {
-        log_roles(&gateway, addr);
+        log_roles(&gateway, addr, certs.is_some());
     }
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
+    let stopped = match certs {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+        Some(certs) => {
+            // tap_io: axum gives any listener's connections their peer address this way.
+            use axum::serve::ListenerExt;
+            let listener = https::TlsListener::new(listener, certs).tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+    };
+    if let Err(e) = stopped {
         tracing::error!(error = %e, "admin API stopped");
     }
     sampler.abort();

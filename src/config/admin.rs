@@ -30,6 +30,8 @@ pub struct Admin {
     pub verify_rate: u32,
     /// Verification requests a client address may make at once.
     pub verify_burst: u32,
+    /// `[admin.tls]`: serve HTTPS on `listen` with this certificate, when set.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for Admin {
@@ -42,6 +44,7 @@ impl Default for Admin {
             read_networks: Vec::new(),
             verify_rate: 10,
             verify_burst: 30,
+            tls: None,
         }
     }
 }
@@ -100,6 +103,7 @@ pub(super) struct RawAdmin {
     read_networks: Option<Vec<String>>,
     verify_rate: Option<u32>,
     verify_burst: Option<u32>,
+    tls: Option<super::tls::RawTls>,
 }
 
 /// Checks `[admin]`, filling defaults; a token in the environment wins over the file's hash.
@@ -107,6 +111,7 @@ pub(super) fn admin(
     errs: &mut Errors,
     raw: RawAdmin,
     env: &dyn Fn(&str) -> Option<String>,
+    dir: &std::path::Path,
 ) -> Admin {
     let defaults = Admin::default();
     let listen = match raw.listen {
@@ -156,6 +161,7 @@ pub(super) fn admin(
         }
     }
     Admin {
+        tls: super::tls::admin(errs, dir, raw.tls),
         enabled: raw.enabled.unwrap_or(true),
         listen,
         checkpoint_token,

@@ -47,6 +47,8 @@ pub struct Connector {
     /// Language of replies to its subscribers.
     /// `auto`: the language of the text, else the rules file's default.
     pub language: ReplyLanguage,
+    /// `tls = true`: dial the SMSC over TLS, checking its certificate as this says.
+    pub tls: Option<crate::tls::Dialling>,
 }
 
 impl Connector {
@@ -86,6 +88,9 @@ pub(super) struct RawConnector {
     window: Option<u32>,
     queue: Option<usize>,
     language: Option<String>,
+    tls: Option<bool>,
+    ca: Option<String>,
+    tls_name: Option<String>,
 }
 
 /// Checks every `[[connectors]]` table, in order, keeping the usable ones.
@@ -94,11 +99,12 @@ pub(super) fn connectors(
     raw: Vec<RawConnector>,
     env: &dyn Fn(&str) -> Option<String>,
     default_language: ReplyLanguage,
+    dir: &std::path::Path,
 ) -> Vec<Connector> {
     let mut connectors: Vec<Connector> = Vec::new();
     for (i, c) in raw.into_iter().enumerate() {
         let key = format!("connectors[{i}]");
-        if let Some(conn) = connector(errs, &key, c, env, &connectors, default_language) {
+        if let Some(conn) = connector(errs, &key, c, env, &connectors, default_language, dir) {
             connectors.push(conn);
         }
     }
@@ -113,6 +119,7 @@ fn connector(
     env: &dyn Fn(&str) -> Option<String>,
     earlier: &[Connector],
     default_language: ReplyLanguage,
+    dir: &std::path::Path,
 ) -> Option<Connector> {
     let before = errs.list.len();
     if c.name.is_empty() || c.name.len() > 15 {
@@ -189,6 +196,7 @@ fn connector(
     let binds = errs.at_least_one(&format!("{key}.binds"), c.binds, 1);
     let tps = errs.at_least_one(&format!("{key}.tps"), c.tps, 1_000_000);
     let window = errs.at_least_one(&format!("{key}.window"), c.window, 256);
+    let tls = super::tls::connector(errs, dir, key, &c.address, c.tls, c.ca, c.tls_name);
     (errs.list.len() == before).then(|| Connector {
         name: c.name,
         address: c.address,
@@ -203,6 +211,7 @@ fn connector(
         window,
         queue: c.queue.unwrap_or(100_000),
         language,
+        tls,
     })
 }
 

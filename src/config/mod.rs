@@ -6,7 +6,8 @@
 //!
 //! [`Config::from_toml`] reads the file once and hands each section to its own function:
 //! `[smpp]` in `smpp.rs`, `store` and `[redis]` in `store.rs`, `[[operators]]` in
-//! `operators.rs`, `[[connectors]]` in `connectors.rs`, `[admin]` in `admin.rs`; the one-key `[permit]` and
+//! `operators.rs`, `[[connectors]]` in `connectors.rs`, `[admin]` in `admin.rs`, the TLS tables
+//! in `tls.rs`; the one-key `[permit]` and
 //! `[engine]` sections are checked here.
 
 mod admin;
@@ -15,6 +16,7 @@ mod error;
 mod operators;
 mod smpp;
 mod store;
+mod tls;
 
 use crate::telemetry::LogFormat;
 pub use admin::{Admin, CHECKPOINT_TOKEN_ENV, Network, OFFICIAL_TOKEN_ENV};
@@ -186,16 +188,17 @@ impl Config {
         };
         let data_dir = dir.join(raw.data_dir.as_deref().unwrap_or("../data"));
         let (key_text, demo_key) = permit_key(&mut errs, raw.permit, env);
-        let mut smpp = smpp::smpp(&mut errs, raw.smpp);
+        let mut smpp = smpp::smpp(&mut errs, raw.smpp, dir);
         let store = store::store(&mut errs, raw.store, raw.redis);
         let default_language = rules
             .as_ref()
             .map_or(ReplyLanguage::Fixed(Language::Az), |r| r.language);
         let operators = operators::operators(&mut errs, raw.operators, env, default_language);
-        let connectors = connectors::connectors(&mut errs, raw.connectors, env, default_language);
+        let connectors =
+            connectors::connectors(&mut errs, raw.connectors, env, default_language, dir);
         smpp.reserved = smpp::reserve(&mut errs, &smpp, &operators);
         let engine_reserve = engine_reserve(&mut errs, raw.engine);
-        let admin = admin::admin(&mut errs, raw.admin, env);
+        let admin = admin::admin(&mut errs, raw.admin, env, dir);
         let log_format = match raw.log.format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,

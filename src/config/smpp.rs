@@ -51,6 +51,8 @@ pub struct Smpp {
     pub node_id: u16,
     /// How message_ids are written: decimal (below 2^63) or 16 hex digits.
     pub message_ids: IdFormat,
+    /// The TLS port (`[smpp.tls]`), when set: the same admission and sessions as `listen`.
+    pub tls: Option<crate::tls::Listen>,
 }
 
 /// How message_ids are written in responses (`[smpp] message_ids`).
@@ -85,10 +87,11 @@ pub(super) struct RawSmpp {
     shutdown_grace: Option<String>,
     node_id: Option<u32>,
     message_ids: Option<String>,
+    tls: Option<super::tls::RawSmppTls>,
 }
 
 /// Checks `[smpp]`, filling defaults.
-pub(super) fn smpp(errs: &mut Errors, s: RawSmpp) -> Smpp {
+pub(super) fn smpp(errs: &mut Errors, s: RawSmpp, dir: &std::path::Path) -> Smpp {
     let listen_text = s.listen.as_deref().unwrap_or("127.0.0.1:2775");
     let listen = listen_text.parse().unwrap_or_else(|_| {
         errs.push(
@@ -141,7 +144,9 @@ pub(super) fn smpp(errs: &mut Errors, s: RawSmpp) -> Smpp {
             IdFormat::Decimal
         }
     };
+    let tls = super::tls::smpp(errs, dir, s.tls, listen);
     Smpp {
+        tls,
         node_id: node_id.min(1023) as u16,
         message_ids,
         listen,

@@ -9,9 +9,13 @@
 //! over at the short wait. A refused bind is logged as an error each time (wrong password,
 //! unknown system_id) and retried at the back-off, so a fixed SMSC account needs no restart.
 //! Replies owed while no transmitting bind is up wait in the connector's queue.
+//!
+//! With `tls = true` each session opens TLS over its TCP connection before binding, checking
+//! the SMSC's certificate against the connector's `ca` (or the compiled-in Mozilla roots) for
+//! its `tls_name`; a failed handshake is retried like a failed connect.
 
 use crate::config::{Connector, ConnectorBind};
-use crate::gateway::connection::{self, Dial};
+use crate::gateway::connection::{self, Dial, Stream};
 use crate::gateway::{Gateway, OperatorState};
 use crate::smpp::codec;
 use crate::smpp::session::BindKind;
@@ -53,6 +57,19 @@ pub fn spawn_all(gateway: &Arc<Gateway>, tracker: &TaskTracker, shutdown: &Cance
     }
 }
 
+/// Connects to the connector's SMSC, over TLS when it says so.
+async fn connect(connector: &Connector) -> std::io::Result<(Stream, std::net::SocketAddr)> {
+    let tcp = TcpStream::connect(&connector.address).await?;
+    let peer = tcp
+        .peer_addr()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    let stream = match &connector.tls {
+        None => Stream::Plain(tcp),
+        Some(tls) => Stream::Tls(Box::new(tls.connect(tcp).await?.into())),
+    };
+    Ok((stream, peer))
+}
+
 /// One session of a connector: connect, bind, run, back off, again, until shutdown.
 async fn session(
     gateway: Arc<Gateway>,
@@ -79,13 +96,10 @@ async fn session(
         attempts += 1;
         let connected = tokio::select! {
             _ = shutdown.cancelled() => return,
-            c = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&connector.address)) => c,
+            c = tokio::time::timeout(CONNECT_TIMEOUT, connect(&connector)) => c,
         };
         let was_bound = match connected {
-            Ok(Ok(stream)) => {
-                let peer = stream
-                    .peer_addr()
-                    .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+            Ok(Ok((stream, peer))) => {
                 tracing::debug!(connector = %name, %peer, ?kind, "connected: binding");
                 let dial = Dial {
                     name: name.clone(),
@@ -142,6 +156,7 @@ mod tests {
             window: 10,
             queue: 10,
             language: crate::permit::reply::ReplyLanguage::Fixed(Language::En),
+            tls: None,
         }
     }
 

@@ -180,6 +180,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// The next reply's id in the outbox.
     reply_ids: AtomicU64,
+    /// The certificates of the SMPP TLS port and the HTTPS admin API (re-read on SIGHUP).
+    pub tls: crate::tls::Servers,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -243,6 +245,7 @@ impl Gateway {
             admission: Arc::new(Admission::new(&config)),
             metrics,
             reply_ids,
+            tls: crate::tls::Servers::new(&config),
             config,
         };
         if let Store::Journal(journal) = &gateway.store {

@@ -2,17 +2,36 @@
 
 Binds as a transceiver, submits one citizen's text, waits for the whole reply (every
 deliver_sm part, which smpplib acknowledges), unbinds, and prints one JSON object.
-Usage: smpplib_client.py HOST PORT TEXT
+With CAFILE it speaks TLS (python's ssl module), trusting only that CA and checking that the
+server's certificate names `localhost`.
+Usage: smpplib_client.py HOST PORT TEXT [CAFILE]
 """
 import json
+import ssl
 import sys
 
 import smpplib.client
 import smpplib.consts
 
 host, port, text = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-client = smpplib.client.Client(host, port, timeout=10, allow_unknown_opt_params=True)
 result = {"submit_status": None, "message_id": None, "parts": [], "unbound": False}
+
+
+class Localhost:
+    """smpplib wraps its socket without a server name; this gives it one to check."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def wrap_socket(self, sock):
+        return self.context.wrap_socket(sock, server_hostname="localhost")
+
+
+tls = None
+if len(sys.argv) > 4:
+    tls = Localhost(ssl.create_default_context(cafile=sys.argv[4]))
+client = smpplib.client.Client(host, port, timeout=10, allow_unknown_opt_params=True,
+                               ssl_context=tls)
 
 
 def sent(pdu, **kwargs):
@@ -43,6 +62,8 @@ def received(pdu, **kwargs):
 client.set_message_sent_handler(sent)
 client.set_message_received_handler(received)
 client.connect()
+if tls is not None:
+    result["tls"] = client._socket.version()
 client.bind_transceiver(system_id="demo", password="demo")
 client.send_message(
     source_addr_ton=smpplib.consts.SMPP_TON_INTL,

@@ -71,6 +71,11 @@ pub async fn call_with(
         .request(request)
         .await
         .expect("the admin API answers");
+    answer(response).await
+}
+
+/// Reads a response's status and body.
+async fn answer(response: hyper::Response<hyper::body::Incoming>) -> Answer {
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -94,6 +99,43 @@ pub async fn call_with(
         text: String::from_utf8_lossy(&bytes).into_owned(),
         headers,
     }
+}
+
+/// `method path` over plain HTTP, or the error the client met (a server that speaks TLS).
+pub async fn try_call(addr: SocketAddr, method: &str, path: &str) -> Result<Answer, String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::new()))
+        .expect("a request");
+    match client.request(request).await {
+        Ok(response) => Ok(answer(response).await),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `GET path` over HTTPS, trusting `ca` for `localhost`; the answer and the certificate
+/// the server presented.
+pub async fn get_https(
+    ca: &super::tls::TestCa,
+    addr: SocketAddr,
+    path: &str,
+) -> (Answer, rustls::pki_types::CertificateDer<'static>) {
+    let tls = ca.connect(addr).await.expect("a TLS handshake");
+    let cert = super::tls::served(&tls);
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .expect("an HTTP/1.1 connection");
+    tokio::spawn(conn);
+    let request = Request::builder()
+        .uri(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .expect("a request");
+    let response = sender.send_request(request).await.expect("an answer");
+    (answer(response).await, cert)
 }
 
 /// `GET path`.

@@ -7,6 +7,7 @@ pub mod http;
 pub mod process;
 pub mod redis;
 pub mod smpp;
+pub mod tls;
 
 /// Skip-or-fail for missing dependencies; declared in `redis.rs`, which
 /// `tests/redis_store.rs` includes on its own and which needs it too.
@@ -69,14 +70,25 @@ impl TestGateway {
     }
 
     pub async fn start_with(config: Config, dir: tempfile::TempDir) -> TestGateway {
+        Self::start_with_tls(config, dir, None).await
+    }
+
+    /// [`TestGateway::start_with`], with the SMPP TLS port on `tls` (the config needs
+    /// `[smpp.tls]`).
+    pub async fn start_with_tls(
+        config: Config,
+        dir: tempfile::TempDir,
+        tls: Option<tokio::net::TcpListener>,
+    ) -> TestGateway {
         let clock = Arc::new(FakeClock::new(at(MONDAY_10AM)));
         let gateway = Arc::new(Gateway::open(config, clock.clone(), false).expect("gateway opens"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let done = tokio::spawn(icaze::gateway::listener::serve(
+        let done = tokio::spawn(icaze::gateway::listener::serve_with_tls(
             gateway.clone(),
             listener,
+            tls,
             shutdown.clone(),
         ));
         TestGateway {

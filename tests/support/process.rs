@@ -129,9 +129,19 @@ impl Icaze {
 
     /// The admin API's address, once it listens (waits up to 20 s).
     pub fn admin_addr(&mut self) -> SocketAddr {
+        self.logged_addr("admin API listening")
+    }
+
+    /// The SMPP TLS port's address, once it listens (waits up to 20 s).
+    pub fn tls_addr(&mut self) -> SocketAddr {
+        self.logged_addr("SMPP TLS listening")
+    }
+
+    /// The address at the end of the first log line holding `needle` (waits up to 20 s).
+    fn logged_addr(&mut self, needle: &str) -> SocketAddr {
         let line = self
-            .wait_for_log("admin API listening", Duration::from_secs(20))
-            .unwrap_or_else(|| panic!("no admin API; its log:\n{}", self.log_text()));
+            .wait_for_log(needle, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no {needle:?} in its log:\n{}", self.log_text()));
         line.split("addr=")
             .nth(1)
             .expect("the listening line names its address")
@@ -160,6 +170,15 @@ impl Icaze {
             assert!(Instant::now() < deadline, "replies still owed after 10 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Sends SIGHUP (reload rules and certificates).
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -HUP");
     }
 
     /// Sends SIGKILL and waits for the process to be gone.

@@ -9,7 +9,7 @@
 use bytes::BytesMut;
 use icaze_sim::{text, wire};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 // Each test crate uses some of these; the rest would warn as unused in it.
@@ -134,9 +134,9 @@ pub fn sm_text(sm: &Sm) -> String {
     text::decode(sm.data_coding, data).unwrap_or_else(|e| panic!("reply text: {e}"))
 }
 
-/// A test's SMPP connection.
-pub struct Client {
-    pub stream: TcpStream,
+/// A test's SMPP connection, over TCP or anything else that carries bytes (TLS).
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     seq: u32,
     buf: BytesMut,
     /// Parts of concatenated deliver_sm, by (destination, reference).
@@ -153,6 +153,13 @@ impl Client {
     /// Wraps a connection the test accepted (playing an SMSC that icaze binds to).
     pub fn from_stream(stream: TcpStream) -> Client {
         stream.set_nodelay(true).ok();
+        Client::over(stream)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    /// A client over `stream` (a TLS stream whose handshake is done).
+    pub fn over(stream: S) -> Client<S> {
         Client {
             stream,
             seq: 0,
@@ -236,6 +243,31 @@ impl Client {
         let resp = self.read_skipping_enquire().await.expect("bind response");
         assert_eq!(resp.command_id, kind | RESP, "bind answered with {resp:?}");
         resp.status
+    }
+
+    /// Binds as demo/demo and asks for a permit for `document` (e.g. "AZE 11111111"): the
+    /// answer must be an acknowledged MO and a reply granting it. Returns the reply's text.
+    pub async fn gets_its_permit(&mut self, document: &str) -> String {
+        assert_eq!(
+            self.bind(BIND_TRANSCEIVER, "demo", "demo").await,
+            ESME_ROK,
+            "good client bound"
+        );
+        let text = format!("2 {document}");
+        let seq = self
+            .submit("994501234567", "8103", 0, text.as_bytes())
+            .await;
+        let mut delivered = Vec::new();
+        let resp = self.expect_resp(seq, &mut delivered).await;
+        assert_eq!((resp.command_id, resp.status), (SUBMIT_SM | RESP, ESME_ROK));
+        let reply = match delivered.pop() {
+            Some(sm) => sm,
+            None => self.expect_deliver().await,
+        };
+        let reply = sm_text(&reply);
+        assert!(reply.contains("İCAZƏ VERİLDİ"), "{reply}");
+        assert!(reply.contains(document), "{reply}");
+        reply
     }
 
     /// Submits one text to `dest` from `source` (data_coding 0 means our test's ASCII).

@@ -28,6 +28,10 @@
 //! every reply it still owed goes back to the front of the operator's queue, for the next
 //! receiver bind.
 //!
+//! The same loop runs over plain TCP and over TLS ([`Stream`]): TLS takes our bytes into
+//! rustls's own bounded buffer, so with TLS the loop also flushes that buffer once our own
+//! is empty, and a peer that takes none of it for the write timeout is dropped as well.
+//!
 //! A batch handed to the gateway is not awaited in place: while its grants are being made
 //! durable (a journal fsync, a Redis round trip) the connection goes on reading, delivering
 //! replies and answering enquire_link. Up to `MAX_BATCHES` (4) batches are under way at once,
@@ -58,15 +62,15 @@ use crate::smpp::session::{
 use crate::smpp::text;
 use crate::telemetry::mask_msisdn;
 use bytes::{Buf, BytesMut};
-use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use rusmpp::{CommandId, Pdu};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -98,21 +102,55 @@ type Owed = Vec<(CommandId, u32)>;
 /// A batch under way in the gateway; yields its MOs' answers and their results.
 type Batch = Pin<Box<dyn Future<Output = (Owed, Vec<MoResult>)> + Send>>;
 
-/// Runs one connection until the peer leaves, the bind fails, or shutdown drains it.
+/// One connection's bytes: plain TCP, or TLS over it (the handshake done).
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS, server or client side.
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => t.get_ref().0,
+        }
+    }
+}
+
+/// Runs one connection until the peer leaves, the bind fails, or shutdown drains it;
+/// `opened` is when it was accepted (its bind deadline counts from then, TLS handshake
+/// included).
 pub async fn run(
     gateway: Arc<Gateway>,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     shutdown: CancellationToken,
     ticket: Ticket,
+    opened: Instant,
 ) {
-    let _ = stream.set_nodelay(true);
-    let mut conn = Connection::new(gateway, peer, Role::Mc, None);
+    let _ = stream.tcp().set_nodelay(true);
+    let mut conn = Connection::new(gateway, peer, Role::Mc, None, opened);
     conn.ticket = Some(ticket);
     if let Err(e) = conn.serve(stream, &shutdown).await {
         tracing::debug!(%peer, error = %e, "connection ended with an I/O error");
     }
     conn.release();
+}
+
+/// Writes some of `out` (`true`: the write half may hold them until flushed), or with
+/// nothing left in `out`, flushes the write half (`false`). Cancel-safe, like both.
+async fn send(wr: &mut (impl AsyncWrite + Unpin), out: &mut BytesMut) -> std::io::Result<bool> {
+    if out.is_empty() {
+        wr.flush().await?;
+        return Ok(false);
+    }
+    if wr.write_buf(out).await? == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    Ok(true)
 }
 
 /// What a connector's connection binds with.
@@ -133,14 +171,14 @@ pub struct Dial {
 /// whether the SMSC accepted the bind (a refusal is logged here).
 pub async fn run_dialled(
     gateway: Arc<Gateway>,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     dial: Dial,
     shutdown: &CancellationToken,
 ) -> bool {
-    let _ = stream.set_nodelay(true);
+    let _ = stream.tcp().set_nodelay(true);
     let name = dial.name.clone();
-    let mut conn = Connection::new(gateway, peer, Role::Esme, Some(dial));
+    let mut conn = Connection::new(gateway, peer, Role::Esme, Some(dial), Instant::now());
     if let Err(e) = conn.serve(stream, shutdown).await {
         tracing::info!(connector = %name, %peer, error = %e, "connection to SMSC lost");
     }
@@ -180,7 +218,13 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(gw: Arc<Gateway>, peer: SocketAddr, role: Role, dial: Option<Dial>) -> Self {
+    fn new(
+        gw: Arc<Gateway>,
+        peer: SocketAddr,
+        role: Role,
+        dial: Option<Dial>,
+        now: Instant,
+    ) -> Self {
         let smpp = &gw.config.smpp;
         let timers = Timers {
             enquire_link: smpp.enquire_link,
@@ -190,7 +234,6 @@ impl Connection {
             bind: smpp.bind_timeout,
             pdu: smpp.pdu_timeout,
         };
-        let now = Instant::now();
         Connection {
             session: Session::new(role, timers, now),
             gw,
@@ -209,9 +252,26 @@ impl Connection {
         }
     }
 
-    async fn serve(
+    async fn serve(&mut self, stream: Stream, shutdown: &CancellationToken) -> std::io::Result<()> {
+        match stream {
+            Stream::Plain(mut tcp) => {
+                let (rd, wr) = tcp.split();
+                self.serve_on(rd, wr, false, shutdown).await
+            }
+            Stream::Tls(tls) => {
+                let (rd, wr) = tokio::io::split(tls);
+                self.serve_on(rd, wr, true, shutdown).await
+            }
+        }
+    }
+
+    /// The socket loop over a read half and a write half; `buffered` says the write half
+    /// may hold bytes it took until it is flushed (TLS).
+    async fn serve_on(
         &mut self,
-        mut stream: TcpStream,
+        mut rd: impl AsyncRead + Unpin,
+        mut wr: impl AsyncWrite + Unpin,
+        buffered: bool,
         shutdown: &CancellationToken,
     ) -> std::io::Result<()> {
         let max_pdu = self.gw.config.smpp.max_pdu_bytes as usize;
@@ -219,13 +279,14 @@ impl Connection {
         // The read buffer grows with what arrives, never with what a header announces: a
         // connection that has not bound reads into a small buffer.
         let mut inbuf = BytesMut::new();
-        let (mut rd, mut wr) = stream.split();
+        // Bytes the write half took that may still wait in it (TLS) until a flush.
+        let mut unflushed = false;
         if let Some(dial) = &self.dial {
             self.session.dial(dial.kind, &dial.request, Instant::now());
         }
         loop {
             let now = Instant::now();
-            let unsent = !self.session.out().is_empty();
+            let unsent = !self.session.out().is_empty() || unflushed;
             let deadline = self.session.deadline(now);
             let deadline = if unsent {
                 deadline.min(self.stalled_since + write_timeout)
@@ -248,10 +309,9 @@ impl Connection {
                 }
                 // One write of everything the last turns produced; cancel-safe (a write
                 // that did not happen wrote nothing), so the loop can read meanwhile.
-                written = wr.write_buf(self.session.out()), if unsent => {
-                    if written? == 0 {
-                        return Err(std::io::ErrorKind::WriteZero.into());
-                    }
+                written = send(&mut wr, self.session.out()), if unsent => {
+                    // A write leaves bytes to flush; a flush (`false`) leaves none.
+                    unflushed = buffered && written?;
                     self.stalled_since = Instant::now();
                 }
                 Some((owed, results)) = self.batches.next(), if !self.batches.is_empty() => {
@@ -281,7 +341,9 @@ impl Connection {
                 // Bytes made this turn: the peer's time to take them starts now.
                 self.stalled_since = self.now;
             }
-            if !self.session.out().is_empty() && self.now >= self.stalled_since + write_timeout {
+            if (!self.session.out().is_empty() || unflushed)
+                && self.now >= self.stalled_since + write_timeout
+            {
                 tracing::warn!(peer = %self.peer, unsent = self.session.out().len(), "peer took none of our bytes for the write timeout: dropped");
                 return Ok(());
             }
@@ -291,14 +353,17 @@ impl Connection {
             let out = self.session.out();
             // A failed bind's answer waits for its slow-down (in the close below).
             if !out.is_empty() && self.answer_after.is_none() {
-                match wr.try_write(out) {
-                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                    Ok(n) => {
+                // One poll of a write: what the socket (or rustls) takes now, no waiting.
+                match wr.write(out).now_or_never() {
+                    None => {}
+                    Some(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Some(Ok(n)) => {
                         out.advance(n);
+                        unflushed = buffered;
                         self.stalled_since = self.now;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+                    Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Some(Err(e)) => return Err(e),
                 }
             }
             if self.session.closing().is_some() {
