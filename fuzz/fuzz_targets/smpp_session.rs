@@ -112,7 +112,6 @@ fn is_message(id: u32) -> bool {
     matches!(id, 0x04 | 0x05 | 0x103)
 }
 
-
 struct Harness {
     role: Role,
     session: Session,
@@ -216,10 +215,7 @@ impl Harness {
             }
             return;
         }
-        assert!(
-            !self.unbind_sent,
-            "request {id:#x} sent after our unbind"
-        );
+        assert!(!self.unbind_sent, "request {id:#x} sent after our unbind");
         if is_message(id) {
             assert!(sending_parts, "message part {id:#x} outside send_due");
         }
