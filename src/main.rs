@@ -140,10 +140,14 @@ enum Command {
 /// Where the admin API is and who calls it.
 #[derive(Args)]
 struct ApiArgs {
-    /// The admin API (`http://host:port` or `host:port`); default: the config's
-    /// admin.listen.
+    /// The admin API (`http://host:port`, `https://host:port` or `host:port`); default: the
+    /// config's admin.listen, over HTTPS when [admin.tls] is set.
     #[arg(long)]
     admin: Option<String>,
+    /// The certificates (PEM) an HTTPS admin API must be signed by; default with the
+    /// config: its [admin.tls] cert (the served chain), else the compiled-in Mozilla roots.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     /// The bearer token; default: ICAZE_OFFICIAL_TOKEN, or for verify
     /// ICAZE_CHECKPOINT_TOKEN first.
     #[arg(long)]
@@ -221,10 +225,16 @@ fn admin_command(cli: &Cli) -> Option<ExitCode> {
         _ => return None,
     };
     icaze::telemetry::init(icaze::telemetry::LogFormat::Text);
-    let base = match &api.admin {
-        Some(base) => base.clone(),
+    let (base, served_chain) = match &api.admin {
+        Some(base) => (base.clone(), None),
         None => match Config::load(&cli.config) {
-            Ok(config) => config.admin.listen.to_string(),
+            Ok(config) => match &config.admin.tls {
+                Some(tls) => (
+                    format!("https://{}", config.admin.listen),
+                    Some(tls.files.cert.clone()),
+                ),
+                None => (config.admin.listen.to_string(), None),
+            },
             Err(errors) => {
                 eprintln!(
                     "icaze: the config has {} error(s) (or give --admin):",
@@ -241,7 +251,8 @@ fn admin_command(cli: &Cli) -> Option<ExitCode> {
         Command::Verify { .. } => env(icaze::config::CHECKPOINT_TOKEN_ENV).or_else(official),
         _ => official(),
     });
-    let client = icaze::admin::client::AdminClient::new(&base, token);
+    let client = icaze::admin::client::AdminClient::new(&base, token)
+        .trusting(api.ca.clone().or(served_chain));
     let json = api.json;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
