@@ -7,13 +7,9 @@ mod support;
 use support::process::Icaze;
 use support::smpp::*;
 
-/// Starts `icaze serve` on port 0 with its journal in `dir`; returns the child (killed with
-/// SIGKILL when dropped) and its port.
-fn start(dir: &std::path::Path) -> (Icaze, std::net::SocketAddr) {
-    start_on(dir, "")
-}
-
-/// [`start`] with `top` at the top of the config (e.g. a Redis `store`).
+/// Starts `icaze serve` on port 0 with its journal in `dir` and `top` at the top of the
+/// config (e.g. a Redis `store`); returns the child (killed with SIGKILL when dropped) and
+/// its port.
 fn start_on(dir: &std::path::Path, top: &str) -> (Icaze, std::net::SocketAddr) {
     let mut child = Icaze::spawn(dir, "icaze", top, "");
     let addr = child.addr();
