@@ -378,13 +378,31 @@ impl Gateway {
             }
             match decided {
                 Ok(verdicts) => {
+                    // Each grant stands on its own: a shard that is away fails only its
+                    // asks, and what the others granted is granted.
+                    let mut failed: Vec<usize> = Vec::new();
+                    let mut error = None;
                     for ((t, &k), verdict) in tentative.iter().zip(&sent).zip(verdicts) {
-                        let outcome = self.commit(rules, t, verdict, &moment);
-                        answers[k] = Some(Answer::Verdict(Verdict::Decided(Decision {
-                            code: t.code,
-                            document: t.document,
-                            outcome,
-                        })));
+                        match verdict {
+                            Ok(verdict) => {
+                                let outcome = self.commit(rules, t, verdict, &moment);
+                                answers[k] = Some(Answer::Verdict(Verdict::Decided(Decision {
+                                    code: t.code,
+                                    document: t.document,
+                                    outcome,
+                                })));
+                            }
+                            Err(e) => {
+                                failed.push(k);
+                                error.get_or_insert(e);
+                            }
+                        }
+                    }
+                    if let Some(e) = error {
+                        let answer = self.failed(&StoreError::Redis(e), failed.len());
+                        for k in failed {
+                            answers[k] = Some(answer.clone());
+                        }
                     }
                 }
                 Err(e) => {

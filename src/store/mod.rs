@@ -255,13 +255,15 @@ impl Store {
     /// and grants them as the engine computed; Redis decides each against the shared state
     /// (another node may have granted first: then the verdict says active or limit used);
     /// volatile grants them. On an error nothing of the round is durable (or, with Redis,
-    /// known to be), and the caller must commit nothing.
+    /// known to be), and the caller must commit nothing. With Redis each grant has its own
+    /// result: when one shard of a cluster is away only its grants fail (`Err` of
+    /// [`RedisError`]), and what the healthy shards granted is granted.
     pub async fn decide(
         &self,
         rules: &Rules,
         now: i64,
         grants: &[Tentative],
-    ) -> Result<Vec<RedisVerdict>, StoreError> {
+    ) -> Result<Vec<Result<RedisVerdict, RedisError>>, StoreError> {
         if grants.is_empty() {
             return Ok(Vec::new());
         }
@@ -300,7 +302,7 @@ impl Store {
                         reason: "a tentative grant names a code the rules do not have".into(),
                     }));
                 }
-                Ok(redis.decide(&asks).await?)
+                Ok(redis.decide_each(&asks).await)
             }
             Store::Volatile => Ok(granted(grants)),
         }
@@ -473,10 +475,10 @@ impl Store {
     }
 }
 
-fn granted(grants: &[Tentative]) -> Vec<RedisVerdict> {
+fn granted(grants: &[Tentative]) -> Vec<Result<RedisVerdict, RedisError>> {
     grants
         .iter()
-        .map(|g| RedisVerdict::Granted(g.validity))
+        .map(|g| Ok(RedisVerdict::Granted(g.validity)))
         .collect()
 }
 
