@@ -6,9 +6,14 @@
 mod support;
 
 use icaze::config::Config;
+use icaze::gateway::Gateway;
+use icaze::permit::clock::FakeClock;
+use std::sync::Arc;
 use std::time::Duration;
+use support::redis::RedisServer;
 use support::smpp::*;
 use support::{MONDAY_10AM, TestGateway, at};
+use tokio_util::sync::CancellationToken;
 
 const ME: &str = "994501234567";
 const STRANGER: &str = "994557654321";
@@ -33,12 +38,17 @@ fn rules_with_abuse_limits() -> String {
 /// A config in `dir` with those rules, its journal in `dir/data`, one operator answered in
 /// English.
 fn config(dir: &std::path::Path) -> Config {
+    config_on(dir, "")
+}
+
+/// [`config`] with `top` keys at the top (e.g. a Redis `store`).
+fn config_on(dir: &std::path::Path, top: &str) -> Config {
     let rules = dir.join("rules.toml");
     if !rules.exists() {
         std::fs::write(&rules, rules_with_abuse_limits()).unwrap();
     }
     let text = format!(
-        "rules = {:?}\ndata_dir = \"data\"\n[permit]\nkey = \"citizens-test-key\"\n[smpp]\nlisten = \"127.0.0.1:0\"\n\
+        "rules = {:?}\ndata_dir = \"data\"\n{top}\n[permit]\nkey = \"citizens-test-key\"\n[smpp]\nlisten = \"127.0.0.1:0\"\n\
          [[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\nlanguage = \"en\"\n",
         rules.display().to_string()
     );
@@ -232,4 +242,114 @@ async fn a_phone_past_its_documents_and_code_3_past_abuse_after_get_the_abuse_re
     assert!(reply.starts_with("PERMIT GRANTED"), "{reply}");
     let (_, reply) = ask(&mut c, ME, "3 AA 1234567").await;
     assert!(reply.starts_with("PERMIT GRANTED"), "{reply}");
+}
+
+/// `HH:MM` of tomorrow in Baku, RFC 3339.
+fn tomorrow_at(hh_mm: &str) -> String {
+    let baku = chrono::Utc::now() + chrono::Duration::hours(4);
+    let tomorrow = baku.date_naive() + chrono::Duration::days(1);
+    format!("{tomorrow}T{hh_mm}:00+04:00")
+}
+
+/// A gateway node in this process on `store` (Redis), its clock at `now`: two of them on one
+/// Redis are two nodes behind one short number.
+async fn node(store: &str, now: &str) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_on(dir.path(), &format!("store = {store:?}"));
+    let clock = Arc::new(FakeClock::new(at(now)));
+    let shutdown = CancellationToken::new();
+    let gateway = Arc::new(
+        Gateway::connect(config, clock.clone(), false, &shutdown)
+            .await
+            .expect("gateway on redis"),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let done = tokio::spawn(icaze::gateway::listener::serve_with_tls(
+        gateway.clone(),
+        listener,
+        None,
+        shutdown.clone(),
+    ));
+    TestGateway {
+        addr,
+        gateway,
+        clock,
+        shutdown,
+        done,
+        dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_two_nodes_sharing_redis_status_and_both_abuse_limits_hold() {
+    let Some(redis) =
+        RedisServer::start("on_two_nodes_sharing_redis_status_and_both_abuse_limits_hold")
+    else {
+        return;
+    };
+    // Redis expires keys by its own clock: the nodes' day is tomorrow's, so none expires
+    // while the test runs.
+    let (a, b) = (
+        node(&redis.url(), &tomorrow_at("10:00")).await,
+        node(&redis.url(), &tomorrow_at("10:00")).await,
+    );
+    let (mut ca, mut cb) = (a.trx().await, b.trx().await);
+
+    // Status: granted on A, listed on B to the same phone only.
+    let (_, granted) = ask(&mut ca, ME, "2 AZE 11111111").await;
+    assert!(granted.starts_with("PERMIT GRANTED"), "{granted}");
+    let (_, reply) = ask(&mut cb, ME, "status AZE 11111111").await;
+    assert_eq!(
+        reply,
+        format!(
+            "AZE 11111111, today from this phone:\ncode 2 10:00\u{2013}13:00, no. {}",
+            permit_id(&granted)
+        )
+    );
+    let (_, reply) = ask(&mut cb, STRANGER, "status AZE 11111111").await;
+    assert_eq!(reply, "AZE 11111111: no permits today from this phone.");
+
+    // A phone's documents count on every node: two on A, one on B, the fourth refused on
+    // either.
+    let (_, reply) = ask(&mut ca, ME, "2 AZE 20000002").await;
+    assert!(reply.starts_with("PERMIT GRANTED"), "{reply}");
+    let (_, reply) = ask(&mut cb, ME, "2 AZE 20000003").await;
+    assert!(reply.starts_with("PERMIT GRANTED"), "{reply}");
+    let abuse = "Refused: too many requests (abuse limit) for code 2, AZE 20000004. The permit is not accepted.";
+    let (_, reply) = ask(&mut ca, ME, "2 AZE 20000004").await;
+    assert_eq!(reply, abuse);
+    let (_, reply) = ask(&mut cb, ME, "2 AZE 20000004").await;
+    assert_eq!(reply, abuse);
+    let (_, reply) = ask(&mut cb, ME, "1 AZE 20000002").await;
+    assert!(
+        reply.starts_with("PERMIT GRANTED"),
+        "a document it has: {reply}"
+    );
+
+    // Code 3 past abuse_after, counted across the nodes.
+    let (_, reply) = ask(&mut ca, "994700000002", "3 AA 1234567").await;
+    assert!(reply.starts_with("PERMIT GRANTED"), "{reply}");
+    for gw in [&a, &b] {
+        gw.clock.advance(Duration::from_secs(3 * 3600));
+    }
+    let (_, reply) = ask(&mut cb, "994700000003", "3 AA 1234567").await;
+    assert!(reply.starts_with("PERMIT GRANTED"), "{reply}");
+    for gw in [&a, &b] {
+        gw.clock.advance(Duration::from_secs(3 * 3600));
+    }
+    let code3 = "Refused: too many requests (abuse limit) for code 3, AA 1234567. The permit is not accepted.";
+    let (_, reply) = ask(&mut ca, "994700000004", "3 AA 1234567").await;
+    assert_eq!(reply, code3);
+
+    // A node started afresh on the same Redis (no journal: all it knows is Redis) holds
+    // all of it too.
+    let c = node(&redis.url(), &tomorrow_at("17:00")).await;
+    let mut cc = c.trx().await;
+    let (_, reply) = ask(&mut cc, ME, "2 AZE 20000005").await;
+    assert!(reply.contains("abuse limit"), "{reply}");
+    let (_, reply) = ask(&mut cc, "994700000005", "3 AA 1234567").await;
+    assert_eq!(reply, code3);
+    let (_, reply) = ask(&mut cc, ME, "status AZE 11111111").await;
+    assert!(reply.contains(&permit_id(&granted)), "{reply}");
 }

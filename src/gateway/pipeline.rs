@@ -24,14 +24,14 @@
 
 use super::outbound::Mt;
 use super::{Gateway, Mo, MoResult, OperatorState};
-use crate::permit::answer::{Verdict, fill_status, reply_text, requests_of};
+use crate::permit::answer::{Verdict, reply_text, requests_of};
 use crate::permit::clock::Moment;
 use crate::permit::decision::{Decision, Denial, Outcome};
 use crate::permit::engine::permits::Revocation;
 use crate::permit::id::PhoneTag;
 use crate::permit::reply::Replier;
 use crate::permit::request::PermitRequest;
-use crate::permit::rules::Rules;
+use crate::permit::rules::{DailyLimit, Rules};
 use crate::smpp::Status;
 use crate::store::outbox::OwedReply;
 use crate::store::redis::RedisVerdict;
@@ -42,7 +42,7 @@ use std::ops::Range;
 
 /// What became of one MO before its reply is rendered.
 #[derive(Debug, Clone)]
-enum Answer {
+pub(super) enum Answer {
     /// Decided: the reply says so.
     Verdict(Verdict),
     /// A family (several documents in one text): every document decided, in text order;
@@ -409,6 +409,10 @@ impl Gateway {
                 }
                 return Some(Deferred { tentative, round });
             }
+            if rules.max_documents_per_phone.is_some() {
+                self.phones_in_redis(rules, now, &mut tentative, &mut sent, answers)
+                    .await;
+            }
             let started = tokio::time::Instant::now();
             let decided = self.store.decide(rules, now, &tentative).await;
             if !tentative.is_empty() {
@@ -416,6 +420,7 @@ impl Gateway {
             }
             match decided {
                 Ok(verdicts) => {
+                    self.note_in_redis(rules, now, &tentative, &verdicts).await;
                     for ((t, &k), verdict) in tentative.iter().zip(&sent).zip(verdicts) {
                         let outcome = self.commit(rules, t, verdict, &moment);
                         answers[k] = Some(Answer::Verdict(Verdict::Decided(Decision {
@@ -488,14 +493,8 @@ impl Gateway {
         }
     }
 
-    /// Fills a status request's permits (see [`fill_status`]): from this node's permit
-    /// book, which holds every grant made here or replayed from the journal.
-    async fn status(&self, rules: &Rules, verdict: &mut Verdict, phone: PhoneTag, now: i64) {
-        fill_status(&self.engine, rules, verdict, phone, now);
-    }
-
     /// How the MOs of a round the store could not decide are answered.
-    fn failed(&self, error: &StoreError, mos: usize) -> Answer {
+    pub(super) fn failed(&self, error: &StoreError, mos: usize) -> Answer {
         let closed = error.is_closed();
         self.metrics.store_error(self.store.kind());
         tracing::error!(
@@ -534,6 +533,14 @@ impl Gateway {
                     self.engine.record_grant(rules, ask.code, ask.document, v);
                 }
                 Outcome::Active(v)
+            }
+            // An unlimited code's "limit" in Redis is its `abuse_after`.
+            RedisVerdict::DailyLimit { .. }
+                if rules
+                    .code(ask.code)
+                    .is_some_and(|r| r.limit == DailyLimit::Unlimited) =>
+            {
+                Outcome::Denied(Denial::Abuse)
             }
             RedisVerdict::DailyLimit { limit } => Outcome::Denied(Denial::DailyLimit { limit }),
         }

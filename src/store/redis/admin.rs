@@ -142,20 +142,17 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// `DOCUMENT CODE FROM UNTIL [PHONE]` as the grant function writes it (the phone's tag in
-/// hex, absent in entries written before phones were kept).
+/// `DOCUMENT CODE FROM UNTIL` as the grant function writes it (the phone is not in the
+/// index: status lists keep it, see `citizens.rs`).
 fn parse_permit(value: &str) -> Option<GrantRecord> {
     let mut f = value.split(' ');
-    let mut grant = GrantRecord {
+    let grant = GrantRecord {
         document: Document::parse_canonical(f.next()?).ok()?,
         code: f.next()?.parse().ok()?,
         from: f.next()?.parse().ok()?,
         until: f.next()?.parse().ok()?,
         phone: crate::permit::id::PhoneTag::NONE,
     };
-    if let Some(phone) = f.next() {
-        grant.phone = crate::permit::id::PhoneTag(u64::from_str_radix(phone, 16).ok()?);
-    }
     f.next().is_none().then_some(grant)
 }
 
