@@ -144,6 +144,10 @@ async fn status_lists_only_the_asking_phones_permits_and_survives_a_restart() {
         format!("{mine}\nAA 1234567: no permits today from this phone.")
     );
 
+    let text = gw.gateway.metrics_text();
+    let line = "icaze_mos_total{operator=\"demo\",outcome=\"status\"} 4";
+    assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+
     // No quota used: code 1 is still free for the document, and its permits unchanged.
     let (_, one) = ask(&mut c, STRANGER, "1 AZE 11111111").await;
     assert!(one.starts_with("PERMIT GRANTED"), "{one}");
@@ -222,6 +226,13 @@ async fn a_phone_past_its_documents_and_code_3_past_abuse_after_get_the_abuse_re
     let code3 = "Refused: too many requests (abuse limit) for code 3, AA 1234567. The permit is not accepted.";
     let (_, third) = ask(&mut c, "994700000004", "3 AA 1234567").await;
     assert_eq!(third, code3);
+
+    // Counted for the person on call: each refused document by its code, as abuse.
+    let text = gw.gateway.metrics_text();
+    for (code, count) in [(2, 2), (3, 1)] {
+        let line = format!("icaze_decisions_total{{code=\"{code}\",outcome=\"abuse\"}} {count}");
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
 
     // Both limits survive a restart on the journal.
     drop(c);

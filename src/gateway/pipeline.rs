@@ -126,16 +126,18 @@ impl Gateway {
         // The asking phone of each request, as grants keep it (a keyed hash).
         let mut phones = Vec::with_capacity(mos.len());
         for mo in mos {
-            let phone = self.key.phone_tag(&mo.source);
             match requests_of(parser.parse(&mo.text)) {
                 Ok(family) => {
                     let first = requests.len();
                     requests.extend(family);
-                    phones.resize(requests.len(), phone);
+                    phones.resize(requests.len(), self.key.phone_tag(&mo.source));
                     slots.push(Slot::Requests(first..requests.len()));
                 }
                 Err(mut verdict) => {
-                    self.status(&rules, &mut verdict, phone, now).await;
+                    if matches!(verdict, Verdict::Status(_)) {
+                        let phone = self.key.phone_tag(&mo.source);
+                        self.status(&rules, &mut verdict, phone, now).await;
+                    }
                     slots.push(Slot::Done(Answer::Verdict(verdict)));
                 }
             }
