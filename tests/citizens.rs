@@ -10,7 +10,7 @@ use icaze::gateway::Gateway;
 use icaze::permit::clock::FakeClock;
 use std::sync::Arc;
 use std::time::Duration;
-use support::redis::RedisServer;
+use support::redis::{RedisCluster, RedisServer};
 use support::smpp::*;
 use support::{MONDAY_10AM, TestGateway, at};
 use tokio_util::sync::CancellationToken;
@@ -262,11 +262,11 @@ fn tomorrow_at(hh_mm: &str) -> String {
     format!("{tomorrow}T{hh_mm}:00+04:00")
 }
 
-/// A gateway node in this process on `store` (Redis), its clock at `now`: two of them on one
-/// Redis are two nodes behind one short number.
+/// A gateway node in this process on `store` (the config's `store = …` line: a Redis or a
+/// Redis Cluster), its clock at `now`: two of them are two nodes behind one short number.
 async fn node(store: &str, now: &str) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_on(dir.path(), &format!("store = {store:?}"));
+    let config = config_on(dir.path(), store);
     let clock = Arc::new(FakeClock::new(at(now)));
     let shutdown = CancellationToken::new();
     let gateway = Arc::new(
@@ -299,11 +299,27 @@ async fn on_two_nodes_sharing_redis_status_and_both_abuse_limits_hold() {
     else {
         return;
     };
+    two_nodes_share_status_and_abuse_limits(&format!("store = {:?}", redis.url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_two_nodes_sharing_a_redis_cluster_status_and_both_abuse_limits_hold() {
+    let Some(cluster) = RedisCluster::start(
+        "on_two_nodes_sharing_a_redis_cluster_status_and_both_abuse_limits_hold",
+    ) else {
+        return;
+    };
+    two_nodes_share_status_and_abuse_limits(&format!("store = {:?}", cluster.urls())).await;
+}
+
+/// Two nodes on `store`, then a third started afresh: status, the phone's documents and
+/// code 3's abuse_after hold across them.
+async fn two_nodes_share_status_and_abuse_limits(store: &str) {
     // Redis expires keys by its own clock: the nodes' day is tomorrow's, so none expires
     // while the test runs.
     let (a, b) = (
-        node(&redis.url(), &tomorrow_at("10:00")).await,
-        node(&redis.url(), &tomorrow_at("10:00")).await,
+        node(store, &tomorrow_at("10:00")).await,
+        node(store, &tomorrow_at("10:00")).await,
     );
     let (mut ca, mut cb) = (a.trx().await, b.trx().await);
 
@@ -355,7 +371,7 @@ async fn on_two_nodes_sharing_redis_status_and_both_abuse_limits_hold() {
 
     // A node started afresh on the same Redis (no journal: all it knows is Redis) holds
     // all of it too.
-    let c = node(&redis.url(), &tomorrow_at("17:00")).await;
+    let c = node(store, &tomorrow_at("17:00")).await;
     let mut cc = c.trx().await;
     let (_, reply) = ask(&mut cc, ME, "2 AZE 20000005").await;
     assert!(reply.contains("abuse limit"), "{reply}");
