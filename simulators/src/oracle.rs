@@ -46,6 +46,13 @@ pub enum Class {
     Revoked,
     /// A reply no template matches.
     Unrecognised,
+    /// The usage reply to a help word.
+    Help,
+    /// One reply for a family: its lines carry each document's outcome.
+    Family,
+    /// A family line refused without saying why: what blocked, outside hours and switched
+    /// off become in a family reply.
+    Refused,
 }
 
 impl Class {
@@ -63,6 +70,18 @@ impl Class {
             Class::TryLater => "try_later".into(),
             Class::Revoked => "revoked".into(),
             Class::Unrecognised => "unrecognised".into(),
+            Class::Help => "help".into(),
+            Class::Family => "family".into(),
+            Class::Refused => "refused".into(),
+        }
+    }
+
+    /// The class as a family reply's line shows it: refusals other than the daily limit
+    /// and a revocation give no reason there.
+    pub fn as_line(self) -> Class {
+        match self {
+            Class::Blocked | Class::OutsideHours | Class::CodeDisabled => Class::Refused,
+            other => other,
         }
     }
 

@@ -14,6 +14,7 @@ use std::path::Path;
 #[derive(Debug, Deserialize)]
 struct RawRules {
     timezone: Option<String>,
+    max_documents_per_sms: Option<i64>,
     #[serde(default)]
     documents: Vec<RawDocument>,
     #[serde(default)]
@@ -175,6 +176,9 @@ pub struct Rules {
     pub blocklist: Vec<Block>,
     /// `[replies.LANG]` template overrides: language tag -> key -> text.
     pub replies: BTreeMap<String, BTreeMap<String, String>>,
+    /// Most documents one text may name (`max_documents_per_sms`, default 5); a text with
+    /// more is refused as a whole.
+    pub max_documents: usize,
 }
 
 /// Normalises a printed series (`MYİ`, `myi`) to its ASCII key (`MYI`), as officials write
@@ -325,7 +329,13 @@ impl Rules {
                 codes: b.codes.clone(),
             });
         }
+        let max_documents = match raw.max_documents_per_sms {
+            None => 5,
+            Some(n @ 1..=10) => n as usize,
+            Some(_) => bail!("max_documents_per_sms: 1 to 10"),
+        };
         Ok(Rules {
+            max_documents,
             tz,
             kinds,
             codes,
@@ -363,6 +373,7 @@ mod tests {
         assert_eq!(r.groups[r.codes[1].group].limit, Some(1));
         assert_eq!(r.groups[r.codes[2].group].limit, None);
         assert_eq!(r.tz, chrono_tz::Asia::Baku);
+        assert_eq!(r.max_documents, 5);
     }
 
     #[test]

@@ -1,0 +1,134 @@
+//! Checking one reply against what the oracle predicted for its MO: the class, and what the
+//! reply echoes (code, document, validity window), for a single request and for each line
+//! of a family reply.
+
+use crate::oracle::{Class, Prediction};
+use crate::replies::Classified;
+use crate::rules::Rules;
+use crate::traffic::Expect;
+
+/// Whether `got` is a right answer under `p`; `redelivered` MOs (their session ended
+/// before the gateway acknowledged them, so it may have decided them already) may get the
+/// permit already held instead of a grant.
+pub fn right(p: &Prediction, got: Class, redelivered: bool) -> bool {
+    p.accepts(got) || (redelivered && p.class == Class::Granted && got == Class::Active)
+}
+
+/// [`right`] for a line of a family reply, where some refusals give no reason.
+fn right_line(p: &Prediction, got: Class, redelivered: bool) -> bool {
+    let line = Prediction {
+        class: p.class.as_line(),
+        alternative: p.alternative.map(Class::as_line),
+    };
+    right(&line, got, redelivered)
+}
+
+/// A validity window of `minutes` against the code's validity: equal, or one minute off
+/// where the validity is no whole number of minutes (the printed times are truncated).
+fn window_fits(minutes: u32, rules: &Rules, code: u8) -> Result<(), String> {
+    let Some((_, rule)) = rules.code(code) else {
+        return Ok(());
+    };
+    let v = rule.validity_secs;
+    let diff = (minutes + 1440 - (v / 60) % 1440) % 1440;
+    let whole = v % 60 == 0;
+    if diff == 0 || (!whole && (diff == 1 || diff == 1439)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "window of {minutes} min, validity is {} min",
+            v / 60
+        ))
+    }
+}
+
+/// Everything wrong with a reply of class `got` saying `said` to an MO that expected
+/// `expect` under `p` (and `lines`, one per document of a family); empty if it is right.
+/// `display` prints a document as replies do.
+#[allow(clippy::too_many_arguments)]
+pub fn differences(
+    expect: &Expect,
+    p: &Prediction,
+    lines: &[Prediction],
+    redelivered: bool,
+    got: Class,
+    said: Option<&Classified>,
+    rules: &Rules,
+    display: &dyn Fn(u32) -> String,
+) -> Vec<String> {
+    let mut why = Vec::new();
+    if !right(p, got, redelivered) {
+        why.push(format!("expected {}, got {}", p.class.name(), got.name()));
+    }
+    let Some(said) = said else {
+        return why;
+    };
+    let (code, docs) = match expect {
+        Expect::Request { doc, code } => (*code, std::slice::from_ref(doc)),
+        Expect::Family(f) => (f.code, f.docs()),
+        Expect::Invalid(_) | Expect::Help => return why,
+    };
+    if let Some(c) = said.code
+        && c != u32::from(code)
+    {
+        why.push(format!("echoes code {c}, not {code}"));
+    }
+    if got != Class::Family {
+        if let Some(d) = &said.document {
+            let want = display(docs[0]);
+            if *d != want {
+                why.push(format!("echoes {d:?}, not {want:?}"));
+            }
+        }
+        if let Some(w) = said.window_minutes
+            && let Err(e) = window_fits(w, rules, code)
+        {
+            why.push(e);
+        }
+        return why;
+    }
+    if said.lines.len() != docs.len() {
+        why.push(format!(
+            "{} lines for {} documents",
+            said.lines.len(),
+            docs.len()
+        ));
+    }
+    for ((line, &doc), p) in said.lines.iter().zip(docs).zip(lines) {
+        let want = display(doc);
+        if line.document.as_deref() != Some(want.as_str()) {
+            why.push(format!("line {:?}, not {want:?}", line.document));
+            continue;
+        }
+        if !right_line(p, line.class, redelivered) {
+            why.push(format!(
+                "{want}: expected {}, got {}",
+                p.class.as_line().name(),
+                line.class.name()
+            ));
+        }
+        if let Some(w) = line.window_minutes
+            && let Err(e) = window_fits(w, rules, code)
+        {
+            why.push(format!("{want}: {e}"));
+        }
+    }
+    why
+}
+
+/// Whether a family reply names exactly `docs`, in order, for `code`: how a family reply
+/// finds its MO among a phone's.
+pub fn names_family(
+    said: &Classified,
+    code: u8,
+    docs: &[u32],
+    display: &dyn Fn(u32) -> String,
+) -> bool {
+    said.code.is_none_or(|c| c == u32::from(code))
+        && said.lines.len() == docs.len()
+        && said
+            .lines
+            .iter()
+            .zip(docs)
+            .all(|(l, &d)| l.document.as_deref() == Some(display(d).as_str()))
+}
