@@ -24,9 +24,10 @@
 //! for the report.
 
 use crate::check;
+use crate::language::ReplyLanguage;
 use crate::oracle::{Class, Oracle, Prediction};
 use crate::population::Population;
-use crate::replies::Classified;
+use crate::replies::{Classified, Lang};
 use crate::report::{DuplicateRecord, MismatchRecord, MissingRecord};
 use crate::rng::IntMap;
 use crate::rules::Rules;
@@ -107,6 +108,8 @@ struct Flight {
     prediction: Option<Prediction>,
     /// A family's predictions, one per document in text order (empty otherwise).
     lines: Vec<Prediction>,
+    /// The language its reply must be in, when that is checked.
+    lang: Option<Lang>,
     actual: Option<(Class, Option<Classified>, String)>,
     attempts: u32,
     /// Its session ended before the acknowledgement; it is being sent again.
@@ -175,6 +178,8 @@ pub struct Stats {
     pub got: BTreeMap<String, u64>,
     /// MOs by where they came from in the traffic model.
     pub origins: BTreeMap<String, u64>,
+    /// Replies by the language of their template.
+    pub languages: BTreeMap<String, u64>,
     /// MO→MT latency, microseconds.
     pub latency: Histogram<u64>,
     /// Per second since the start of sending.
@@ -216,6 +221,7 @@ impl Stats {
             expected: BTreeMap::new(),
             got: BTreeMap::new(),
             origins: BTreeMap::new(),
+            languages: BTreeMap::new(),
             latency: histogram(3),
             seconds: Vec::new(),
             mismatch_list: Vec::new(),
@@ -237,6 +243,7 @@ pub struct Ledger {
     live: usize,
     start: Instant,
     stats: Stats,
+    language: Option<ReplyLanguage>,
 }
 
 impl Ledger {
@@ -253,7 +260,13 @@ impl Ledger {
             live: 0,
             start,
             stats: Stats::new(),
+            language: None,
         }
+    }
+
+    /// Checks that every reply is in the language `language` says (none: not checked).
+    pub fn check_language(&mut self, language: Option<ReplyLanguage>) {
+        self.language = language;
     }
 
     /// Moves the start of the per-second series (to when sending begins).
@@ -339,6 +352,7 @@ impl Ledger {
             .origins
             .entry(sms.origin.name().into())
             .or_default() += 1;
+        let lang = self.language.map(|l| l.for_text(&sms.text));
         let flight = Flight {
             phone: sms.phone,
             expect: sms.expect,
@@ -350,6 +364,7 @@ impl Ledger {
             hint,
             prediction,
             lines: Vec::new(),
+            lang,
             actual: None,
             attempts: 1,
             redelivered: false,
@@ -591,11 +606,16 @@ impl Ledger {
                 .or_default() += 1;
         }
         if let Some(said) = &said {
+            *self
+                .stats
+                .languages
+                .entry(said.lang.tag().into())
+                .or_default() += 1;
             for line in &said.lines {
                 *self.stats.got.entry(line.class.name()).or_default() += 1;
             }
         }
-        let why = check::differences(
+        let mut why = check::differences(
             &f.expect,
             &p,
             &f.lines,
@@ -605,6 +625,15 @@ impl Ledger {
             &self.rules,
             &|d| self.display(d),
         );
+        if let (Some(want), Some(said)) = (f.lang, &said)
+            && said.lang != want
+        {
+            why.push(format!(
+                "answered in {}, not {}",
+                said.lang.tag(),
+                want.tag()
+            ));
+        }
         if why.is_empty() {
             return;
         }

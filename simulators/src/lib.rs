@@ -18,6 +18,7 @@
 //! - [`traffic`]: what citizens text, spelled as people spell it, with what it must mean.
 //! - [`shapes`]: the newer shapes of one request (order, words, keyboards, mangled letters).
 //! - [`families`]: texts naming several documents or codes, and their own refusals.
+//! - [`language`]: which language a reply must be in (`language = "auto"`: the text's).
 //! - [`oracle`]: the independent model of the rules that predicts each reply's class.
 //! - [`replies`]: reads a reply: which template it came from, what it echoes.
 //! - [`templates`]: the gateway's built-in reply texts, copied.
@@ -39,6 +40,7 @@
 pub mod bind;
 pub mod check;
 pub mod families;
+pub mod language;
 pub mod ledger;
 pub mod loadgen;
 pub mod oracle;

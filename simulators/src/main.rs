@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use icaze_sim::language::ReplyLanguage;
 use icaze_sim::loadgen::{self, BindKind, Rate, Settings};
+use icaze_sim::replies::Lang;
 use icaze_sim::shapes::Shapes;
 use icaze_sim::smsc;
 use icaze_sim::traffic::Mix;
@@ -170,6 +172,11 @@ struct RunArgs {
     /// Share of texts that are a help word.
     #[arg(long, default_value_t = Mix::default().help)]
     help_share: f64,
+    /// Check that replies are in this language: az, en, ru, or auto (the language of each
+    /// text, else the rules file's `language`, else az) — what the gateway's operator (or
+    /// the rules file) is configured with. Not checked unless given.
+    #[arg(long)]
+    reply_language: Option<String>,
     /// Worker threads of the simulator (1 leaves the most to the gateway).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -244,6 +251,11 @@ fn apply(a: RunArgs, mut s: Settings) -> Result<Settings> {
     s.progress = !a.quiet;
     s.report = a.report;
     s.svg = a.svg;
+    s.reply_language = a
+        .reply_language
+        .as_deref()
+        .map(|tag| ReplyLanguage::parse(tag, Lang::Az))
+        .transpose()?;
     Ok(s)
 }
 

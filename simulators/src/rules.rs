@@ -14,6 +14,7 @@ use std::path::Path;
 #[derive(Debug, Deserialize)]
 struct RawRules {
     timezone: Option<String>,
+    language: Option<String>,
     max_documents_per_sms: Option<i64>,
     #[serde(default)]
     documents: Vec<RawDocument>,
@@ -179,6 +180,9 @@ pub struct Rules {
     /// Most documents one text may name (`max_documents_per_sms`, default 5); a text with
     /// more is refused as a whole.
     pub max_documents: usize,
+    /// The rules file's `language` (`az` when absent): what the gateway answers in unless
+    /// an operator says otherwise, and the fallback of `auto`.
+    pub language: String,
 }
 
 /// Normalises a printed series (`MYİ`, `myi`) to its ASCII key (`MYI`), as officials write
@@ -335,6 +339,7 @@ impl Rules {
             Some(_) => bail!("max_documents_per_sms: 1 to 10"),
         };
         Ok(Rules {
+            language: raw.language.unwrap_or_else(|| "az".into()),
             max_documents,
             tz,
             kinds,
