@@ -495,9 +495,10 @@ impl Citizens {
             .iter()
             .map(|(k, n)| (&rules.kinds[*k], n.as_str()))
             .collect();
+        let again = self.rng.chance(0.1);
         Some(Sms {
             phone,
-            text: families::family(&mut self.rng, code, &spelled),
+            text: families::family(&mut self.rng, code, &spelled, again),
             expect: Expect::Family(Family::new(code, &docs)),
             origin: Origin::Family,
         })
