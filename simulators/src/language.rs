@@ -127,7 +127,12 @@ pub fn text_language(text: &str) -> Option<Lang> {
         return Some(Lang::Ru);
     }
     let mut en = false;
-    for word in text.split(|c: char| !c.is_alphabetic()) {
+    // A word is a run of letters and digits; one with digits (a car plate, `2aze`) is no
+    // keyword.
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.chars().any(char::is_numeric) {
+            continue;
+        }
         let folded: String = word.chars().map(fold).collect();
         match KEYWORDS.iter().find(|(k, _)| *k == folded) {
             Some((_, Lang::Az)) => az = true,
@@ -174,6 +179,8 @@ mod tests {
             ("2 AZE 11111111 market", None),
             ("2 ӘZE 11111111", Some(Lang::Az)),
             ("2 AZE 11111111 and AA 1234567", Some(Lang::En)),
+            // Letters of a car plate are no word.
+            ("２ aze ３６８３２０４８ 18HI718", None),
         ] {
             assert_eq!(text_language(text), want, "{text:?}");
         }
