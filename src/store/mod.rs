@@ -17,7 +17,7 @@ use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
 use crate::permit::engine::blocks::{Block, from_words, words};
 use crate::permit::engine::permits::Revocation;
-use crate::permit::id::PermitId;
+use crate::permit::id::{PermitId, PhoneTag};
 use crate::permit::rules::Rules;
 use journal::{BlockRecord, Journal, JournalError, RevocationRecord};
 use outbox::OwedReply;
@@ -38,6 +38,9 @@ pub struct GrantRecord {
     pub from: i64,
     /// Valid until, Unix seconds.
     pub until: i64,
+    /// The phone that asked ([`PhoneTag::NONE`] in records written before phones were
+    /// kept): rebuilt into the permit book and the phone's documents of the day.
+    pub phone: PhoneTag,
 }
 
 /// A grant the engine would make, handed to the store before anything is committed.
@@ -49,6 +52,8 @@ pub struct Tentative {
     pub code: u8,
     /// The permit's window as this node's engine computed it (what the journal writes).
     pub validity: Validity,
+    /// The phone that asked.
+    pub phone: PhoneTag,
 }
 
 /// Where grants become durable.
@@ -157,7 +162,7 @@ impl Store {
             rules.longest_validity_secs,
         )?;
         for g in &replayed.grants {
-            engine.record_grant(
+            engine.record_grant_by(
                 rules,
                 g.code,
                 g.document,
@@ -165,6 +170,7 @@ impl Store {
                     from: g.from,
                     until: g.until,
                 },
+                g.phone,
             );
         }
         if let Some(permits) = engine.permits() {
@@ -274,6 +280,7 @@ impl Store {
                         code: g.code,
                         from: g.validity.from,
                         until: g.validity.until,
+                        phone: g.phone,
                     })
                     .collect();
                 journal.append_owned(records).await?;
@@ -335,6 +342,7 @@ impl Store {
                         code: g.code,
                         from: g.validity.from,
                         until: g.validity.until,
+                        phone: g.phone,
                     })
                     .collect();
                 Ok(journal

@@ -34,6 +34,8 @@
 //! - `icaze:revoked:{K7QM-4RTX}`: `AT REASON` of a revoked permit; `icaze:revocations`: a
 //!   stream of every revocation, which each node follows so its engine answers a revoked
 //!   permit's repeat itself (`admin.rs`).
+//! - `icaze:phone:{TAG}` and `icaze:{AZE11111111}:status`: each phone's documents of the
+//!   day and each document's permits of the day with their phone (`citizens.rs`).
 //!
 //! A value is `day count from until ask`: the Unix second of the local midnight the count is
 //! for, the grants counted that day, the latest permit's window, and the id (hex) of the ask
@@ -101,10 +103,13 @@
 //!   and what their replies mean.
 //! - `backend`: a standalone Redis, and what every backend does; `cluster`: a Redis
 //!   Cluster and its slot map.
+//! - `citizens`: phones' documents of the day and status lists (`icaze_phone`,
+//!   `icaze_note`).
 
 mod admin;
 mod backend;
 mod batch;
+mod citizens;
 mod cluster;
 mod error;
 mod options;
@@ -112,6 +117,7 @@ mod outbox;
 mod pipeline;
 
 pub use admin::RedisRevocation;
+pub use citizens::{PhoneAsk, StatusEntry};
 pub use error::RedisError;
 pub use options::{RedisOptions, WaitAof};
 
@@ -144,7 +150,8 @@ pub struct GrantAsk {
     pub group_tag: u8,
     /// Whether the group holds other codes too (then the permit has its own key).
     pub shared: bool,
-    /// The group's daily limit; `None` for an unlimited code.
+    /// The group's daily limit (an unlimited code's `abuse_after`); `None` for an unlimited
+    /// code without one.
     pub limit: Option<u32>,
     /// How long a new permit lasts, seconds.
     pub validity_secs: u32,
@@ -178,9 +185,11 @@ impl GrantAsk {
             code: rule.code,
             group_tag: rule.group_tag,
             shared: rule.shared,
+            // An unlimited code's `abuse_after` is decided in Redis like a limit; the
+            // gateway tells the citizen it is abuse.
             limit: match rule.limit {
                 DailyLimit::PerDay(n) => Some(n),
-                DailyLimit::Unlimited => None,
+                DailyLimit::Unlimited => rule.abuse_after,
             },
             validity_secs: rule.validity_secs,
             now,
