@@ -66,6 +66,10 @@ pub fn differences(
     let (code, docs) = match expect {
         Expect::Request { doc, code } => (*code, std::slice::from_ref(doc)),
         Expect::Family(f) => (f.code, f.docs()),
+        Expect::Status(asked) => {
+            status_differences(asked.docs(), lines, said, rules, display, &mut why);
+            return why;
+        }
         Expect::Invalid(_) | Expect::Help => return why,
     };
     if let Some(c) = said.code
@@ -114,6 +118,55 @@ pub fn differences(
         }
     }
     why
+}
+
+/// A status reply line by line: the predicted sequence of headers, permit lines and
+/// "none" lines, each header and "none" naming its document in order, each permit's window
+/// as long as its code's validity.
+fn status_differences(
+    docs: &[u32],
+    lines: &[Prediction],
+    said: &Classified,
+    rules: &Rules,
+    display: &dyn Fn(u32) -> String,
+    why: &mut Vec<String>,
+) {
+    let want: Vec<Class> = lines.iter().map(|l| l.class).collect();
+    let got: Vec<Class> = said.lines.iter().map(|l| l.class).collect();
+    if want != got {
+        let names = |c: &[Class]| c.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ");
+        why.push(format!(
+            "status lines [{}], not [{}]",
+            names(&got),
+            names(&want)
+        ));
+    }
+    if !names_status(said, docs, display) {
+        why.push("status names other documents".into());
+    }
+    for line in &said.lines {
+        if let (Some(w), Class::StatusLine) = (line.window_minutes, line.class) {
+            // The code a permit line echoes is not kept per line: any code's validity fits.
+            if !rules
+                .codes
+                .iter()
+                .any(|c| window_fits(w, rules, c.code).is_ok())
+            {
+                why.push(format!("status window of {w} min fits no code"));
+            }
+        }
+    }
+}
+
+/// Whether a status reply's headers and "none" lines name exactly `docs`, in order.
+pub fn names_status(said: &Classified, docs: &[u32], display: &dyn Fn(u32) -> String) -> bool {
+    let named: Vec<&str> = said
+        .lines
+        .iter()
+        .filter(|l| l.class != Class::StatusLine)
+        .filter_map(|l| l.document.as_deref())
+        .collect();
+    named.len() == docs.len() && named.iter().zip(docs).all(|(n, &d)| *n == display(d))
 }
 
 /// Whether a family reply names exactly `docs`, in order, for `code`: how a family reply

@@ -82,6 +82,8 @@ const KEYWORDS: &[(&str, Lang)] = &[
     ("olun", Lang::Az),
     ("tesekkur", Lang::Az),
     ("ve", Lang::Az),
+    ("veziyyet", Lang::Az),
+    ("yoxla", Lang::Az),
     ("help", Lang::En),
     ("please", Lang::En),
     ("hi", Lang::En),
@@ -89,6 +91,9 @@ const KEYWORDS: &[(&str, Lang)] = &[
     ("code", Lang::En),
     ("thanks", Lang::En),
     ("and", Lang::En),
+    // The one Russian keyword sent whose letters all have Latin twins; the others have a
+    // letter without one (д, ж, п, з) and so read as Russian by letters alone.
+    ("статус", Lang::Ru),
 ];
 
 fn fold(c: char) -> char {
@@ -106,7 +111,7 @@ fn fold(c: char) -> char {
 
 /// The language a text is written in, or `None` when nothing in it tells (a code, a
 /// series and digits). In order: an Azerbaijani Cyrillic letter; another Cyrillic letter
-/// without a Latin twin (Russian keywords all have one); an Azerbaijani letter or keyword;
+/// without a Latin twin, or a Russian keyword; an Azerbaijani letter or keyword;
 /// Cyrillic look-alikes; an English keyword.
 pub fn text_language(text: &str) -> Option<Lang> {
     let (mut ru, mut az, mut looks) = (false, false, false);
@@ -123,9 +128,6 @@ pub fn text_language(text: &str) -> Option<Lang> {
         }
         az |= azerbaijani_latin(c);
     }
-    if ru {
-        return Some(Lang::Ru);
-    }
     let mut en = false;
     // A word is a run of letters and digits; one with digits (a car plate, `2aze`) is no
     // keyword.
@@ -137,10 +139,13 @@ pub fn text_language(text: &str) -> Option<Lang> {
         match KEYWORDS.iter().find(|(k, _)| *k == folded) {
             Some((_, Lang::Az)) => az = true,
             Some((_, Lang::En)) => en = true,
+            Some((_, Lang::Ru)) => ru = true,
             _ => {}
         }
     }
-    if az {
+    if ru {
+        Some(Lang::Ru)
+    } else if az {
         Some(Lang::Az)
     } else if looks {
         Some(Lang::Ru)
@@ -179,6 +184,9 @@ mod tests {
             ("2 AZE 11111111 market", None),
             ("2 ӘZE 11111111", Some(Lang::Az)),
             ("2 AZE 11111111 and AA 1234567", Some(Lang::En)),
+            ("статус DYİ 2153155", Some(Lang::Ru)),
+            ("vəziyyət AA 1234567", Some(Lang::Az)),
+            ("yoxla AA 1234567", Some(Lang::Az)),
             // Letters of a car plate are no word.
             ("２ aze ３６８３２０４８ 18HI718", None),
         ] {

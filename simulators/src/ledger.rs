@@ -339,6 +339,7 @@ impl Ledger {
             }
             Expect::Request { doc, code } => (self.oracle.stateless(doc, code), None),
             Expect::Family(_) => (Some(Class::Family), None),
+            Expect::Status(_) => (Some(Class::Status), None),
             Expect::Help => (
                 Some(Class::Help),
                 Some(Prediction {
@@ -427,8 +428,11 @@ impl Ledger {
         if status == 0 {
             f.acked = true;
             let (expect, sent_unix, needs) = (f.expect, f.sent_unix, f.prediction.is_none());
+            let phone = f.phone;
             if needs && let Expect::Request { doc, code } = expect {
-                let p = self.oracle.decide(doc, code, sent_unix, unix);
+                let p = self
+                    .oracle
+                    .decide_from(Some(phone), doc, code, sent_unix, unix);
                 if let Some(f) = self.flight_mut(t) {
                     f.prediction = Some(p);
                 }
@@ -438,11 +442,24 @@ impl Ledger {
                 let lines: Vec<Prediction> = family
                     .docs()
                     .iter()
-                    .map(|&d| self.oracle.decide(d, family.code, sent_unix, unix))
+                    .map(|&d| {
+                        self.oracle
+                            .decide_from(Some(phone), d, family.code, sent_unix, unix)
+                    })
                     .collect();
                 if let Some(f) = self.flight_mut(t) {
                     f.prediction = Some(Prediction {
                         class: Class::Family,
+                        alternative: None,
+                    });
+                    f.lines = lines;
+                }
+            }
+            if needs && let Expect::Status(asked) = expect {
+                let lines = self.status_lines(phone, asked.docs(), sent_unix);
+                if let Some(f) = self.flight_mut(t) {
+                    f.prediction = Some(Prediction {
+                        class: Class::Status,
                         alternative: None,
                     });
                     f.lines = lines;
@@ -477,6 +494,30 @@ impl Ledger {
         AckOutcome::Dropped
     }
 
+    /// The lines a status reply to `phone` must have: per document, its permits of today
+    /// when `phone` is the one that asked for them (a header and a line each), else none.
+    fn status_lines(&mut self, phone: u32, docs: &[u32], unix: i64) -> Vec<Prediction> {
+        let line = |class| Prediction {
+            class,
+            alternative: None,
+        };
+        let mut lines = Vec::new();
+        for &d in docs {
+            let n = if self.pop.owner(d) == phone {
+                self.oracle.grants_today(d, unix)
+            } else {
+                0
+            };
+            if n == 0 {
+                lines.push(line(Class::StatusNone));
+            } else {
+                lines.push(line(Class::Status));
+                lines.extend((0..n).map(|_| line(Class::StatusLine)));
+            }
+        }
+        lines
+    }
+
     fn display(&self, doc: u32) -> String {
         let (kind, number) = self.pop.document(doc);
         let series = self
@@ -492,6 +533,11 @@ impl Ledger {
         match f.expect {
             Expect::Invalid(r) => class == Class::Invalid(Some(r)) || class == Class::Invalid(None),
             Expect::Help => class == Class::Help,
+            Expect::Status(asked) => {
+                class == Class::Status
+                    && said
+                        .is_none_or(|c| check::names_status(c, asked.docs(), &|d| self.display(d)))
+            }
             Expect::Family(family) => {
                 class == Class::Family
                     && said.is_none_or(|c| {
@@ -651,6 +697,10 @@ impl Ledger {
                         .map(|(&d, l)| format!("{} {}", self.display(d), l.class.as_line().name()))
                         .collect();
                     format!("family (code {}: {})", family.code, lines.join(", "))
+                }
+                Expect::Status(_) => {
+                    let lines: Vec<String> = f.lines.iter().map(|l| l.class.name()).collect();
+                    format!("status ({})", lines.join(", "))
                 }
                 Expect::Invalid(_) | Expect::Help => p.class.name(),
             };

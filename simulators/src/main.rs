@@ -172,6 +172,9 @@ struct RunArgs {
     /// Share of texts that are a help word.
     #[arg(long, default_value_t = Mix::default().help)]
     help_share: f64,
+    /// Share of texts that are a status request (a third from a stranger's phone).
+    #[arg(long, default_value_t = Mix::default().status)]
+    status_share: f64,
     /// Check that replies are in this language: az, en, ru, or auto (the language of each
     /// text, else the rules file's `language`, else az) — what the gateway's operator (or
     /// the rules file) is configured with. Not checked unless given.
@@ -246,6 +249,7 @@ fn apply(a: RunArgs, mut s: Settings) -> Result<Settings> {
         shapes: Shapes::parse(&a.shapes)?,
         family: a.family_share,
         help: a.help_share,
+        status: a.status_share,
         ..Mix::default()
     };
     s.progress = !a.quiet;

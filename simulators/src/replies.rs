@@ -53,6 +53,16 @@ pub enum Key {
     FamilyRevoked,
     /// A family reply's line: refused for another reason, not said (blocked, hours, off).
     FamilyRefused,
+    /// Refused under an abuse limit.
+    Abuse,
+    /// A family reply's line: refused under an abuse limit.
+    FamilyAbuse,
+    /// A status reply's line for a document with permits today from this phone.
+    Status,
+    /// A status reply's line for one permit.
+    StatusLine,
+    /// A status reply's line for a document with none (also what a stranger gets).
+    StatusNone,
 }
 
 impl Key {
@@ -74,6 +84,11 @@ impl Key {
             "family_daily_limit" => Key::FamilyDailyLimit,
             "family_revoked" => Key::FamilyRevoked,
             "family_refused" => Key::FamilyRefused,
+            "abuse" => Key::Abuse,
+            "family_abuse" => Key::FamilyAbuse,
+            "status" => Key::Status,
+            "status_line" => Key::StatusLine,
+            "status_none" => Key::StatusNone,
             other => Key::Parse(Reason::ALL.into_iter().find(|r| r.key() == other)?),
         })
     }
@@ -98,7 +113,16 @@ impl Key {
             Key::FamilyDailyLimit => Class::DailyLimit,
             Key::FamilyRevoked => Class::Revoked,
             Key::FamilyRefused => Class::Refused,
+            Key::Abuse | Key::FamilyAbuse => Class::Abuse,
+            Key::Status => Class::Status,
+            Key::StatusLine => Class::StatusLine,
+            Key::StatusNone => Class::StatusNone,
         }
+    }
+
+    /// Whether the key is one line of a status reply.
+    fn is_status(self) -> bool {
+        matches!(self, Key::Status | Key::StatusLine | Key::StatusNone)
     }
 
     /// Whether the key is one line of a family reply rather than a whole reply.
@@ -110,6 +134,7 @@ impl Key {
                 | Key::FamilyDailyLimit
                 | Key::FamilyRevoked
                 | Key::FamilyRefused
+                | Key::FamilyAbuse
         )
     }
 }
@@ -247,6 +272,8 @@ pub struct Classifier {
     templates: Vec<Template>,
     /// The lines of family replies.
     lines: Vec<Template>,
+    /// The lines of status replies.
+    status: Vec<Template>,
 }
 
 /// Minutes since midnight of `HH:MM`.
@@ -271,7 +298,7 @@ impl Classifier {
                 }
             }
         }
-        let (mut templates, mut lines) = (Vec::new(), Vec::new());
+        let (mut templates, mut lines, mut status) = (Vec::new(), Vec::new(), Vec::new());
         for (lang, key, text) in table {
             let Some(k) = Key::parse(&key) else {
                 bail!("replies.{lang}.{key}: no such reply");
@@ -281,17 +308,42 @@ impl Classifier {
                 lang: Lang::parse(&lang),
                 pieces: parse_template(&text)?,
             };
-            if k.is_line() {
+            if k.is_status() {
+                status.push(t);
+            } else if k.is_line() {
                 lines.push(t);
             } else {
                 templates.push(t);
             }
         }
-        Ok(Classifier { templates, lines })
+        Ok(Classifier {
+            templates,
+            lines,
+            status,
+        })
     }
 
     /// The template a reply came from and what it echoes; `None` if no template matches.
     pub fn classify(&self, text: &str) -> Option<Classified> {
+        let first = text.split('\n').next().unwrap_or("");
+        if let Some(head) = Self::find(&self.status, first)
+            && head.key != Key::StatusLine
+        {
+            let mut reply = Classified {
+                key: Key::Status,
+                lines: Vec::new(),
+                ..head
+            };
+            for line in text.split('\n') {
+                let line = Self::find(&self.status, line)?;
+                reply.lines.push(Line {
+                    class: line.key.class(),
+                    document: line.document,
+                    window_minutes: line.window_minutes,
+                });
+            }
+            return Some(reply);
+        }
         if let Some((first, rest)) = text.split_once('\n')
             && let Some(mut header) = Self::find(&self.templates, first)
             && header.key == Key::Family

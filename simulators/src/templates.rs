@@ -362,4 +362,47 @@ pub const DEFAULTS: &[(&str, &str, &str)] = &[
         "{document}: разрешение аннулировано",
     ),
     ("ru", "family_refused", "{document}: отказ"),
+    (
+        "az",
+        "abuse",
+        "İcazə verilmədi: {document} üçün kod {code} üzrə sorğular həddi aşıb (sui-istifadə). İcazə qəbul edilmir.",
+    ),
+    (
+        "en",
+        "abuse",
+        "Refused: too many requests (abuse limit) for code {code}, {document}. The permit is not accepted.",
+    ),
+    (
+        "ru",
+        "abuse",
+        "Отказ: превышен предел запросов (злоупотребление) по коду {code}, {document}. Разрешение не принято.",
+    ),
+    (
+        "az",
+        "family_abuse",
+        "{document}: verilmədi, sorğu həddi aşılıb",
+    ),
+    ("en", "family_abuse", "{document}: refused, abuse limit"),
+    ("ru", "family_abuse", "{document}: отказ, предел запросов"),
+    ("az", "status", "{document}, bu gün bu nömrədən:"),
+    ("en", "status", "{document}, today from this phone:"),
+    ("ru", "status", "{document}, сегодня с этого номера:"),
+    ("az", "status_line", "kod {code} {window}, № {permit_id}"),
+    ("en", "status_line", "code {code} {window}, no. {permit_id}"),
+    ("ru", "status_line", "код {code} {window}, № {permit_id}"),
+    (
+        "az",
+        "status_none",
+        "{document}: bu gün bu nömrədən icazə yoxdur.",
+    ),
+    (
+        "en",
+        "status_none",
+        "{document}: no permits today from this phone.",
+    ),
+    (
+        "ru",
+        "status_none",
+        "{document}: сегодня с этого номера разрешений нет.",
+    ),
 ];

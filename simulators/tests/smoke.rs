@@ -265,8 +265,12 @@ async fn every_new_shape_families_and_help_in_the_texts_language() {
             "invalid:too_many_documents",
             "invalid:no_number",
             "invalid:no_document",
+            "status",
+            "status_line",
+            "status_none",
         ],
     );
+    assert!(report.traffic["stranger"] > 5, "{:?}", report.traffic);
     for shape in Shape::ALL {
         let origin = format!("shaped:{}", shape.name());
         assert!(
@@ -285,6 +289,47 @@ async fn every_new_shape_families_and_help_in_the_texts_language() {
     }
     gw.stop().await;
     assert_quick(started);
+}
+
+/// Issue 13 points 6 and 7: abusive phones. Under `max_documents_per_phone = 2` a household
+/// asking for a third document the same day is refused as abuse, alone or as a family's
+/// line; under code 3's `abuse_after = 2` (with a validity of one second, so a repeat can
+/// be a new grant within the run) the abusers' third grant is refused. The oracle predicts
+/// each: zero mismatches, and `abuse` among the replies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abusive_phones_are_refused_as_predicted() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let rules = out.path().join("rules.toml");
+    let shipped = std::fs::read_to_string(rules_path()).expect("shipped rules");
+    let text = shipped
+        .replace(
+            "# max_documents_per_phone = 5",
+            "max_documents_per_phone = 2",
+        )
+        .replace("# abuse_after = 3", "abuse_after = 2");
+    // Code 3 (the only unlimited code) valid for a second.
+    let at = text.find("daily_limit = \"unlimited\"").expect("code 3");
+    let head = text[..at]
+        .rfind("validity = \"3h\"")
+        .expect("code 3 validity");
+    let text = format!(
+        "{}validity = \"1s\"{}",
+        &text[..head],
+        &text[head + "validity = \"3h\"".len()..]
+    );
+    assert!(text.contains("max_documents_per_phone = 2") && text.contains("abuse_after = 2"));
+    std::fs::write(&rules, text).expect("rules written");
+    let gw = gateway(&rules).await;
+    let mut s = settings(gw.addr, out.path());
+    s.rules = rules;
+    s.mix.family = 0.3;
+    s.mix.abuse = 0.1;
+    s.seed = 17;
+    let report = loadgen::run(s).await.expect("loadgen runs");
+    println!("{}", report.summary());
+    assert_clean(&report);
+    assert_got(&report, &["granted", "family", "abuse"]);
+    gw.stop().await;
 }
 
 /// A gateway answering in one language while the simulator expects another: every reply

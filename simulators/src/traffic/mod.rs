@@ -94,6 +94,9 @@ pub enum Expect {
     Invalid(Reason),
     /// A help word: the usage reply.
     Help,
+    /// A status request for these documents (the family's code unused): each listed with
+    /// its permits of today if the phone is the one that asked for them, else as none.
+    Status(Family),
 }
 
 /// Most documents of a family text: a household's size (the population's households have
@@ -133,6 +136,9 @@ impl Expect {
         match self {
             Expect::Request { doc: d, code: c } => *d == doc && *c == code,
             Expect::Family(f) => f.code == code && f.docs().contains(&doc),
+            // A status lists what was granted before it: no request for its documents may
+            // be in flight beside it, from any code.
+            Expect::Status(f) => f.docs().contains(&doc),
             Expect::Invalid(_) | Expect::Help => false,
         }
     }
@@ -151,6 +157,10 @@ pub enum Origin {
     Family,
     /// A help word.
     Help,
+    /// A status request from the phone that asks for the documents.
+    Status,
+    /// A status request from another phone (it must learn nothing).
+    Stranger,
     /// The same request again (while the permit is active, as a rule).
     Repeat,
     /// An abuser: code 3 again and again, or code 2 twice a day.
@@ -177,6 +187,8 @@ impl Origin {
             Origin::Shaped(Shape::Lost) => "shaped:lost",
             Origin::Family => "family",
             Origin::Help => "help",
+            Origin::Status => "status",
+            Origin::Stranger => "stranger",
             Origin::Repeat => "repeat",
             Origin::Abuse => "abuse",
             Origin::Blocklisted => "blocklisted",
@@ -222,6 +234,8 @@ pub struct Mix {
     pub family: f64,
     /// Help words.
     pub help: f64,
+    /// Status requests, from the documents' own phone or (a third of them) a stranger's.
+    pub status: f64,
 }
 
 impl Default for Mix {
@@ -236,6 +250,7 @@ impl Default for Mix {
             shapes: Shapes::default(),
             family: 0.10,
             help: 0.01,
+            status: 0.02,
         }
     }
 }
@@ -369,6 +384,10 @@ impl Citizens {
             let phone = self.phone();
             return Some(self.help(phone));
         }
+        let families = asking + m.help + m.family;
+        if x >= families && x < families + m.status {
+            return self.status(pop, rules, busy);
+        }
         if x >= asking + m.help && x < asking + m.help + m.family {
             let phone = self.phone();
             if pop.docs_of(phone).len() >= 2 {
@@ -466,6 +485,59 @@ impl Citizens {
             expect: Expect::Help,
             origin: Origin::Help,
         }
+    }
+
+    /// A status request for one or two documents of a household, from its own phone or
+    /// from a stranger's; `None` if the own phone has a request for one of them in flight.
+    fn status(
+        &mut self,
+        pop: &Population,
+        rules: &Rules,
+        busy: &dyn Fn(u32, u32, u8) -> bool,
+    ) -> Option<Sms> {
+        let owner = self.phone();
+        let stranger = self.rng.chance(0.33) && self.own_phones > 1;
+        let phone = if stranger {
+            let other = self.phone();
+            if other == owner {
+                return None;
+            }
+            other
+        } else {
+            owner
+        };
+        let household: Vec<u32> = pop.docs_of(owner).collect();
+        let n = if household.len() >= 2 && self.rng.chance(0.3) {
+            2
+        } else {
+            1
+        };
+        let docs: Vec<u32> = household.into_iter().take(n).collect();
+        if docs
+            .iter()
+            .any(|&d| self.codes.iter().any(|&c| busy(phone, d, c)))
+        {
+            return None;
+        }
+        let numbered: Vec<(usize, String)> = docs.iter().map(|&d| pop.document(d)).collect();
+        let spelled: Vec<String> = numbered
+            .iter()
+            .map(|(k, n)| format!("{} {n}", rules.kinds[*k].series))
+            .collect();
+        let word = *self
+            .rng
+            .pick(&["status", "Status:", "STATUS", "vəziyyət", "статус", "yoxla"])
+            .unwrap_or(&"status");
+        Some(Sms {
+            phone,
+            text: format!("{word} {}", spelled.join(" ")),
+            expect: Expect::Status(Family::new(0, &docs)),
+            origin: if stranger {
+                Origin::Stranger
+            } else {
+                Origin::Status
+            },
+        })
     }
 
     /// Two or more documents of the phone's household (at most the rules' limit) in one
