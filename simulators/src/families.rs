@@ -28,10 +28,8 @@ fn one(rng: &mut Rng, (kind, number): Doc) -> String {
 
 /// A family request: `code` for each of `docs`, in this order (the documents distinct).
 /// With `again`, the first document is named once more at the end, perhaps spelled
-/// otherwise: the gateway counts it once, so the reply still lists `docs`. Such a text
-/// keeps the code in front: with the code after the last number, the gateway (main at
-/// 2ccb400) decides a repeated 7-digit AZE twice (`AZE 6819158 AZE 6819158 2`), which the
-/// simulator does not send until that is fixed.
+/// otherwise: the gateway counts it once, so the reply still lists `docs`, the code in
+/// front or after the last number (`AZE 6819158 AZE 6819158 2`).
 pub fn family(rng: &mut Rng, code: u8, docs: &[Doc], again: bool) -> String {
     const SEPS: [&str; 7] = [" ", ", ", "\n", " və ", " и ", " and ", "; "];
     let sep = *rng.pick(&SEPS).unwrap_or(&" ");
@@ -40,7 +38,7 @@ pub fn family(rng: &mut Rng, code: u8, docs: &[Doc], again: bool) -> String {
         parts.push(one(rng, first));
     }
     match rng.below(5) {
-        0 if !again => format!("{} {code}", parts.join(sep)),
+        0 => format!("{} {code}", parts.join(sep)),
         1 => {
             let sep = if rng.chance(0.5) { ", " } else { "\n" };
             let each: Vec<String> = parts.iter().map(|p| format!("{code} {p}")).collect();

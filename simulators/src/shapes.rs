@@ -251,9 +251,9 @@ fn spread(rng: &mut Rng, kind: &Kind) -> Option<String> {
 /// One or two 0s of the number as O, o or a Cyrillic О, and 1s as l or I (one form per
 /// number, as one person types it), never at its first position (where an I or l could
 /// join the series), never two side by side, and only while three real digits stay;
-/// `None` if the number has no such digit to spare. (Two side by side, `2 AA 33OO727`,
-/// the gateway at 2ccb400 refuses as `no_number` although `1OO11111` reads: not sent
-/// until that is settled.)
+/// `None` if the number has no such digit to spare. (Two side by side can make a number
+/// the shape of a car plate, two digits, two letters, three digits: `2 AA 33OO727` is
+/// refused as `no_number` on purpose, since `33 OO 727` is a plate.)
 fn look_digits(rng: &mut Rng, number: &str) -> Option<String> {
     let mut digits: Vec<char> = number.chars().collect();
     let spots: Vec<usize> = (1..digits.len())

@@ -546,7 +546,9 @@ impl Citizens {
                         .rng
                         .pick(&[("  ", "  "), ("", "\n"), (" ", ""), ("", " ")])
                         .unwrap_or(&("", ""));
-                    if self.rng.chance(0.3) {
+                    // One leading zero at most ("02"): the gateway reads a code of up to
+                    // three digits, and a longer number is part of a document.
+                    if self.rng.chance(0.3) && !code_s.starts_with('0') {
                         code_s = format!("0{code_s}");
                     }
                 }

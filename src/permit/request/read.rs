@@ -661,9 +661,32 @@ impl<'a> Reader<'a> {
             slot.document = document;
             slot.number.1 = last;
             slot.shorter = None;
+            // The shorter reading may be a document the text named already
+            // (`AZE 6819158 AZE 6819158 2`): once, however often named.
+            self.drop_repeats();
             return Ok(group.value as u8);
         }
         Err(ParseError::NoCode)
+    }
+
+    /// Keeps the first of documents found twice, in order.
+    fn drop_repeats(&mut self) {
+        let mut kept = 0;
+        for i in 0..self.count {
+            let Some(found) = self.found[i].take() else {
+                continue;
+            };
+            if self.found[..kept]
+                .iter()
+                .flatten()
+                .any(|k| k.document == found.document)
+            {
+                continue;
+            }
+            self.found[kept] = Some(found);
+            kept += 1;
+        }
+        self.count = kept;
     }
 
     /// Numbers left over that have a document's length (`2 AZE 11111111 7654321`): a

@@ -239,6 +239,12 @@ fn cases() -> Vec<(&'static str, Want)> {
         ("AZE 1234567 2", ok(2, "AZE", "1234567", "")),
         ("AZE 1234567 kod 2", ok(2, "AZE", "1234567", "")),
         ("2 AZE 1234567 2", ok(2, "AZE", "12345672", "")),
+        // The same document twice, the code after the second: once (was two requests).
+        ("AZE 6819158 AZE 6819158 2", ok(2, "AZE", "6819158", "")),
+        (
+            "AA 1234567 AZE 6819158 AZE 6819158 2",
+            family(2, &[("AA", "1234567"), ("AZE", "6819158")], ""),
+        ),
         ("02 AZE 11111111", ok(2, "AZE", "11111111", "")),
         // Series letters spread out.
         ("2 A Z E 11111111", ok(2, "AZE", "11111111", "")),
