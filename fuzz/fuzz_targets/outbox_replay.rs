@@ -54,9 +54,16 @@ fuzz_target!(|data: &[u8]| {
         Err(_) => return,
     };
     let ids: Vec<u64> = owed.iter().map(|r| r.id).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first, once each: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "oldest first, once each: {ids:?}"
+    );
     let (journal, replayed) =
         Journal::open(&dir, Baku, NOW, 3 * 3600).expect("a replayed journal opens again");
-    assert!(replayed.damage.is_empty(), "repaired at the first open: {:?}", replayed.damage);
+    assert!(
+        replayed.damage.is_empty(),
+        "repaired at the first open: {:?}",
+        replayed.damage
+    );
     assert_eq!(journal.take_owed(), owed, "the same replies owed");
 });

@@ -64,7 +64,6 @@ static GATEWAY: LazyLock<SocketAddr> = LazyLock::new(|| {
     rx.recv().expect("gateway started")
 });
 
-
 #[derive(Arbitrary, Debug)]
 enum Op {
     Bind {
