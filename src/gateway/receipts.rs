@@ -131,6 +131,10 @@ struct Track {
     parts: Vec<Option<PartState>>,
     /// Booked ids that point here.
     live: usize,
+    /// Which parts have been booked (accepted with an id) at least once.
+    booked: Vec<bool>,
+    /// When its first part was booked.
+    since: Instant,
     /// Whether its state has been counted.
     settled: bool,
     /// The citizen's number, masked, for the log.
@@ -144,6 +148,8 @@ struct Book {
     /// Booked ids, oldest first; an id answered early stays until it reaches the front.
     order: VecDeque<(Instant, String)>,
     replies: FastMap<u64, Track>,
+    /// Replies by when their first part was booked, oldest first (as `order`, lazily).
+    tracks: VecDeque<(Instant, u64)>,
 }
 
 /// One connector's receipt book.
@@ -192,21 +198,35 @@ impl ReceiptBook {
         let mut book = self.lock();
         self.expire(&mut book, now);
         while book.ids.len() >= self.bounds.limit {
-            if !self.evict_oldest(&mut book) {
+            if !self.evict_oldest(&mut book, now) {
                 break;
             }
         }
-        if let Some(old) = book.ids.remove(message_id) {
+        if book.ids.contains_key(message_id) {
             // The SMSC gave an id again (it wrapped, or a part went twice): the newer wins.
-            self.unlink(&mut book, old.reply);
+            self.remove(&mut book, message_id, now);
+        }
+        if !book.replies.contains_key(&reply) {
+            while book.replies.len() >= self.bounds.limit {
+                let Some((_, oldest)) = book.tracks.pop_front() else {
+                    break;
+                };
+                self.finish(&mut book, oldest);
+            }
+            book.tracks.push_back((now, reply));
         }
         let track = book.replies.entry(reply).or_insert_with(|| Track {
             parts: vec![None; parts.max(1)],
             live: 0,
+            booked: vec![false; parts.max(1)],
+            since: now,
             settled: false,
             msisdn: mask_msisdn(msisdn),
         });
         track.live += 1;
+        if let Some(b) = track.booked.get_mut(part) {
+            *b = true;
+        }
         for alias in aliases(message_id) {
             book.aliases.insert(alias, message_id.to_string());
         }
@@ -224,6 +244,12 @@ impl ReceiptBook {
         if book.order.len() > 2 * self.bounds.limit.max(16) {
             let Book { ids, order, .. } = &mut *book;
             order.retain(|(at, id)| ids.get(id).is_some_and(|b| b.at == *at));
+        }
+        if book.tracks.len() > 2 * self.bounds.limit.max(16) {
+            let Book {
+                replies, tracks, ..
+            } = &mut *book;
+            tracks.retain(|(at, r)| replies.get(r).is_some_and(|t| t.since == *at));
         }
     }
 
@@ -259,7 +285,7 @@ impl ReceiptBook {
         }
         if state != PartState::Enroute {
             // Its fate is told: nothing more to wait for under this id.
-            self.remove(&mut book, &id);
+            self.remove(&mut book, &id, now);
         }
         Matched::Part {
             reply,
@@ -273,30 +299,43 @@ impl ReceiptBook {
         self.lock().ids.len()
     }
 
-    /// Drops entries older than the expiry at `now`.
+    /// Drops entries older than the expiry at `now`, and replies waiting that long for a
+    /// part that was never booked.
     fn expire(&self, book: &mut Book, now: Instant) {
         while let Some((at, _)) = book.order.front() {
             if now < *at + self.bounds.expiry {
                 break;
             }
-            self.evict_oldest(book);
+            self.evict_oldest(book, now);
+        }
+        while let Some(&(at, reply)) = book.tracks.front() {
+            if now < at + self.bounds.expiry {
+                break;
+            }
+            book.tracks.pop_front();
+            if book
+                .replies
+                .get(&reply)
+                .is_some_and(|t| t.since == at && t.live == 0)
+            {
+                self.finish(book, reply);
+            }
         }
     }
 
     /// Drops the oldest live entry; `false` when there is none.
-    fn evict_oldest(&self, book: &mut Book) -> bool {
+    fn evict_oldest(&self, book: &mut Book, now: Instant) -> bool {
         while let Some((at, id)) = book.order.pop_front() {
             if book.ids.get(&id).is_some_and(|b| b.at == at) {
-                self.remove(book, &id);
+                self.remove(book, &id, now);
                 return true;
             }
         }
         false
     }
 
-    /// Forgets booked `id` and its aliases; a reply left with no booked id is forgotten
-    /// too, counted as unknown if no receipt settled it and every receipt was asked for.
-    fn remove(&self, book: &mut Book, id: &str) {
+    /// Forgets booked `id` and its aliases.
+    fn remove(&self, book: &mut Book, id: &str, now: Instant) {
         let Some(b) = book.ids.remove(id) else {
             return;
         };
@@ -305,22 +344,36 @@ impl ReceiptBook {
                 book.aliases.remove(&alias);
             }
         }
-        self.unlink(book, b.reply);
+        self.unlink(book, b.reply, now);
     }
 
-    fn unlink(&self, book: &mut Book, reply: u64) {
+    /// One booked id of `reply` fewer. With none left the reply is finished, unless a part
+    /// of it has not been booked yet and may still be (an SMSC that answers a part and
+    /// sends its receipt at once reports on the first part before the second is accepted).
+    fn unlink(&self, book: &mut Book, reply: u64, now: Instant) {
         let Some(track) = book.replies.get_mut(&reply) else {
             return;
         };
         track.live = track.live.saturating_sub(1);
-        if track.live > 0 {
+        let waits_for_parts = !track.booked.iter().all(|b| *b);
+        if track.live > 0
+            || (!track.settled && waits_for_parts && now < track.since + self.bounds.expiry)
+        {
             return;
         }
+        self.finish(book, reply);
+    }
+
+    /// Forgets `reply`, counted as unknown if no receipt settled it and every receipt was
+    /// asked for.
+    fn finish(&self, book: &mut Book, reply: u64) {
+        let Some(track) = book.replies.remove(&reply) else {
+            return;
+        };
         if !track.settled && self.bounds.registered_delivery == 1 {
             self.metrics.replies[ReplyState::Unknown as usize].inc();
             tracing::debug!(connector = %self.name, msisdn = %track.msisdn, "no receipt settled the reply before its entries expired: unknown");
         }
-        book.replies.remove(&reply);
     }
 }
 

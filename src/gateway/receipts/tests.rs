@@ -137,6 +137,31 @@ fn a_reply_is_delivered_when_every_part_is_and_failed_when_one_fails() {
 }
 
 #[test]
+fn a_receipt_that_comes_before_the_next_part_is_accepted_still_counts() {
+    // An SMSC that answers each part and sends its receipt at once: part 1's receipt is in
+    // before part 2 is booked.
+    let t0 = Instant::now();
+    let b = book(1, 100);
+    b.accepted("p1", 3, 0, 2, "994501234567", t0);
+    assert_eq!(
+        settled(b.receipt(&receipt("p1", Stat::Delivered), t0)),
+        None
+    );
+    b.accepted("p2", 3, 1, 2, "994501234567", t0);
+    assert_eq!(
+        settled(b.receipt(&receipt("p2", Stat::Delivered), t0)),
+        Some(ReplyState::Delivered)
+    );
+    assert_eq!(counts(&b).1, vec![1, 0, 0, 0]);
+    // A part never booked (refused by the SMSC): the reply is forgotten at the expiry.
+    b.accepted("q1", 4, 0, 2, "994501234567", t0);
+    b.receipt(&receipt("q1", Stat::Delivered), t0);
+    b.receipt(&receipt("none", Stat::Delivered), t0 + 48 * H);
+    assert_eq!(counts(&b).1, vec![1, 0, 0, 1]);
+    assert!(b.lock().replies.is_empty());
+}
+
+#[test]
 fn entries_expire_and_the_count_limit_holds() {
     let t0 = Instant::now();
     let b = book(1, 3);
@@ -164,6 +189,7 @@ fn entries_expire_and_the_count_limit_holds() {
         b.receipt(&receipt(&format!("n{i}"), Stat::Delivered), t0);
     }
     assert!(b.lock().order.len() <= 32);
+    assert!(b.lock().tracks.len() <= 32);
     assert_eq!(counts(&b).1[0], 1_000);
 }
 
