@@ -245,3 +245,79 @@ async fn unmatched_and_malformed_receipts_are_answered_and_counted() {
     let mos: u64 = gw.gateway.metrics.mos_total();
     assert_eq!(mos, 1);
 }
+
+#[tokio::test]
+async fn with_a_pair_the_receipt_on_the_receiver_matches_the_part_sent_on_the_transmitter() {
+    let smsc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = smsc.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let tables = format!(
+        "[[operators]]\nsystem_id = \"demo\"\npassword = \"demo\"\n\
+         [[connectors]]\nname = \"smsc1\"\naddress = \"127.0.0.1:{port}\"\nsystem_id = \"icaze\"\n\
+         password = \"s3cret\"\nlanguage = \"en\"\nreconnect = \"100ms\"\nbind = \"pair\"\n\
+         registered_delivery = 1\n"
+    );
+    let gw = TestGateway::start_with(config(dir.path(), "", &tables), dir).await;
+    let (mut tx, mut rx) = (None, None);
+    while tx.is_none() || rx.is_none() {
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())
+            .await
+            .expect("icaze connects to the SMSC")
+            .unwrap();
+        let mut c = Client::from_stream(stream);
+        let bind = c.read().await.expect("a bind request");
+        let mut body = b"SMSC\0".to_vec();
+        body.extend_from_slice(&[0x02, 0x10, 0x00, 0x01, 0x34]);
+        c.send_raw(&smpp::pdu(bind.command_id | smpp::RESP, 0, bind.seq, &body))
+            .await;
+        match bind.command_id {
+            smpp::BIND_TRANSMITTER => tx = Some(c),
+            smpp::BIND_RECEIVER => rx = Some(c),
+            other => panic!("a pair binds transmitter and receiver, not {other:#x}"),
+        }
+    }
+    let (mut tx, mut rx) = (tx.unwrap(), rx.unwrap());
+    let seq = rx
+        .send(
+            smpp::DELIVER_SM,
+            &smpp::sm_body("994501234567", "8103", 0, 0, b"2 AZE 11111111", &[]),
+        )
+        .await;
+    let ack = rx.read_skipping_enquire().await.expect("the MO answered");
+    assert_eq!(
+        (ack.command_id, ack.seq, ack.status),
+        (DELIVER_SM_RESP, seq, 0)
+    );
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let p = tx.read_skipping_enquire().await.expect("the reply's parts");
+        assert_eq!(p.command_id, smpp::SUBMIT_SM);
+        assert_eq!(registered_delivery(&p.body), 1);
+        let id = format!("{:x}", 0xF00 + ids.len());
+        let mut body = id.as_bytes().to_vec();
+        body.push(0);
+        tx.send_raw(&smpp::pdu(SUBMIT_SM_RESP, 0, p.seq, &body))
+            .await;
+        ids.push(id);
+    }
+    // The receipts come on the other session: wait until the transmitter's answers are in
+    // (the reply counted delivered to the SMSC) before sending them.
+    let delivered = |gw: &TestGateway| {
+        gw.gateway
+            .metrics_text()
+            .contains("icaze_replies_delivered_total{operator=\"smsc1\"} 1")
+    };
+    for _ in 0..500 {
+        if delivered(&gw) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(delivered(&gw), "the SMSC's answers were taken");
+    for id in &ids {
+        let text = receipt_text(&id.to_uppercase(), "DELIVRD", "");
+        assert_eq!(receipt(&mut rx, 0x04, &text, &[]).await, smpp::ESME_ROK);
+    }
+    assert_eq!(receipts(&gw, "delivered"), 2);
+    assert_eq!(replies(&gw, "delivered"), 1);
+}
