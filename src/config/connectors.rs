@@ -54,7 +54,8 @@ pub struct Connector {
     pub registered_delivery: u8,
     /// How long an accepted part waits for its receipt before it is forgotten.
     pub receipt_expiry: Duration,
-    /// Most parts waiting for a receipt at once (the oldest goes first past it).
+    /// Most parts waiting for a receipt at once (the oldest goes first past it); about 450
+    /// bytes each.
     pub receipt_limit: usize,
 }
 
@@ -229,7 +230,7 @@ fn connector(
             1
         }
         Some(n) => n,
-        None => 1_000_000,
+        None => 250_000,
     };
     (errs.list.len() == before).then(|| Connector {
         name: c.name,
@@ -277,7 +278,7 @@ mod tests {
         let c = &ok.connectors[0];
         assert_eq!(
             (c.registered_delivery, c.receipt_expiry, c.receipt_limit),
-            (1, Duration::from_secs(24 * 3600), 1_000_000)
+            (1, Duration::from_secs(24 * 3600), 250_000)
         );
         assert_eq!(
             (

@@ -110,7 +110,7 @@ pub struct Bounds {
 /// Other spellings of a booked id, for receipts that re-render it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Alias {
-    /// Lower case, leading zeros stripped.
+    /// Lower case, leading zeros stripped (ids that are no number only).
     Text(String),
     /// Its value, read as decimal.
     Dec(u128),
@@ -394,15 +394,21 @@ fn settles(parts: &[Option<PartState>]) -> Option<ReplyState> {
         .then_some(ReplyState::Unknown)
 }
 
-/// The booked id a receipt's `id` stands for: exactly, then re-rendered.
+/// The booked id a receipt's `id` stands for: exactly; then the same digits without
+/// leading zeros or in another case (the same value in the same radix); then the value
+/// read as decimal against ids booked in hex, and as hex against ids booked in decimal;
+/// then, for ids that are no number, case-blind without leading zeros.
 fn find(book: &Book, id: &str) -> Option<String> {
     if book.ids.contains_key(id) {
         return Some(id.to_string());
     }
+    let (dec, hex) = (decimal(id), hex(id));
     let tries = [
+        dec.map(Alias::Dec),
+        hex.map(Alias::Hex),
+        dec.map(Alias::Hex),
+        hex.map(Alias::Dec),
         Some(Alias::Text(normal(id))),
-        decimal(id).map(Alias::Hex),
-        hex(id).map(Alias::Dec),
     ];
     tries
         .into_iter()
@@ -410,15 +416,14 @@ fn find(book: &Book, id: &str) -> Option<String> {
         .find_map(|a| book.aliases.get(&a).cloned())
 }
 
-/// The aliases a booked id is found under.
+/// The aliases a booked id is found under: its value in each radix it can be read in, or
+/// for an id that is no number, its text case-blind without leading zeros.
 fn aliases(id: &str) -> impl Iterator<Item = Alias> {
-    [
-        Some(Alias::Text(normal(id))),
-        decimal(id).map(Alias::Dec),
-        hex(id).map(Alias::Hex),
-    ]
-    .into_iter()
-    .flatten()
+    let (dec, hex) = (decimal(id), hex(id));
+    let text = (dec.is_none() && hex.is_none()).then(|| Alias::Text(normal(id)));
+    [dec.map(Alias::Dec), hex.map(Alias::Hex), text]
+        .into_iter()
+        .flatten()
 }
 
 /// Lower case, leading zeros stripped ("0" stays).

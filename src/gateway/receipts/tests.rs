@@ -54,6 +54,9 @@ fn ids_match_exactly_then_without_zeros_then_across_hex_and_decimal() {
         // Decimal id, receipt in hex: 12345 = 0x3039.
         ("12345", "3039"),
         ("12345", "00003039"),
+        // Ids that are no number: case-blind, leading zeros stripped.
+        ("MSG-7Q", "msg-7q"),
+        ("00x-1", "X-1"),
     ];
     for (i, (given, told)) in cases.iter().enumerate() {
         let b = book(1, 100);
