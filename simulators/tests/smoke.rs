@@ -19,7 +19,9 @@ fn rules_path() -> PathBuf {
 
 struct Running {
     addr: std::net::SocketAddr,
-    gateway: Arc<Gateway>,
+    /// The gateway, held weakly: once its server task ends it is dropped (and its journal
+    /// unlocked for the next one).
+    gateway: std::sync::Weak<Gateway>,
     shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
@@ -68,14 +70,15 @@ async fn gateway_in(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
+    let weak = Arc::downgrade(&gateway);
     let done = tokio::spawn(icaze::gateway::listener::serve(
-        gateway.clone(),
+        gateway,
         listener,
         shutdown.clone(),
     ));
     Running {
         addr,
-        gateway,
+        gateway: weak,
         shutdown,
         done,
         _dir: None,
@@ -364,7 +367,11 @@ async fn smsc_receipts_in_decimal_settle_every_reply_the_gateway_delivered() {
     let report = smsc::run_on(listener, s).await.expect("smsc runs");
     println!("{}", report.summary());
     assert_clean(&report);
-    let text = gw.gateway.metrics_text();
+    let text = gw
+        .gateway
+        .upgrade()
+        .expect("gateway running")
+        .metrics_text();
     let value = |key: &str| -> u64 {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
