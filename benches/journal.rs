@@ -28,6 +28,8 @@ fn batch(task: usize, size: usize) -> Vec<GrantRecord> {
             code: 2,
             from: NOW,
             until: NOW + i64::from(THREE_HOURS),
+            // Every grant the gateway makes carries its phone (the longer record).
+            phone: icaze::permit::id::PhoneTag(i as u64 + 1),
         })
         .collect()
 }

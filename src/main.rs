@@ -8,6 +8,7 @@ use icaze::gateway::Gateway;
 use icaze::permit::answer::{Record, Verdict, decide_text};
 use icaze::permit::clock::{Clock, SystemClock};
 use icaze::permit::engine::QuotaEngine;
+use icaze::permit::id::PhoneTag;
 use icaze::permit::reply::ReplyLanguage;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -69,6 +70,10 @@ enum Command {
         /// Print JSON (as replay does) instead of text.
         #[arg(long)]
         json: bool,
+        /// The phone every text comes from (e.g. 994501234567): status requests list its
+        /// permits, and `max_documents_per_phone` counts its documents. None by default.
+        #[arg(long)]
+        phone: Option<String>,
         /// The citizens' texts, e.g. "2 AZE 11111111".
         #[arg(required = true)]
         texts: Vec<String>,
@@ -140,10 +145,14 @@ enum Command {
 /// Where the admin API is and who calls it.
 #[derive(Args)]
 struct ApiArgs {
-    /// The admin API (`http://host:port` or `host:port`); default: the config's
-    /// admin.listen.
+    /// The admin API (`http://host:port`, `https://host:port` or `host:port`); default: the
+    /// config's admin.listen, over HTTPS when [admin.tls] is set.
     #[arg(long)]
     admin: Option<String>,
+    /// The certificates (PEM) an HTTPS admin API must be signed by; default with the
+    /// config: its [admin.tls] cert (the served chain), else the compiled-in Mozilla roots.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     /// The bearer token; default: ICAZE_OFFICIAL_TOKEN, or for verify
     /// ICAZE_CHECKPOINT_TOKEN first.
     #[arg(long)]
@@ -189,8 +198,9 @@ fn main() -> ExitCode {
             at,
             lang,
             json,
+            phone,
             texts,
-        } => decide(&config, at, lang, json, &texts),
+        } => decide(&config, at, lang, json, phone.as_deref(), &texts),
         Command::Replay { file, lang } => replay(&config, file, lang),
         // Run by `admin_command` above, before any config is needed.
         Command::Verify { .. }
@@ -221,10 +231,16 @@ fn admin_command(cli: &Cli) -> Option<ExitCode> {
         _ => return None,
     };
     icaze::telemetry::init(icaze::telemetry::LogFormat::Text);
-    let base = match &api.admin {
-        Some(base) => base.clone(),
+    let (base, served_chain) = match &api.admin {
+        Some(base) => (base.clone(), None),
         None => match Config::load(&cli.config) {
-            Ok(config) => config.admin.listen.to_string(),
+            Ok(config) => match &config.admin.tls {
+                Some(tls) => (
+                    format!("https://{}", config.admin.listen),
+                    Some(tls.files.cert.clone()),
+                ),
+                None => (config.admin.listen.to_string(), None),
+            },
             Err(errors) => {
                 eprintln!(
                     "icaze: the config has {} error(s) (or give --admin):",
@@ -241,7 +257,8 @@ fn admin_command(cli: &Cli) -> Option<ExitCode> {
         Command::Verify { .. } => env(icaze::config::CHECKPOINT_TOKEN_ENV).or_else(official),
         _ => official(),
     });
-    let client = icaze::admin::client::AdminClient::new(&base, token);
+    let client = icaze::admin::client::AdminClient::new(&base, token)
+        .trusting(api.ca.clone().or(served_chain));
     let json = api.json;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -369,6 +386,7 @@ fn decide(
     at: Option<String>,
     lang: Option<String>,
     json: bool,
+    phone: Option<&str>,
     texts: &[String],
 ) -> anyhow::Result<ExitCode> {
     let lang = language(config, lang)?;
@@ -376,11 +394,12 @@ fn decide(
         Some(at) => parse_time(&at)?,
         None => chrono::Utc::now().timestamp(),
     };
-    let engine = QuotaEngine::new();
+    let engine = QuotaEngine::with_permits(0, config.permit_key.clone());
+    let phone = phone.map_or(PhoneTag::NONE, |p| config.permit_key.phone_tag(p));
     let rules = &config.rules;
     let mut out = std::io::stdout().lock();
     for text in texts {
-        let verdict = decide_text(&engine, rules, text, now);
+        let verdict = decide_text(&engine, rules, text, phone, now);
         let record = Record::new(rules, &config.permit_key, lang.for_text(text), &verdict);
         if json {
             writeln!(out, "{}", serde_json::to_string(&record)?)?;
@@ -410,6 +429,11 @@ fn decide(
                 record.reason.unwrap_or_default()
             )?,
             Verdict::Help => writeln!(out, "decision: help")?,
+            Verdict::Status(documents) => writeln!(
+                out,
+                "decision: status, {} permit(s) from this phone",
+                documents.iter().map(|(_, p)| p.len()).sum::<usize>()
+            )?,
         }
         writeln!(out, "reply:    {}", record.reply)?;
     }
@@ -431,7 +455,7 @@ fn replay(
     let name = file
         .as_ref()
         .map_or("stdin".to_string(), |p| p.display().to_string());
-    let engine = QuotaEngine::new();
+    let engine = QuotaEngine::with_permits(0, config.permit_key.clone());
     let rules = &config.rules;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut bad = 0usize;
@@ -442,7 +466,7 @@ fn replay(
             continue;
         }
         let mut fields = line.splitn(3, '\t');
-        let (Some(time), Some(_msisdn), Some(text)) = (fields.next(), fields.next(), fields.next())
+        let (Some(time), Some(msisdn), Some(text)) = (fields.next(), fields.next(), fields.next())
         else {
             eprintln!("{name}: line {}: expected TIME<TAB>MSISDN<TAB>TEXT", n + 1);
             bad += 1;
@@ -462,7 +486,8 @@ fn replay(
             engine.sweep(rules, now);
         }
         last_day = Some(day);
-        let verdict = decide_text(&engine, rules, text, now);
+        let phone = config.permit_key.phone_tag(msisdn);
+        let verdict = decide_text(&engine, rules, text, phone, now);
         serde_json::to_writer(
             &mut out,
             &Record::new(rules, &config.permit_key, lang.for_text(text), &verdict),

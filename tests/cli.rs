@@ -136,3 +136,74 @@ fn replay_prints_one_json_object_per_line() {
         assert!(lines[4].get(key).is_some(), "{key} present even when null");
     }
 }
+
+#[test]
+fn bad_abuse_limits_exit_64_naming_the_rules_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "max_documents_per_phone = 0\n[[documents]]\nseries = \"AZE\"\ndigits = [8]\n\
+         [codes.2]\nname = \"food\"\nvalidity = \"3h\"\ndaily_limit = 1\nabuse_after = 2\n\
+         [codes.3]\nname = \"funeral\"\nvalidity = \"3h\"\ndaily_limit = \"unlimited\"\nabuse_after = 0\n",
+    )
+    .unwrap();
+    let config = dir.path().join("icaze.toml");
+    std::fs::write(&config, "[permit]\nkey = \"cli-test-key-long-enough\"\n").unwrap();
+    let out = icaze(&["--config", config.to_str().unwrap(), "check-config"]);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rules.toml: max_documents_per_phone"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rules.toml: codes.2.abuse_after"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn decide_with_a_phone_answers_status_and_abuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        shipped.replace(
+            "max_documents_per_sms = 5",
+            "max_documents_per_sms = 5\nmax_documents_per_phone = 1",
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("icaze.toml");
+    std::fs::write(&config, "[permit]\nkey = \"cli-test-key-long-enough\"\n").unwrap();
+    let out = icaze(&[
+        "--config",
+        config.to_str().unwrap(),
+        "decide",
+        "--lang",
+        "en",
+        "--phone",
+        "994501234567",
+        "--at",
+        "2020-04-06T10:00:00+04:00",
+        "2 AZE 11111111",
+        "status AZE 11111111",
+        "2 AZE 22222222",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let blocks: Vec<&str> = stdout.split("text:").skip(1).collect();
+    assert_eq!(blocks.len(), 3, "{stdout}");
+    assert!(
+        blocks[1].contains("decision: status, 1 permit(s)"),
+        "{stdout}"
+    );
+    assert!(
+        blocks[1].contains("AZE 11111111, today from this phone:"),
+        "{stdout}"
+    );
+    assert!(blocks[2].contains("(abuse)"), "{stdout}");
+}

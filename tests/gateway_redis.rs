@@ -10,6 +10,8 @@
 //! - a family (several documents in one SMS) on one node racing single requests for the
 //!   same documents on the other: each document still gets exactly one permit;
 //! - a gateway started while Redis is down says so, keeps trying, and serves once it is up;
+//! - a cluster primary away for longer than `retry_for`: only the MOs of its slots get the
+//!   "try again" reply, the grants the healthy primaries made in the same batch are grants;
 //! - while Redis stalls, a connection with MOs waiting on it still answers enquire_link and
 //!   takes in more MOs, and every one is answered in order once Redis goes on.
 //!
@@ -397,5 +399,101 @@ async fn a_stalled_redis_does_not_stall_the_link() {
     for ((source, _), sm) in mos.iter().zip(&delivered) {
         assert_eq!(&sm.dest, source);
         assert!(sm_text(sm).starts_with(GRANTED), "{}", sm_text(sm));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_away_fails_only_its_own_asks_and_the_healthy_shards_grants_stand() {
+    let Some(mut cluster) = RedisCluster::start(
+        "a_primary_away_fails_only_its_own_asks_and_the_healthy_shards_grants_stand",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Icaze::spawn(
+        dir.path(),
+        "a",
+        &format!("store = {:?}", cluster.urls()),
+        "[redis]\nretry_for = \"1s\"\n",
+    );
+    let mut c = bound(&mut a).await;
+    let warm = c.converse(&requests("99458", 2, 0..1)).await;
+    assert!(only_reply(&warm[0]).starts_with(GRANTED), "{warm:?}");
+
+    cluster.nodes[1].kill();
+    // 30 documents in one write: one batch, spread over the three primaries.
+    let mos = requests("99459", 2, 1..31);
+    let first = c.converse(&mos).await;
+    let granted: Vec<usize> = (0..mos.len())
+        .filter(|&i| only_reply(&first[i]).starts_with(GRANTED))
+        .collect();
+    let later: Vec<usize> = (0..mos.len())
+        .filter(|&i| only_reply(&first[i]).contains(TRY_LATER))
+        .collect();
+    assert_eq!(
+        granted.len() + later.len(),
+        mos.len(),
+        "granted or asked to try again: {first:?}"
+    );
+    assert!(
+        !granted.is_empty(),
+        "the healthy primaries' grants were answered as failures"
+    );
+    assert!(
+        !later.is_empty(),
+        "no document fell on the primary that is away"
+    );
+
+    // Back: a grant that was answered is the permit the citizen has (the re-send names
+    // it); what was answered "try again" was never granted and is granted now.
+    cluster.nodes[1].start_again();
+    cluster.wait_ok();
+    let again = c
+        .converse(&granted.iter().map(|&i| mos[i].clone()).collect::<Vec<_>>())
+        .await;
+    for (r, &i) in again.iter().zip(&granted) {
+        let reply = only_reply(r);
+        assert!(reply.starts_with(ACTIVE), "{reply}");
+        assert_eq!(
+            permit_no(reply),
+            permit_no(only_reply(&first[i])),
+            "{reply}"
+        );
+    }
+    // Each MO answered "try again" during the outage was never granted: its first re-send
+    // that reaches the primary is granted. (A re-send answered "try again" while the
+    // primary came back may have been granted with its answer lost: then the next one is
+    // told of that permit.)
+    let mut left = later.clone();
+    let mut retried = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !left.is_empty() {
+        let asked: Vec<_> = left.iter().map(|&i| mos[i].clone()).collect();
+        let answers = c.converse(&asked).await;
+        let mut still = Vec::new();
+        for (r, &i) in answers.iter().zip(&left) {
+            let reply = only_reply(r);
+            if reply.contains(TRY_LATER) {
+                still.push(i);
+                retried.insert(i);
+            } else {
+                assert!(
+                    reply.starts_with(GRANTED)
+                        || (retried.contains(&i) && reply.starts_with(ACTIVE)),
+                    "{reply}\n{}",
+                    a.log_text()
+                        .lines()
+                        .filter(|l| l.contains("icaze"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+        }
+        assert!(
+            still.is_empty() || std::time::Instant::now() < deadline,
+            "the primary is back but asks still fail"
+        );
+        left = still;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -362,3 +362,79 @@ async fn bytes_rustls_still_holds_go_out_once_the_peer_reads_again() {
         }
     }
 }
+
+/// `icaze verify` against the real binary's HTTPS admin API: trusting a `--ca` file, refused
+/// without it (the compiled-in roots do not know the test CA), and by the config alone
+/// (`[admin.tls]` set: HTTPS to admin.listen, trusting the served chain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_cli_verifies_over_https() {
+    use support::process::Icaze;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("icaze admin CA");
+    let leaf = ca.leaf(dir.path(), "admin", "icaze admin test");
+    let ca_file = ca.write(dir.path(), "ca.crt");
+    let leaf_pem = std::fs::read_to_string(&leaf.cert).unwrap();
+    std::fs::write(
+        dir.path().join("admin-chain.crt"),
+        format!("{leaf_pem}{}", ca.pem),
+    )
+    .unwrap();
+    let token = "checkpoint-token-for-tls";
+    let mut gw = Icaze::spawn_with_env(
+        dir.path(),
+        "icaze",
+        "",
+        "[admin.tls]\ncert = \"admin-chain.crt\"\nkey = \"admin.key\"\n",
+        &[("ICAZE_CHECKPOINT_TOKEN", token)],
+    );
+    let smpp = gw.addr();
+    let admin = gw.admin_addr();
+    let reply = support::smpp::sms(smpp, "994501234567", "2 AZE 11111111").await;
+    let id = support::smpp::permit_id(&reply);
+    let url = format!("https://127.0.0.1:{}", admin.port());
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_icaze"))
+            .args(args)
+            .env_remove("ICAZE_CHECKPOINT_TOKEN")
+            .env_remove("ICAZE_OFFICIAL_TOKEN")
+            .output()
+            .expect("icaze runs");
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let ca_arg = ca_file.to_str().unwrap();
+    let (code, out) = cli(&[
+        "verify", &id, "--admin", &url, "--ca", ca_arg, "--token", token,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("VALID"), "{out}");
+    // The Mozilla roots do not trust the test CA: no answer, and it says why.
+    let (code, out) = cli(&["verify", &id, "--admin", &url, "--token", token]);
+    assert_eq!(code, 69, "{out}");
+    assert!(out.contains("TLS handshake"), "{out}");
+    // From the config: [admin.tls] makes it HTTPS, the served chain is trusted.
+    let config = dir.path().join("icaze.toml");
+    let cli_config = dir.path().join("cli.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &cli_config,
+        format!("{text}\n[admin]\nlisten = \"127.0.0.1:{}\"\n", admin.port()),
+    )
+    .unwrap();
+    let (code, out) = cli(&[
+        "--config",
+        cli_config.to_str().unwrap(),
+        "verify",
+        &id,
+        "--token",
+        token,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("VALID"), "{out}");
+}

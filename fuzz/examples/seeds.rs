@@ -160,6 +160,8 @@ fn main() {
                 code: (n % 3) as u8 + 1,
                 from,
                 until: from + 3 * 3600,
+                // Both grant records: without a phone (tag 1) and with one (tag 7).
+                phone: icaze::permit::id::PhoneTag(n as u64 % 2 * 0xfeed),
             };
             journal.append(&[grant]).await.expect("append");
         }

@@ -112,6 +112,7 @@ fn grant(src: &[u8]) -> (Vec<u8>, GrantRecord) {
         code: src[8],
         from: le_i64(&src[9..]),
         until: le_i64(&src[17..]),
+        phone: icaze::permit::id::PhoneTag::NONE,
     };
     let mut body = g.document.packed().to_le_bytes().to_vec();
     body.push(g.code);

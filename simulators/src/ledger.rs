@@ -23,9 +23,11 @@
 //! Memory is bounded by the MOs in flight (the windows bound those), plus a per-second row
 //! for the report.
 
+use crate::check;
+use crate::language::ReplyLanguage;
 use crate::oracle::{Class, Oracle, Prediction};
 use crate::population::Population;
-use crate::replies::Classified;
+use crate::replies::{Classified, Lang};
 use crate::report::{DuplicateRecord, MismatchRecord, MissingRecord};
 use crate::rng::IntMap;
 use crate::rules::Rules;
@@ -104,6 +106,10 @@ struct Flight {
     /// codes); lets an early reply find its MO.
     hint: Option<Class>,
     prediction: Option<Prediction>,
+    /// A family's predictions, one per document in text order (empty otherwise).
+    lines: Vec<Prediction>,
+    /// The language its reply must be in, when that is checked.
+    lang: Option<Lang>,
     actual: Option<(Class, Option<Classified>, String)>,
     attempts: u32,
     /// Its session ended before the acknowledgement; it is being sent again.
@@ -114,7 +120,7 @@ struct Flight {
 impl Flight {
     /// Whether `got` is a right answer to this MO under prediction `p`.
     fn right(&self, p: &Prediction, got: Class) -> bool {
-        p.accepts(got) || (self.redelivered && p.class == Class::Granted && got == Class::Active)
+        check::right(p, got, self.redelivered)
     }
 }
 
@@ -172,6 +178,8 @@ pub struct Stats {
     pub got: BTreeMap<String, u64>,
     /// MOs by where they came from in the traffic model.
     pub origins: BTreeMap<String, u64>,
+    /// Replies by the language of their template.
+    pub languages: BTreeMap<String, u64>,
     /// MO→MT latency, microseconds.
     pub latency: Histogram<u64>,
     /// Per second since the start of sending.
@@ -213,6 +221,7 @@ impl Stats {
             expected: BTreeMap::new(),
             got: BTreeMap::new(),
             origins: BTreeMap::new(),
+            languages: BTreeMap::new(),
             latency: histogram(3),
             seconds: Vec::new(),
             mismatch_list: Vec::new(),
@@ -234,6 +243,7 @@ pub struct Ledger {
     live: usize,
     start: Instant,
     stats: Stats,
+    language: Option<ReplyLanguage>,
 }
 
 impl Ledger {
@@ -250,7 +260,13 @@ impl Ledger {
             live: 0,
             start,
             stats: Stats::new(),
+            language: None,
         }
+    }
+
+    /// Checks that every reply is in the language `language` says (none: not checked).
+    pub fn check_language(&mut self, language: Option<ReplyLanguage>) {
+        self.language = language;
     }
 
     /// Moves the start of the per-second series (to when sending begins).
@@ -302,7 +318,7 @@ impl Ledger {
             slots.iter().any(|&s| {
                 self.flights[s as usize]
                     .as_ref()
-                    .is_some_and(|f| f.expect == Expect::Request { doc, code })
+                    .is_some_and(|f| f.expect.asks(doc, code))
             })
         })
     }
@@ -322,12 +338,22 @@ impl Ledger {
                 )
             }
             Expect::Request { doc, code } => (self.oracle.stateless(doc, code), None),
+            Expect::Family(_) => (Some(Class::Family), None),
+            Expect::Status(_) => (Some(Class::Status), None),
+            Expect::Help => (
+                Some(Class::Help),
+                Some(Prediction {
+                    class: Class::Help,
+                    alternative: None,
+                }),
+            ),
         };
         *self
             .stats
             .origins
             .entry(sms.origin.name().into())
             .or_default() += 1;
+        let lang = self.language.map(|l| l.for_text(&sms.text));
         let flight = Flight {
             phone: sms.phone,
             expect: sms.expect,
@@ -338,6 +364,8 @@ impl Ledger {
             acked: false,
             hint,
             prediction,
+            lines: Vec::new(),
+            lang,
             actual: None,
             attempts: 1,
             redelivered: false,
@@ -400,10 +428,41 @@ impl Ledger {
         if status == 0 {
             f.acked = true;
             let (expect, sent_unix, needs) = (f.expect, f.sent_unix, f.prediction.is_none());
+            let phone = f.phone;
             if needs && let Expect::Request { doc, code } = expect {
-                let p = self.oracle.decide(doc, code, sent_unix, unix);
+                let p = self
+                    .oracle
+                    .decide_from(Some(phone), doc, code, sent_unix, unix);
                 if let Some(f) = self.flight_mut(t) {
                     f.prediction = Some(p);
+                }
+            }
+            if needs && let Expect::Family(family) = expect {
+                // Each document as if sent alone, in text order.
+                let lines: Vec<Prediction> = family
+                    .docs()
+                    .iter()
+                    .map(|&d| {
+                        self.oracle
+                            .decide_from(Some(phone), d, family.code, sent_unix, unix)
+                    })
+                    .collect();
+                if let Some(f) = self.flight_mut(t) {
+                    f.prediction = Some(Prediction {
+                        class: Class::Family,
+                        alternative: None,
+                    });
+                    f.lines = lines;
+                }
+            }
+            if needs && let Expect::Status(asked) = expect {
+                let lines = self.status_lines(phone, asked.docs(), sent_unix);
+                if let Some(f) = self.flight_mut(t) {
+                    f.prediction = Some(Prediction {
+                        class: Class::Status,
+                        alternative: None,
+                    });
+                    f.lines = lines;
                 }
             }
             self.stats.acked += 1;
@@ -435,6 +494,30 @@ impl Ledger {
         AckOutcome::Dropped
     }
 
+    /// The lines a status reply to `phone` must have: per document, its permits of today
+    /// when `phone` is the one that asked for them (a header and a line each), else none.
+    fn status_lines(&mut self, phone: u32, docs: &[u32], unix: i64) -> Vec<Prediction> {
+        let line = |class| Prediction {
+            class,
+            alternative: None,
+        };
+        let mut lines = Vec::new();
+        for &d in docs {
+            let n = if self.pop.owner(d) == phone {
+                self.oracle.grants_today(d, unix)
+            } else {
+                0
+            };
+            if n == 0 {
+                lines.push(line(Class::StatusNone));
+            } else {
+                lines.push(line(Class::Status));
+                lines.extend((0..n).map(|_| line(Class::StatusLine)));
+            }
+        }
+        lines
+    }
+
     fn display(&self, doc: u32) -> String {
         let (kind, number) = self.pop.document(doc);
         let series = self
@@ -449,6 +532,18 @@ impl Ledger {
     fn fits(&self, f: &Flight, class: Class, said: Option<&Classified>) -> bool {
         match f.expect {
             Expect::Invalid(r) => class == Class::Invalid(Some(r)) || class == Class::Invalid(None),
+            Expect::Help => class == Class::Help,
+            Expect::Status(asked) => {
+                class == Class::Status
+                    && said
+                        .is_none_or(|c| check::names_status(c, asked.docs(), &|d| self.display(d)))
+            }
+            Expect::Family(family) => {
+                class == Class::Family
+                    && said.is_none_or(|c| {
+                        check::names_family(c, family.code, family.docs(), &|d| self.display(d))
+                    })
+            }
             Expect::Request { doc, code } => {
                 let echoes = said.is_none_or(|c| {
                     c.code.is_none_or(|x| x == u32::from(code))
@@ -549,30 +644,41 @@ impl Ledger {
         }
         *self.stats.expected.entry(p.class.name()).or_default() += 1;
         *self.stats.got.entry(got.name()).or_default() += 1;
-        let mut why = Vec::new();
-        if !f.right(&p, got) {
-            why.push(format!("expected {}, got {}", p.class.name(), got.name()));
+        for line in &f.lines {
+            *self
+                .stats
+                .expected
+                .entry(line.class.as_line().name())
+                .or_default() += 1;
         }
-        if let (Expect::Request { doc, code }, Some(said)) = (f.expect, said.as_ref()) {
-            if let Some(c) = said.code
-                && c != u32::from(code)
-            {
-                why.push(format!("echoes code {c}, not {code}"));
+        if let Some(said) = &said {
+            *self
+                .stats
+                .languages
+                .entry(said.lang.tag().into())
+                .or_default() += 1;
+            for line in &said.lines {
+                *self.stats.got.entry(line.class.name()).or_default() += 1;
             }
-            if let Some(d) = &said.document {
-                let want = self.display(doc);
-                if *d != want {
-                    why.push(format!("echoes {d:?}, not {want:?}"));
-                }
-            }
-            if let (Some(w), Some((_, rule))) = (said.window_minutes, self.rules.code(code)) {
-                let v = rule.validity_secs;
-                let diff = (w + 1440 - (v / 60) % 1440) % 1440;
-                let whole = v % 60 == 0;
-                if !(diff == 0 || (!whole && (diff == 1 || diff == 1439))) {
-                    why.push(format!("window of {w} min, validity is {} min", v / 60));
-                }
-            }
+        }
+        let mut why = check::differences(
+            &f.expect,
+            &p,
+            &f.lines,
+            f.redelivered,
+            got,
+            said.as_ref(),
+            &self.rules,
+            &|d| self.display(d),
+        );
+        if let (Some(want), Some(said)) = (f.lang, &said)
+            && said.lang != want
+        {
+            why.push(format!(
+                "answered in {}, not {}",
+                said.lang.tag(),
+                want.tag()
+            ));
         }
         if why.is_empty() {
             return;
@@ -583,7 +689,20 @@ impl Ledger {
                 Expect::Request { doc, code } => {
                     format!("{} (code {code}, {})", p.class.name(), self.display(doc))
                 }
-                Expect::Invalid(_) => p.class.name(),
+                Expect::Family(family) => {
+                    let lines: Vec<String> = family
+                        .docs()
+                        .iter()
+                        .zip(&f.lines)
+                        .map(|(&d, l)| format!("{} {}", self.display(d), l.class.as_line().name()))
+                        .collect();
+                    format!("family (code {}: {})", family.code, lines.join(", "))
+                }
+                Expect::Status(_) => {
+                    let lines: Vec<String> = f.lines.iter().map(|l| l.class.name()).collect();
+                    format!("status ({})", lines.join(", "))
+                }
+                Expect::Invalid(_) | Expect::Help => p.class.name(),
             };
             self.stats.mismatch_list.push(MismatchRecord {
                 msisdn: self.pop.msisdn(f.phone),
@@ -701,6 +820,99 @@ mod tests {
     }
 
     const NOW: i64 = 1_586_152_800;
+
+    #[test]
+    fn a_family_reply_is_checked_document_by_document_in_order() {
+        let mut w = world();
+        // Two documents of one household (phone), the first granted alone beforehand.
+        let phone = (0..w.pop.phones())
+            .find(|&p| w.pop.docs_of(p).len() >= 2)
+            .unwrap();
+        let docs: Vec<u32> = w.pop.docs_of(phone).take(2).collect();
+        let (d0, d1) = (w.doc_text(docs[0]), w.doc_text(docs[1]));
+        let a = w.request(docs[0], 2);
+        w.ledger.on_ack(a, 0, Instant::now(), NOW);
+        w.reply(
+            docs[0],
+            &format!("İCAZƏ VERİLDİ: kod 2 (x), {d0}, 10:00–13:00. İcazə № A"),
+        );
+        let family = |w: &mut World| {
+            let sms = Sms {
+                phone,
+                text: format!("2 {d0} {d1}"),
+                expect: Expect::Family(crate::traffic::Family::new(2, &docs)),
+                origin: Origin::Family,
+            };
+            assert!(!w.ledger.busy(phone, docs[1], 3));
+            let t = w.ledger.register(sms, Instant::now(), NOW);
+            assert!(
+                w.ledger.busy(phone, docs[1], 2),
+                "a family's documents are busy"
+            );
+            w.ledger.on_ack(t, 0, Instant::now(), NOW);
+        };
+        family(&mut w);
+        // Each document as if sent alone: the first's permit is active, the second granted.
+        w.reply(
+            docs[0],
+            &format!(
+                "Kod 2 (x), 2 sənəd:\n{d0}: artıq var 10:00–13:00, № A\n{d1}: VERİLDİ 10:00–13:00, № B"
+            ),
+        );
+        assert_eq!(
+            w.ledger.stats().mismatches,
+            0,
+            "{:?}",
+            w.ledger.stats().mismatch_list
+        );
+        assert_eq!(w.ledger.stats().got.get("family"), Some(&1));
+        // Again: both active now; a reply saying the second was granted again is wrong.
+        family(&mut w);
+        w.reply(
+            docs[0],
+            &format!(
+                "Kod 2 (x), 2 sənəd:\n{d0}: artıq var 10:00–13:00, № A\n{d1}: VERİLDİ 10:00–13:00, № B"
+            ),
+        );
+        let s = w.ledger.stats();
+        assert_eq!(s.mismatches, 1);
+        assert!(
+            s.mismatch_list[0]
+                .why
+                .contains("expected active, got granted"),
+            "{:?}",
+            s.mismatch_list
+        );
+        // A reply listing the documents in another order does not answer the family.
+        family(&mut w);
+        w.reply(
+            docs[0],
+            &format!(
+                "Kod 2 (x), 2 sənəd:\n{d1}: artıq var 10:00–13:00, № B\n{d0}: artıq var 10:00–13:00, № A"
+            ),
+        );
+        assert_eq!(w.ledger.stats().mismatches, 2);
+        assert!(w.ledger.stats().mismatch_list[1].why.contains("line"));
+    }
+
+    #[test]
+    fn a_help_word_gets_the_usage_reply() {
+        let mut w = world();
+        let sms = Sms {
+            phone: 0,
+            text: "kömək".into(),
+            expect: Expect::Help,
+            origin: Origin::Help,
+        };
+        let t = w.ledger.register(sms, Instant::now(), NOW);
+        w.ledger.on_ack(t, 0, Instant::now(), NOW);
+        w.reply(
+            w.pop.docs_of(0).start,
+            "İcazə üçün yazın: KOD SERİYA NÖMRƏ, məs. 1 AZE 12345678. Kodlar: 1 (a), 2 (b).",
+        );
+        let s = w.ledger.stats();
+        assert_eq!((s.answered, s.mismatches), (1, 0), "{:?}", s.mismatch_list);
+    }
 
     #[test]
     fn grant_then_active_in_order_and_out_of_order() {

@@ -16,9 +16,14 @@
 //! - [`rules`]: the simulator's own reading of the rules file (codes, limits, documents).
 //! - [`population`]: documents of every kind and the phones (households) that ask for them.
 //! - [`traffic`]: what citizens text, spelled as people spell it, with what it must mean.
+//! - [`shapes`]: the newer shapes of one request (order, words, keyboards, mangled letters).
+//! - [`families`]: texts naming several documents or codes, and their own refusals.
+//! - [`language`]: which language a reply must be in (`language = "auto"`: the text's).
 //! - [`oracle`]: the independent model of the rules that predicts each reply's class.
 //! - [`replies`]: reads a reply: which template it came from, what it echoes.
+//! - [`templates`]: the gateway's built-in reply texts, copied.
 //! - [`ledger`]: MOs in flight, per-phone FIFOs, matching replies, counting.
+//! - [`check`]: a reply against its prediction: class and echoes, line by line for families.
 //! - [`text`]: its own decoder of reply texts (GSM 03.38, UCS-2) and concatenation headers.
 //! - [`wire`]: the few SMPP PDUs either side needs (ESME and SMSC), by hand.
 //! - [`bind`]: one SMPP session, ESME or SMSC side: coalesced writes, windows, throttling,
@@ -33,6 +38,9 @@
 #![warn(missing_docs)]
 
 pub mod bind;
+pub mod check;
+pub mod families;
+pub mod language;
 pub mod ledger;
 pub mod loadgen;
 pub mod oracle;
@@ -43,8 +51,10 @@ pub mod report;
 pub mod rng;
 pub mod rules;
 pub mod run;
+pub mod shapes;
 pub mod smsc;
 pub mod svg;
+pub mod templates;
 pub mod text;
 pub mod traffic;
 pub mod wire;

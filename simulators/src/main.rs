@@ -3,7 +3,10 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use icaze_sim::language::ReplyLanguage;
 use icaze_sim::loadgen::{self, BindKind, Rate, Settings};
+use icaze_sim::replies::Lang;
+use icaze_sim::shapes::Shapes;
 use icaze_sim::smsc::{self, ReceiptIds, ReceiptSettings};
 use icaze_sim::traffic::Mix;
 use std::path::PathBuf;
@@ -167,6 +170,27 @@ struct RunArgs {
     /// Share of texts that repeat a recent request.
     #[arg(long, default_value_t = Mix::default().repeat)]
     repeat_share: f64,
+    /// Share of requests typed in one of the newer shapes (see --shapes).
+    #[arg(long, default_value_t = Mix::default().shaped)]
+    shaped_share: f64,
+    /// Weights of the newer shapes, e.g. `order=3,words=3,keyboard=2,lost=1`; shapes:
+    /// order, words, separators, keyboard, spread, look_digits, scripts, lost.
+    #[arg(long, default_value = "")]
+    shapes: String,
+    /// Share of texts naming several documents of one household (a family).
+    #[arg(long, default_value_t = Mix::default().family)]
+    family_share: f64,
+    /// Share of texts that are a help word.
+    #[arg(long, default_value_t = Mix::default().help)]
+    help_share: f64,
+    /// Share of texts that are a status request (a third from a stranger's phone).
+    #[arg(long, default_value_t = Mix::default().status)]
+    status_share: f64,
+    /// Check that replies are in this language: az, en, ru, or auto (the language of each
+    /// text, else the rules file's `language`, else az) — what the gateway's operator (or
+    /// the rules file) is configured with. Not checked unless given.
+    #[arg(long)]
+    reply_language: Option<String>,
     /// Worker threads of the simulator (1 leaves the most to the gateway).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -232,11 +256,21 @@ fn apply(a: RunArgs, mut s: Settings) -> Result<Settings> {
         invalid: a.invalid_share,
         messy: a.messy_share,
         repeat: a.repeat_share,
+        shaped: a.shaped_share,
+        shapes: Shapes::parse(&a.shapes)?,
+        family: a.family_share,
+        help: a.help_share,
+        status: a.status_share,
         ..Mix::default()
     };
     s.progress = !a.quiet;
     s.report = a.report;
     s.svg = a.svg;
+    s.reply_language = a
+        .reply_language
+        .as_deref()
+        .map(|tag| ReplyLanguage::parse(tag, Lang::Az))
+        .transpose()?;
     Ok(s)
 }
 
@@ -381,5 +415,30 @@ mod tests {
         let s = loadgen_settings(a).unwrap();
         assert_eq!((s.bind_kind, s.binds), (BindKind::Pair, 8));
         assert_eq!(s.bind_timeout, Duration::from_secs(10));
+        let cli = Cli::try_parse_from([
+            "icaze-sim",
+            "loadgen",
+            "--shapes",
+            "lost=4,order=0",
+            "--family-share",
+            "0.3",
+            "--help-share",
+            "0",
+        ])
+        .unwrap();
+        let Command::Loadgen(a) = cli.command else {
+            panic!("not loadgen")
+        };
+        let s = loadgen_settings(a).unwrap();
+        assert_eq!((s.mix.family, s.mix.help), (0.3, 0.0));
+        assert_eq!(
+            (s.mix.shapes.weights[0], s.mix.shapes.weights[7]),
+            (0.0, 4.0)
+        );
+        let cli = Cli::try_parse_from(["icaze-sim", "loadgen", "--shapes", "typo=1"]).unwrap();
+        let Command::Loadgen(a) = cli.command else {
+            panic!("not loadgen")
+        };
+        assert!(loadgen_settings(a).is_err());
     }
 }

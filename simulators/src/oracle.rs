@@ -46,6 +46,21 @@ pub enum Class {
     Revoked,
     /// A reply no template matches.
     Unrecognised,
+    /// The usage reply to a help word.
+    Help,
+    /// One reply for a family: its lines carry each document's outcome.
+    Family,
+    /// A family line refused without saying why: what blocked, outside hours and switched
+    /// off become in a family reply.
+    Refused,
+    /// Refused under an abuse limit (documents per phone, or `abuse_after`).
+    Abuse,
+    /// A status reply; as a line, a document with permits today from this phone.
+    Status,
+    /// A status reply's line for one permit.
+    StatusLine,
+    /// A status reply's line for a document without permits today from this phone.
+    StatusNone,
 }
 
 impl Class {
@@ -63,6 +78,22 @@ impl Class {
             Class::TryLater => "try_later".into(),
             Class::Revoked => "revoked".into(),
             Class::Unrecognised => "unrecognised".into(),
+            Class::Help => "help".into(),
+            Class::Family => "family".into(),
+            Class::Refused => "refused".into(),
+            Class::Abuse => "abuse".into(),
+            Class::Status => "status".into(),
+            Class::StatusLine => "status_line".into(),
+            Class::StatusNone => "status_none".into(),
+        }
+    }
+
+    /// The class as a family reply's line shows it: refusals other than the daily limit
+    /// and a revocation give no reason there.
+    pub fn as_line(self) -> Class {
+        match self {
+            Class::Blocked | Class::OutsideHours | Class::CodeDisabled => Class::Refused,
+            other => other,
         }
     }
 
@@ -76,6 +107,7 @@ impl Class {
                 | Class::OutsideHours
                 | Class::CodeDisabled
                 | Class::Blocked
+                | Class::Abuse
         )
     }
 }
@@ -112,6 +144,9 @@ pub struct Oracle {
     blocked: HashMap<u32, Option<Vec<u8>>>,
     /// Last converted second: (unix, local day, second of day).
     clock: (i64, u32, u32),
+    /// Per phone, for `max_documents_per_phone`: the local day and how many distinct
+    /// documents got a new permit that day.
+    phones: HashMap<u32, (u32, u32)>,
 }
 
 impl Oracle {
@@ -137,6 +172,7 @@ impl Oracle {
             groups,
             blocked,
             clock: (i64::MIN, 0, 0),
+            phones: HashMap::new(),
         }
     }
 
@@ -158,12 +194,24 @@ impl Oracle {
     /// Decides a request the way the gateway must, at `unix` (the send time), recording a
     /// grant; `ack_unix` is when the gateway answered, for the boundary check.
     pub fn decide(&mut self, doc: u32, code: u8, unix: i64, ack_unix: i64) -> Prediction {
+        self.decide_from(None, doc, code, unix, ack_unix)
+    }
+
+    /// [`Oracle::decide`] for a request sent from `phone` (`None`: no phone limit applies).
+    pub fn decide_from(
+        &mut self,
+        phone: Option<u32>,
+        doc: u32,
+        code: u8,
+        unix: i64,
+        ack_unix: i64,
+    ) -> Prediction {
         let at_ack = if ack_unix != unix {
-            Some(self.evaluate(doc, code, ack_unix, false))
+            Some(self.evaluate(phone, doc, code, ack_unix, false))
         } else {
             None
         };
-        let class = self.evaluate(doc, code, unix, true);
+        let class = self.evaluate(phone, doc, code, unix, true);
         Prediction {
             class,
             alternative: at_ack.filter(|c| *c != class),
@@ -193,14 +241,33 @@ impl Oracle {
         }
     }
 
-    fn evaluate(&mut self, doc: u32, code: u8, unix: i64, commit: bool) -> Class {
+    /// Permits `doc` got on the local day of `unix`, all codes together: what a status
+    /// reply from its own phone lists (one line each).
+    pub fn grants_today(&mut self, doc: u32, unix: i64) -> u32 {
+        let (day, _) = self.local(unix);
+        let base = doc as usize * (self.codes + 2 * self.groups) + self.codes;
+        (0..self.groups)
+            .filter(|g| self.state.get(base + 2 * g) == Some(&day))
+            .map(|g| self.state.get(base + 2 * g + 1).copied().unwrap_or(0))
+            .sum()
+    }
+
+    fn evaluate(
+        &mut self,
+        phone: Option<u32>,
+        doc: u32,
+        code: u8,
+        unix: i64,
+        commit: bool,
+    ) -> Class {
         if let Some(class) = self.stateless(doc, code) {
             return class;
         }
         let Some((ci, rule)) = self.rules.code(code) else {
             return Class::Invalid(Some(Reason::UnknownCode));
         };
-        let (validity, group, hours) = (rule.validity_secs, rule.group, rule.hours);
+        let (validity, group, hours, abuse_after) =
+            (rule.validity_secs, rule.group, rule.hours, rule.abuse_after);
         let limit = self.rules.groups.get(group).and_then(|g| g.limit);
         let (day, sod) = self.local(unix);
         let base = doc as usize * (self.codes + 2 * self.groups);
@@ -227,6 +294,29 @@ impl Oracle {
             && used >= limit
         {
             return Class::DailyLimit;
+        }
+        if limit.is_none()
+            && let Some(k) = abuse_after
+            && used >= k
+        {
+            return Class::Abuse;
+        }
+        // A grant; past the phone's distinct documents of the day, abuse instead (documents
+        // it already had today are answered as ever).
+        let new_today = self.grants_today(doc, unix) == 0;
+        if let (Some(p), Some(most), true) = (phone, self.rules.max_documents_per_phone, new_today)
+        {
+            let had = self
+                .phones
+                .get(&p)
+                .filter(|(d, _)| *d == day)
+                .map_or(0, |e| e.1);
+            if had >= most {
+                return Class::Abuse;
+            }
+            if commit {
+                self.phones.insert(p, (day, had + 1));
+            }
         }
         if commit {
             if let Some(u) = self.state.get_mut(ui) {
@@ -346,6 +436,55 @@ mod tests {
         assert_eq!(o.decide(blocked, 3, t, t).class, Class::Blocked);
         assert_eq!(o.decide(blocked, 2, t, t).class, Class::Granted);
         assert_eq!(rules.blocklist.len(), 1);
+    }
+
+    #[test]
+    fn abuse_limits_per_phone_and_after_k_grants_of_an_unlimited_code() {
+        let rules = Arc::new(
+            Rules::from_toml(
+                r#"
+                max_documents_per_phone = 2
+                [[documents]]
+                series = "AA"
+                digits = [7]
+                [codes.2]
+                validity = "3h"
+                daily_limit = 1
+                [codes.3]
+                validity = "1h"
+                daily_limit = "unlimited"
+                abuse_after = 2
+                "#,
+            )
+            .unwrap(),
+        );
+        let pop = Population::new(&rules, 100, 1).unwrap();
+        let mut o = Oracle::new(rules, &pop);
+        let t = baku(10, 0);
+        let phone = Some(7);
+        // Two documents from one phone, then a third is abuse; the first again is as ever.
+        assert_eq!(o.decide_from(phone, 0, 2, t, t).class, Class::Granted);
+        assert_eq!(o.decide_from(phone, 1, 2, t, t).class, Class::Granted);
+        assert_eq!(o.decide_from(phone, 2, 2, t, t).class, Class::Abuse);
+        assert_eq!(o.decide_from(phone, 0, 2, t, t).class, Class::Active);
+        assert_eq!(
+            o.decide_from(phone, 0, 3, t, t).class,
+            Class::Granted,
+            "a second code"
+        );
+        // Another phone, and the next day, start afresh.
+        assert_eq!(o.decide_from(Some(8), 2, 2, t, t).class, Class::Granted);
+        let tomorrow = t + 86_400;
+        assert_eq!(
+            o.decide_from(phone, 3, 2, tomorrow, tomorrow).class,
+            Class::Granted
+        );
+        // Code 3: two grants a day for one document, the third refused as abuse.
+        assert_eq!(o.decide(5, 3, t, t).class, Class::Granted);
+        assert_eq!(o.decide(5, 3, t + 3600, t + 3600).class, Class::Granted);
+        assert_eq!(o.decide(5, 3, t + 7200, t + 7200).class, Class::Abuse);
+        assert_eq!(o.grants_today(5, t + 7200), 2);
+        assert_eq!(o.grants_today(5, tomorrow), 0);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use crate::oracle::Class;
 use crate::rules::Rules;
+use crate::templates::DEFAULTS;
 use crate::traffic::Reason;
 use anyhow::{Result, bail};
 
@@ -38,6 +39,30 @@ pub enum Key {
     TryLater,
     /// The permit was revoked by an official.
     Revoked,
+    /// The usage reply to a help word.
+    Help,
+    /// The first line of a family reply (code and how many documents).
+    Family,
+    /// A family reply's line: a document granted.
+    FamilyGranted,
+    /// A family reply's line: the permit already held.
+    FamilyActive,
+    /// A family reply's line: the daily limit used.
+    FamilyDailyLimit,
+    /// A family reply's line: the permit was revoked.
+    FamilyRevoked,
+    /// A family reply's line: refused for another reason, not said (blocked, hours, off).
+    FamilyRefused,
+    /// Refused under an abuse limit.
+    Abuse,
+    /// A family reply's line: refused under an abuse limit.
+    FamilyAbuse,
+    /// A status reply's line for a document with permits today from this phone.
+    Status,
+    /// A status reply's line for one permit.
+    StatusLine,
+    /// A status reply's line for a document with none (also what a stranger gets).
+    StatusNone,
 }
 
 impl Key {
@@ -52,6 +77,18 @@ impl Key {
             "invalid" => Key::Invalid,
             "try_later" => Key::TryLater,
             "revoked" => Key::Revoked,
+            "help" => Key::Help,
+            "family" => Key::Family,
+            "family_granted" => Key::FamilyGranted,
+            "family_active" => Key::FamilyActive,
+            "family_daily_limit" => Key::FamilyDailyLimit,
+            "family_revoked" => Key::FamilyRevoked,
+            "family_refused" => Key::FamilyRefused,
+            "abuse" => Key::Abuse,
+            "family_abuse" => Key::FamilyAbuse,
+            "status" => Key::Status,
+            "status_line" => Key::StatusLine,
+            "status_none" => Key::StatusNone,
             other => Key::Parse(Reason::ALL.into_iter().find(|r| r.key() == other)?),
         })
     }
@@ -69,253 +106,73 @@ impl Key {
             Key::Parse(r) => Class::Invalid(Some(r)),
             Key::TryLater => Class::TryLater,
             Key::Revoked => Class::Revoked,
+            Key::Help => Class::Help,
+            Key::Family => Class::Family,
+            Key::FamilyGranted => Class::Granted,
+            Key::FamilyActive => Class::Active,
+            Key::FamilyDailyLimit => Class::DailyLimit,
+            Key::FamilyRevoked => Class::Revoked,
+            Key::FamilyRefused => Class::Refused,
+            Key::Abuse | Key::FamilyAbuse => Class::Abuse,
+            Key::Status => Class::Status,
+            Key::StatusLine => Class::StatusLine,
+            Key::StatusNone => Class::StatusNone,
         }
+    }
+
+    /// Whether the key is one line of a status reply.
+    fn is_status(self) -> bool {
+        matches!(self, Key::Status | Key::StatusLine | Key::StatusNone)
+    }
+
+    /// Whether the key is one line of a family reply rather than a whole reply.
+    fn is_line(self) -> bool {
+        matches!(
+            self,
+            Key::FamilyGranted
+                | Key::FamilyActive
+                | Key::FamilyDailyLimit
+                | Key::FamilyRevoked
+                | Key::FamilyRefused
+                | Key::FamilyAbuse
+        )
     }
 }
 
-/// The gateway's built-in reply templates: (language, key, text).
-const DEFAULTS: &[(&str, &str, &str)] = &[
-    (
-        "az",
-        "granted",
-        "İCAZƏ VERİLDİ: kod {code} ({label}), {document}, {window}. İcazə № {permit_id}",
-    ),
-    (
-        "az",
-        "active",
-        "İcazəniz artıq var: kod {code} ({label}), {document}, {window}. İcazə № {permit_id}",
-    ),
-    (
-        "az",
-        "daily_limit",
-        "İcazə verilmədi: {document} bu gün kod {code} üzrə icazəsini artıq alıb (gündə {limit}). Sabah yenidən yazın.",
-    ),
-    (
-        "az",
-        "outside_hours",
-        "İcazə verilmədi: kod {code} ({label}) yalnız {hours} arası verilir.",
-    ),
-    (
-        "az",
-        "code_disabled",
-        "İcazə verilmədi: kod {code} ({label}) hazırda qüvvədə deyil. Kodlar: {codes}.",
-    ),
-    (
-        "az",
-        "blocked",
-        "İcazə verilmədi: {document} üçün kod {code} üzrə icazə verilə bilməz.",
-    ),
-    (
-        "az",
-        "invalid",
-        "Mesaj tanınmadı. Yazın: KOD SERİYA NÖMRƏ, məs. {example}. Kodlar: {codes}.",
-    ),
-    (
-        "az",
-        "empty",
-        "Boş mesaj. Yazın: KOD SERİYA NÖMRƏ, məs. {example}. Kodlar: {codes}.",
-    ),
-    (
-        "az",
-        "no_code",
-        "Mesaj icazə kodu ilə başlamalıdır ({codes}), məs. {example}.",
-    ),
-    (
-        "az",
-        "unknown_code",
-        "Kod {code} yoxdur. Kodlar: {codes}. Məs. {example}.",
-    ),
-    (
-        "az",
-        "no_document",
-        "Kodu sənədin seriyası və nömrəsi izləməlidir, məs. {example}.",
-    ),
-    (
-        "az",
-        "unknown_series",
-        "Seriya {series} tanınmadı. Seriyalar: {series_list}. Məs. {example}.",
-    ),
-    (
-        "az",
-        "no_number",
-        "Seriya {series} sonra sənədin nömrəsini yazın, məs. {example}.",
-    ),
-    (
-        "az",
-        "wrong_digit_count",
-        "{series} nömrəsi {expected} rəqəmdir, siz {got} yazmısınız. Məs. {example}.",
-    ),
-    (
-        "az",
-        "try_later",
-        "Sorğunuzu indi emal etmək mümkün olmadı. Bir neçə dəqiqədən sonra yenidən göndərin.",
-    ),
-    (
-        "az",
-        "revoked",
-        "{document} üçün kod {code} ({label}) üzrə icazəniz ləğv edilib. Onunla çölə çıxmayın.",
-    ),
-    (
-        "en",
-        "granted",
-        "PERMIT GRANTED: code {code} ({label}), {document}, {window}. Permit no. {permit_id}",
-    ),
-    (
-        "en",
-        "active",
-        "You already have a permit: code {code} ({label}), {document}, {window}. Permit no. {permit_id}",
-    ),
-    (
-        "en",
-        "daily_limit",
-        "Refused: {document} already had today's permit for code {code} ({limit} a day). Try again tomorrow.",
-    ),
-    (
-        "en",
-        "outside_hours",
-        "Refused: code {code} ({label}) is only granted {hours}.",
-    ),
-    (
-        "en",
-        "code_disabled",
-        "Refused: code {code} ({label}) is not in force now. Codes: {codes}.",
-    ),
-    (
-        "en",
-        "blocked",
-        "Refused: no permit with code {code} can be issued for {document}.",
-    ),
-    (
-        "en",
-        "invalid",
-        "Message not understood. Send: CODE SERIES NUMBER, e.g. {example}. Codes: {codes}.",
-    ),
-    (
-        "en",
-        "empty",
-        "Empty message. Send: CODE SERIES NUMBER, e.g. {example}. Codes: {codes}.",
-    ),
-    (
-        "en",
-        "no_code",
-        "Start with a permit code ({codes}), e.g. {example}.",
-    ),
-    (
-        "en",
-        "unknown_code",
-        "There is no code {code}. Codes: {codes}. E.g. {example}.",
-    ),
-    (
-        "en",
-        "no_document",
-        "After the code, send the document series and number, e.g. {example}.",
-    ),
-    (
-        "en",
-        "unknown_series",
-        "Unknown series {series}. Series: {series_list}. E.g. {example}.",
-    ),
-    (
-        "en",
-        "no_number",
-        "After {series}, send the document number, e.g. {example}.",
-    ),
-    (
-        "en",
-        "wrong_digit_count",
-        "A {series} number has {expected} digits; you sent {got}. E.g. {example}.",
-    ),
-    (
-        "en",
-        "try_later",
-        "We could not process your request now. Please send it again in a few minutes.",
-    ),
-    (
-        "en",
-        "revoked",
-        "Your permit with code {code} ({label}) for {document} has been revoked. Do not go out on it.",
-    ),
-    (
-        "ru",
-        "granted",
-        "РАЗРЕШЕНИЕ ВЫДАНО: код {code} ({label}), {document}, {window}. Разрешение № {permit_id}",
-    ),
-    (
-        "ru",
-        "active",
-        "У вас уже есть разрешение: код {code} ({label}), {document}, {window}. Разрешение № {permit_id}",
-    ),
-    (
-        "ru",
-        "daily_limit",
-        "Отказано: {document} уже получил сегодня разрешение по коду {code} ({limit} в день). Попробуйте завтра.",
-    ),
-    (
-        "ru",
-        "outside_hours",
-        "Отказано: код {code} ({label}) выдаётся только {hours}.",
-    ),
-    (
-        "ru",
-        "code_disabled",
-        "Отказано: код {code} ({label}) сейчас не действует. Коды: {codes}.",
-    ),
-    (
-        "ru",
-        "blocked",
-        "Отказано: разрешение по коду {code} для {document} выдано быть не может.",
-    ),
-    (
-        "ru",
-        "invalid",
-        "Сообщение не распознано. Отправьте: КОД СЕРИЯ НОМЕР, напр. {example}. Коды: {codes}.",
-    ),
-    (
-        "ru",
-        "empty",
-        "Пустое сообщение. Отправьте: КОД СЕРИЯ НОМЕР, напр. {example}. Коды: {codes}.",
-    ),
-    (
-        "ru",
-        "no_code",
-        "Начните с кода разрешения ({codes}), напр. {example}.",
-    ),
-    (
-        "ru",
-        "unknown_code",
-        "Кода {code} нет. Коды: {codes}. Напр. {example}.",
-    ),
-    (
-        "ru",
-        "no_document",
-        "После кода укажите серию и номер документа, напр. {example}.",
-    ),
-    (
-        "ru",
-        "unknown_series",
-        "Серия {series} не распознана. Серии: {series_list}. Напр. {example}.",
-    ),
-    (
-        "ru",
-        "no_number",
-        "После {series} укажите номер документа, напр. {example}.",
-    ),
-    (
-        "ru",
-        "wrong_digit_count",
-        "Номер {series} состоит из {expected} цифр, вы отправили {got}. Напр. {example}.",
-    ),
-    (
-        "ru",
-        "try_later",
-        "Сейчас не удалось обработать запрос. Отправьте его снова через несколько минут.",
-    ),
-    (
-        "ru",
-        "revoked",
-        "Ваше разрешение с кодом {code} ({label}) для {document} аннулировано. Не выходите по нему.",
-    ),
-];
+/// The language a template is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lang {
+    /// Azerbaijani.
+    Az,
+    /// English.
+    En,
+    /// Russian.
+    Ru,
+    /// A tag the gateway does not have (an override the simulator reads as given).
+    Other,
+}
+
+impl Lang {
+    /// The tag as in config (`az`, `en`, `ru`).
+    pub fn parse(tag: &str) -> Lang {
+        match tag {
+            "az" => Lang::Az,
+            "en" => Lang::En,
+            "ru" => Lang::Ru,
+            _ => Lang::Other,
+        }
+    }
+
+    /// The tag.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::Az => "az",
+            Lang::En => "en",
+            Lang::Ru => "ru",
+            Lang::Other => "other",
+        }
+    }
+}
 
 /// The variables whose values the ledger checks; the rest only need to match something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,6 +194,7 @@ enum Piece {
 #[derive(Debug, Clone)]
 struct Template {
     key: Key,
+    lang: Lang,
     pieces: Vec<Piece>,
 }
 
@@ -391,12 +249,31 @@ pub struct Classified {
     pub document: Option<String>,
     /// Length of the validity window it prints, in minutes (modulo a day).
     pub window_minutes: Option<u32>,
+    /// The language of the template it matched.
+    pub lang: Lang,
+    /// A family reply's lines, one per document in reply order (empty for other replies).
+    pub lines: Vec<Line>,
+}
+
+/// One line of a family reply: a document and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The outcome ([`Class::Refused`] where the line gives no reason).
+    pub class: Class,
+    /// The document it names, as printed.
+    pub document: Option<String>,
+    /// Length of its validity window in minutes, for a grant or an active permit.
+    pub window_minutes: Option<u32>,
 }
 
 /// Every template of every language, ready to match replies.
 #[derive(Debug, Clone)]
 pub struct Classifier {
     templates: Vec<Template>,
+    /// The lines of family replies.
+    lines: Vec<Template>,
+    /// The lines of status replies.
+    status: Vec<Template>,
 }
 
 /// Minutes since midnight of `HH:MM`.
@@ -421,28 +298,73 @@ impl Classifier {
                 }
             }
         }
-        let mut templates = Vec::new();
+        let (mut templates, mut lines, mut status) = (Vec::new(), Vec::new(), Vec::new());
         for (lang, key, text) in table {
-            // The header and lines of a family reply (several documents in one SMS): this
-            // population sends one document per SMS, so no whole reply is made of them.
-            if key == "family" || key.starts_with("family_") {
-                continue;
-            }
             let Some(k) = Key::parse(&key) else {
                 bail!("replies.{lang}.{key}: no such reply");
             };
-            templates.push(Template {
+            let t = Template {
                 key: k,
+                lang: Lang::parse(&lang),
                 pieces: parse_template(&text)?,
-            });
+            };
+            if k.is_status() {
+                status.push(t);
+            } else if k.is_line() {
+                lines.push(t);
+            } else {
+                templates.push(t);
+            }
         }
-        Ok(Classifier { templates })
+        Ok(Classifier {
+            templates,
+            lines,
+            status,
+        })
     }
 
     /// The template a reply came from and what it echoes; `None` if no template matches.
     pub fn classify(&self, text: &str) -> Option<Classified> {
+        let first = text.split('\n').next().unwrap_or("");
+        if let Some(head) = Self::find(&self.status, first)
+            && head.key != Key::StatusLine
+        {
+            let mut reply = Classified {
+                key: Key::Status,
+                lines: Vec::new(),
+                ..head
+            };
+            for line in text.split('\n') {
+                let line = Self::find(&self.status, line)?;
+                reply.lines.push(Line {
+                    class: line.key.class(),
+                    document: line.document,
+                    window_minutes: line.window_minutes,
+                });
+            }
+            return Some(reply);
+        }
+        if let Some((first, rest)) = text.split_once('\n')
+            && let Some(mut header) = Self::find(&self.templates, first)
+            && header.key == Key::Family
+        {
+            for line in rest.split('\n') {
+                let line = Self::find(&self.lines, line)?;
+                header.lines.push(Line {
+                    class: line.key.class(),
+                    document: line.document,
+                    window_minutes: line.window_minutes,
+                });
+            }
+            return Some(header);
+        }
+        Self::find(&self.templates, text).filter(|c| c.key != Key::Family)
+    }
+
+    /// The first of `templates` that matches the whole of `text`.
+    fn find(templates: &[Template], text: &str) -> Option<Classified> {
         let mut caps: Vec<(Var, &str)> = Vec::new();
-        for t in &self.templates {
+        for t in templates {
             if let Some(Piece::Lit(first)) = t.pieces.first()
                 && !text.starts_with(first.as_str())
             {
@@ -450,13 +372,13 @@ impl Classifier {
             }
             caps.clear();
             if matches(&t.pieces, text, &mut caps) {
-                return Some(Self::read(t.key, &caps));
+                return Some(Self::read(t.key, t.lang, &caps));
             }
         }
         None
     }
 
-    fn read(key: Key, caps: &[(Var, &str)]) -> Classified {
+    fn read(key: Key, lang: Lang, caps: &[(Var, &str)]) -> Classified {
         let get = |v: Var| caps.iter().find(|(w, _)| *w == v).map(|(_, s)| *s);
         let window = get(Var::Window)
             .and_then(|w| w.split_once('\u{2013}'))
@@ -467,6 +389,8 @@ impl Classifier {
             code: get(Var::Code).and_then(|c| c.parse().ok()),
             document: get(Var::Document).map(str::to_string),
             window_minutes: window,
+            lang,
+            lines: Vec::new(),
         }
     }
 }
@@ -601,7 +525,9 @@ mod tests {
                 key: Key::Parse(Reason::UnknownCode),
                 code: Some(7),
                 document: None,
-                window_minutes: None
+                window_minutes: None,
+                lang: Lang::Az,
+                lines: Vec::new(),
             }
         );
         assert_eq!(
@@ -611,6 +537,58 @@ mod tests {
             Key::Parse(Reason::Empty)
         );
         assert!(c.classify("hello").is_none());
+    }
+
+    #[test]
+    fn family_and_help_replies_are_read_line_by_line() {
+        let c = classifier("");
+        let text = "Code 2 (food, medicine, bank, post), 3 documents:\n\
+                    AZE 11111111: GRANTED 10:00\u{2013}13:00, no. K7QM-4RTX\n\
+                    AA 1234567: refused, today's permit already used (1 a day)\n\
+                    MYİ 7654321: refused";
+        let got = c.classify(text).unwrap();
+        assert_eq!(
+            (got.key, got.code, got.lang),
+            (Key::Family, Some(2), Lang::En)
+        );
+        let lines: Vec<(Class, Option<&str>, Option<u32>)> = got
+            .lines
+            .iter()
+            .map(|l| (l.class, l.document.as_deref(), l.window_minutes))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (Class::Granted, Some("AZE 11111111"), Some(180)),
+                (Class::DailyLimit, Some("AA 1234567"), None),
+                (Class::Refused, Some("MYİ 7654321"), None),
+            ]
+        );
+        let ru = "Код 1 (x), документов: 2:\nAA 1234567: уже выдано 22:30\u{2013}01:30, № A\n\
+                  DYİ 7654321: разрешение аннулировано";
+        let got = c.classify(ru).unwrap();
+        assert_eq!(got.lang, Lang::Ru);
+        assert_eq!(got.lines[0].class, Class::Active);
+        assert_eq!(got.lines[1].class, Class::Revoked);
+        // A line no template knows makes the whole reply unrecognised.
+        assert!(
+            c.classify("Kod 2 (x), 2 sənəd:\nAZE 11111111: bilinmir")
+                .is_none()
+        );
+        // A header alone is no reply.
+        assert!(c.classify("Kod 2 (x), 2 sənəd:").is_none());
+        let help = c
+            .classify(
+                "For a permit send: CODE SERIES NUMBER, e.g. 2 AZE 12345678. Codes: 1 (a), 2 (b).",
+            )
+            .unwrap();
+        assert_eq!((help.key, help.lang), (Key::Help, Lang::En));
+        assert_eq!(
+            c.classify("Send one code per message; you sent 2 and 3. E.g. 2 AZE 12345678.")
+                .unwrap()
+                .key,
+            Key::Parse(Reason::TwoCodes)
+        );
     }
 
     #[test]

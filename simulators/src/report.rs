@@ -218,6 +218,8 @@ pub struct Report {
     pub got: BTreeMap<String, u64>,
     /// MOs by origin in the traffic model.
     pub traffic: BTreeMap<String, u64>,
+    /// Replies by the language of their template (`az`, `en`, `ru`).
+    pub languages: BTreeMap<String, u64>,
     /// CPU shares.
     pub cpu: Cpu,
     /// Sessions that ended with an error.
@@ -339,6 +341,7 @@ impl Report {
             expected: stats.expected.clone(),
             got: stats.got.clone(),
             traffic: stats.origins.clone(),
+            languages: stats.languages.clone(),
             cpu: frame.cpu,
             session_errors: frame.session_errors,
             mismatches: stats.mismatch_list.clone(),

@@ -14,6 +14,9 @@ use std::path::Path;
 #[derive(Debug, Deserialize)]
 struct RawRules {
     timezone: Option<String>,
+    language: Option<String>,
+    max_documents_per_sms: Option<i64>,
+    max_documents_per_phone: Option<i64>,
     #[serde(default)]
     documents: Vec<RawDocument>,
     #[serde(default)]
@@ -47,6 +50,7 @@ struct RawCode {
     daily_limit: Option<RawLimit>,
     group: Option<String>,
     hours: Option<String>,
+    abuse_after: Option<i64>,
 }
 
 fn yes() -> bool {
@@ -137,6 +141,9 @@ pub struct Code {
     pub group: usize,
     /// When it may be granted; `None` for any hour.
     pub hours: Option<Hours>,
+    /// For a code without a daily limit: grants one document may have a day before the
+    /// next is refused as abuse.
+    pub abuse_after: Option<u32>,
 }
 
 /// A quota group: codes that share one daily limit (a code with its own limit is a group of
@@ -175,6 +182,15 @@ pub struct Rules {
     pub blocklist: Vec<Block>,
     /// `[replies.LANG]` template overrides: language tag -> key -> text.
     pub replies: BTreeMap<String, BTreeMap<String, String>>,
+    /// Most documents one text may name (`max_documents_per_sms`, default 5); a text with
+    /// more is refused as a whole.
+    pub max_documents: usize,
+    /// The rules file's `language` (`az` when absent): what the gateway answers in unless
+    /// an operator says otherwise, and the fallback of `auto`.
+    pub language: String,
+    /// Distinct documents one phone may get new permits for in a day
+    /// (`max_documents_per_phone`); the next is refused as abuse.
+    pub max_documents_per_phone: Option<u32>,
 }
 
 /// Normalises a printed series (`MYİ`, `myi`) to its ASCII key (`MYI`), as officials write
@@ -297,6 +313,11 @@ impl Rules {
                 validity_secs,
                 group,
                 hours,
+                abuse_after: match c.abuse_after {
+                    None => None,
+                    Some(n @ 1..=65_535) => Some(n as u32),
+                    Some(_) => bail!("codes.{k}.abuse_after: 1 to 65535"),
+                },
             });
         }
         if codes.is_empty() {
@@ -325,7 +346,19 @@ impl Rules {
                 codes: b.codes.clone(),
             });
         }
+        let max_documents = match raw.max_documents_per_sms {
+            None => 5,
+            Some(n @ 1..=10) => n as usize,
+            Some(_) => bail!("max_documents_per_sms: 1 to 10"),
+        };
         Ok(Rules {
+            language: raw.language.unwrap_or_else(|| "az".into()),
+            max_documents_per_phone: match raw.max_documents_per_phone {
+                None => None,
+                Some(n @ 1..=1000) => Some(n as u32),
+                Some(_) => bail!("max_documents_per_phone: 1 to 1000"),
+            },
+            max_documents,
             tz,
             kinds,
             codes,
@@ -363,6 +396,7 @@ mod tests {
         assert_eq!(r.groups[r.codes[1].group].limit, Some(1));
         assert_eq!(r.groups[r.codes[2].group].limit, None);
         assert_eq!(r.tz, chrono_tz::Asia::Baku);
+        assert_eq!(r.max_documents, 5);
     }
 
     #[test]

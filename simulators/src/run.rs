@@ -10,6 +10,7 @@
 //! gateway binding again) are served too.
 
 use crate::bind::{self, Plan, Role, Side, Slot, Slots};
+use crate::language::ReplyLanguage;
 use crate::ledger::Ledger;
 use crate::oracle::Oracle;
 use crate::population::Population;
@@ -90,6 +91,9 @@ pub struct Settings {
     pub tick: Duration,
     /// The traffic mix.
     pub mix: Mix,
+    /// The language the gateway answers in, if replies are to be checked for it
+    /// (`--reply-language`).
+    pub reply_language: Option<ReplyLanguage>,
     /// The gateway's pid for its CPU share; found from the listening port if `None`.
     pub gateway_pid: Option<u32>,
     /// Show a progress bar (only ever on a terminal).
@@ -136,6 +140,7 @@ impl Settings {
             drain: Duration::from_secs(10),
             tick: Duration::from_millis(1),
             mix: Mix::default(),
+            reply_language: None,
             gateway_pid: None,
             progress: true,
             report: None,
@@ -311,7 +316,12 @@ pub(crate) async fn run(
     let classifier = Classifier::new(&rules).context("reply templates")?;
     let pop = Arc::new(Population::new(&rules, settings.population, settings.seed)?);
     let oracle = Oracle::new(rules.clone(), &pop);
-    let ledger = Ledger::new(oracle, pop.clone(), rules.clone(), Instant::now());
+    let mut ledger = Ledger::new(oracle, pop.clone(), rules.clone(), Instant::now());
+    ledger.check_language(
+        settings
+            .reply_language
+            .map(|l| l.falling_back_to(&rules.language)),
+    );
     let shared = Arc::new(Shared {
         settings: settings.clone(),
         side,

@@ -6,7 +6,10 @@
 use icaze::config::Config;
 use icaze::gateway::Gateway;
 use icaze::permit::clock::SystemClock;
+use icaze_sim::language::ReplyLanguage;
 use icaze_sim::loadgen::{self, BindKind, Rate, Settings};
+use icaze_sim::replies::Lang;
+use icaze_sim::shapes::Shape;
 use icaze_sim::smsc;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -236,6 +239,122 @@ async fn loadgen_against_a_real_gateway_gets_every_reply_right() {
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
     gw.stop().await;
     assert_quick(started);
+}
+
+/// Issue 13 point 7: the newer shapes, families, help words and the refusals only several
+/// codes or documents earn, each predicted and checked (a family line by line), and under
+/// `language = "auto"` every reply in the language of its text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_new_shape_families_and_help_in_the_texts_language() {
+    let started = Instant::now();
+    let gw = gateway_with(&rules_path(), "language = \"auto\"").await;
+    let out = tempfile::tempdir().expect("temp dir");
+    let mut s = settings(gw.addr, out.path());
+    s.mix.shaped = 0.6;
+    s.mix.family = 0.2;
+    s.mix.help = 0.05;
+    s.mix.invalid = 0.15;
+    s.seed = 13;
+    s.reply_language = Some(ReplyLanguage::Auto(Lang::Az));
+    let report = loadgen::run(s).await.expect("loadgen runs");
+    println!("{}", report.summary());
+    assert_smoke_run(
+        &report,
+        &[
+            "granted",
+            "active",
+            "family",
+            "help",
+            "invalid:two_codes",
+            "invalid:ambiguous_number",
+            "invalid:too_many_documents",
+            "invalid:no_number",
+            "invalid:no_document",
+            "status",
+            "status_line",
+            "status_none",
+        ],
+    );
+    assert!(report.traffic["stranger"] > 5, "{:?}", report.traffic);
+    for shape in Shape::ALL {
+        let origin = format!("shaped:{}", shape.name());
+        assert!(
+            report.traffic.get(&origin).copied().unwrap_or(0) > 0,
+            "no {origin} in {:?}",
+            report.traffic
+        );
+    }
+    assert!(report.traffic["family"] > 100, "{:?}", report.traffic);
+    for lang in ["az", "en", "ru"] {
+        assert!(
+            report.languages.get(lang).copied().unwrap_or(0) > 10,
+            "few replies in {lang}: {:?}",
+            report.languages
+        );
+    }
+    gw.stop().await;
+    assert_quick(started);
+}
+
+/// Issue 13 points 6 and 7: abusive phones. Under `max_documents_per_phone = 2` a household
+/// asking for a third document the same day is refused as abuse, alone or as a family's
+/// line; under code 3's `abuse_after = 2` (with a validity of one second, so a repeat can
+/// be a new grant within the run) the abusers' third grant is refused. The oracle predicts
+/// each: zero mismatches, and `abuse` among the replies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abusive_phones_are_refused_as_predicted() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let rules = out.path().join("rules.toml");
+    let shipped = std::fs::read_to_string(rules_path()).expect("shipped rules");
+    let text = shipped
+        .replace(
+            "# max_documents_per_phone = 5",
+            "max_documents_per_phone = 2",
+        )
+        .replace("# abuse_after = 3", "abuse_after = 2");
+    // Code 3 (the only unlimited code) valid for a second.
+    let at = text.find("daily_limit = \"unlimited\"").expect("code 3");
+    let head = text[..at]
+        .rfind("validity = \"3h\"")
+        .expect("code 3 validity");
+    let text = format!(
+        "{}validity = \"1s\"{}",
+        &text[..head],
+        &text[head + "validity = \"3h\"".len()..]
+    );
+    assert!(text.contains("max_documents_per_phone = 2") && text.contains("abuse_after = 2"));
+    std::fs::write(&rules, text).expect("rules written");
+    let gw = gateway(&rules).await;
+    let mut s = settings(gw.addr, out.path());
+    s.rules = rules;
+    s.mix.family = 0.3;
+    s.mix.abuse = 0.1;
+    s.seed = 17;
+    let report = loadgen::run(s).await.expect("loadgen runs");
+    println!("{}", report.summary());
+    assert_clean(&report);
+    assert_got(&report, &["granted", "family", "abuse"]);
+    gw.stop().await;
+}
+
+/// A gateway answering in one language while the simulator expects another: every reply
+/// is a mismatch naming the language (the check is live, not vacuous).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_in_another_language_than_configured_are_mismatches() {
+    let gw = gateway_with(&rules_path(), "language = \"en\"").await;
+    let out = tempfile::tempdir().expect("temp dir");
+    let mut s = settings(gw.addr, out.path());
+    s.duration = Duration::from_millis(500);
+    s.reply_language = Some(ReplyLanguage::Fixed(Lang::Ru));
+    let report = loadgen::run(s).await.expect("loadgen runs");
+    assert!(!report.passed);
+    assert!(report.totals.mismatches > 0);
+    assert!(
+        report.mismatches[0].why.contains("answered in en, not ru"),
+        "{:?}",
+        report.mismatches[0]
+    );
+    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

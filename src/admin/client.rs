@@ -1,11 +1,16 @@
-//! A client of the admin API for the `icaze verify`, `revoke` and `block` commands: one
-//! request, its status and JSON answer, over hyper's HTTP/1.1 client.
+//! A client of the admin API for the `icaze verify`, `revoke`, `block`, `unblock` and
+//! `stats` commands: one request, its status and JSON answer, over one HTTP/1.1 connection
+//! (hyper), plain or HTTPS (rustls, trusting a `ca` file or the compiled-in roots).
 
+use crate::tls::Dialling;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
 use serde_json::Value;
+use std::path::PathBuf;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,8 @@ pub struct Reply {
 pub struct AdminClient {
     base: String,
     token: Option<String>,
+    /// The certificates an `https://` API must be signed by; `None`: the Mozilla roots.
+    ca: Option<PathBuf>,
 }
 
 impl AdminClient {
@@ -53,7 +60,24 @@ impl AdminClient {
         } else {
             format!("http://{base}")
         };
-        AdminClient { base, token }
+        AdminClient {
+            base,
+            token,
+            ca: None,
+        }
+    }
+
+    /// Trusts the certificates in `ca` (PEM) for an `https://` API, instead of the
+    /// compiled-in Mozilla roots (an admin certificate from an in-house CA, or the served
+    /// chain itself).
+    pub fn trusting(mut self, ca: Option<PathBuf>) -> Self {
+        self.ca = ca;
+        self
+    }
+
+    /// The URL requests go to (`http://…` or `https://…`, no trailing slash).
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Sends one request; `body` is sent as JSON when given.
@@ -64,7 +88,33 @@ impl AdminClient {
         body: Option<&Value>,
     ) -> Result<Reply, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut request = hyper::Request::builder().method(method).uri(&url);
+        let bad = |reason: String| ClientError::Request {
+            url: url.clone(),
+            reason,
+        };
+        let unreachable = |e: &dyn std::fmt::Display| ClientError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
+        let https = uri.scheme_str() == Some("https");
+        let host = uri
+            .host()
+            .ok_or_else(|| bad("no host".to_string()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header("host", authority);
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
@@ -77,16 +127,21 @@ impl AdminClient {
         };
         let request = request
             .body(Full::new(bytes))
-            .map_err(|e| ClientError::Request {
-                url: url.clone(),
-                reason: e.to_string(),
+            .map_err(|e| bad(e.to_string()))?;
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let response = if https {
+            let name = ServerName::try_from(host.clone()).map_err(|e| bad(e.to_string()))?;
+            let dialling = Dialling::new(name, self.ca.clone()).map_err(|e| bad(e.to_string()))?;
+            let tls = dialling.connect(tcp).await.map_err(|e| {
+                unreachable(&format!("TLS handshake with {host}:{port} failed: {e}"))
             })?;
-        let unreachable = |e: &dyn std::fmt::Display| ClientError::Unreachable {
-            url: url.clone(),
-            reason: e.to_string(),
-        };
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let response = client.request(request).await.map_err(|e| unreachable(&e))?;
+            send(tls, request).await
+        } else {
+            send(tcp, request).await
+        }
+        .map_err(|e| unreachable(&e))?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
@@ -99,6 +154,19 @@ impl AdminClient {
             json: serde_json::from_slice(&body).unwrap_or(Value::Null),
         })
     }
+}
+
+/// Sends `request` on a new HTTP/1.1 connection over `io`.
+async fn send<S>(
+    io: S,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(connection);
+    sender.send_request(request).await
 }
 
 /// `text` with every character but unreserved ones percent-encoded, for a path segment or

@@ -102,7 +102,7 @@ pub async fn follow_revocations(gateway: Arc<Gateway>, shutdown: CancellationTok
                     .engine
                     .record_grant(&rules, g.code, g.document, validity);
             }
-            permits.record(g.document, g.code, validity);
+            permits.record(g.document, g.code, validity, g.phone);
             permits.revoke(
                 r.id,
                 Revocation {

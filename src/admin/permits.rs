@@ -139,7 +139,7 @@ async fn find(
         // Written under another permit key: not a permit of this deployment.
         return Ok(None);
     }
-    permits.record(g.document, g.code, validity);
+    permits.record(g.document, g.code, validity, g.phone);
     if let Some((at, reason)) = revocation {
         permits.revoke(id, Revocation { reason, at });
     }
@@ -282,6 +282,7 @@ pub async fn revoke(
             code: p.code,
             from: p.validity.from,
             until: p.validity.until,
+            phone: p.phone,
         };
         state
             .gateway

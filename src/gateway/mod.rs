@@ -24,6 +24,7 @@
 //! acknowledged with that answer (so the operator does not resend it while Redis is away).
 
 pub mod admission;
+mod citizens;
 mod claims;
 pub mod connection;
 pub mod connector;

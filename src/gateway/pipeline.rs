@@ -28,19 +28,21 @@ use crate::permit::answer::{Verdict, reply_text, requests_of};
 use crate::permit::clock::Moment;
 use crate::permit::decision::{Decision, Denial, Outcome};
 use crate::permit::engine::permits::Revocation;
+use crate::permit::id::PhoneTag;
 use crate::permit::reply::Replier;
 use crate::permit::request::PermitRequest;
-use crate::permit::rules::Rules;
+use crate::permit::rules::{DailyLimit, Rules};
 use crate::smpp::Status;
 use crate::store::outbox::OwedReply;
 use crate::store::redis::RedisVerdict;
 use crate::store::{Store, StoreError, Tentative};
 use crate::telemetry::metrics::{Metrics, MoOutcome};
+use std::collections::HashMap;
 use std::ops::Range;
 
 /// What became of one MO before its reply is rendered.
 #[derive(Debug, Clone)]
-enum Answer {
+pub(super) enum Answer {
     /// Decided: the reply says so.
     Verdict(Verdict),
     /// A family (several documents in one text): every document decided, in text order;
@@ -121,18 +123,29 @@ impl Gateway {
         let parser = rules.parser();
         let mut slots = Vec::with_capacity(mos.len());
         let mut requests = Vec::with_capacity(mos.len());
+        // The asking phone of each request, as grants keep it (a keyed hash).
+        let mut phones = Vec::with_capacity(mos.len());
         for mo in mos {
             match requests_of(parser.parse(&mo.text)) {
                 Ok(family) => {
                     let first = requests.len();
                     requests.extend(family);
+                    phones.resize(requests.len(), self.key.phone_tag(&mo.source));
                     slots.push(Slot::Requests(first..requests.len()));
                 }
-                Err(verdict) => slots.push(Slot::Done(Answer::Verdict(verdict))),
+                Err(mut verdict) => {
+                    if matches!(verdict, Verdict::Status(_)) {
+                        let phone = self.key.phone_tag(&mo.source);
+                        self.status(&rules, &mut verdict, phone, now).await;
+                    }
+                    slots.push(Slot::Done(Answer::Verdict(verdict)));
+                }
             }
         }
         let mut answers: Vec<Option<Answer>> = vec![None; requests.len()];
-        let deferred = self.decide(&rules, now, &requests, &mut answers).await;
+        let deferred = self
+            .decide(&rules, now, &requests, &phones, &mut answers)
+            .await;
         self.revoked_elsewhere(&mut answers).await;
 
         // Every MO's answer and reply, then the replies made durable (with the deferred
@@ -175,7 +188,7 @@ impl Gateway {
                 if let Some(d) = &deferred {
                     for t in &d.tentative {
                         self.engine
-                            .record_grant(&rules, t.code, t.document, t.validity);
+                            .record_grant_by(&rules, t.code, t.document, t.validity, t.phone);
                     }
                 }
             }
@@ -285,6 +298,7 @@ impl Gateway {
                 MoOutcome::Invalid
             }
             Answer::Verdict(Verdict::Help) => MoOutcome::Help,
+            Answer::Verdict(Verdict::Status(_)) => MoOutcome::Status,
             Answer::TryLater => MoOutcome::TryLater,
             Answer::Refuse(_) => MoOutcome::Refused,
         };
@@ -305,17 +319,25 @@ impl Gateway {
     /// Decides `requests` for good, `answers[k]` for `requests[k]`: rounds of tentative
     /// decisions, claims and one store call each, until every request has an answer. Rounds
     /// after the first hold only the requests whose document was claimed.
+    ///
+    /// A possible grant the asking phone (`phones[k]`) may not have under
+    /// `max_documents_per_phone` is refused as abuse here, counting the documents of the
+    /// same phone granted earlier in this call as if they were committed already.
     async fn decide(
         &self,
         rules: &Rules,
         now: i64,
         requests: &[PermitRequest],
+        phones: &[PhoneTag],
         answers: &mut [Option<Answer>],
     ) -> Option<Deferred<'_>> {
         if requests.is_empty() {
             return None;
         }
         let moment = rules.calendar.moment(now);
+        // Documents each phone is being granted in this call (only kept under a limit).
+        let mut granting: HashMap<PhoneTag, Vec<crate::permit::document::Document>> =
+            HashMap::new();
         let mut round = self.claims.round();
         let mut decisions = Vec::with_capacity(requests.len());
         let mut pending: Vec<usize> = (0..requests.len()).collect();
@@ -346,14 +368,32 @@ impl Gateway {
                     answers[k] = Some(Answer::Verdict(Verdict::Decided(*decision)));
                     continue;
                 };
+                let phone = phones.get(k).copied().unwrap_or_default();
+                if rules.max_documents_per_phone.is_some() {
+                    let pending = granting.get(&phone).map_or(&[][..], Vec::as_slice);
+                    if !self
+                        .engine
+                        .phone_admits(rules, phone, decision.document, &moment, pending)
+                    {
+                        answers[k] = Some(Answer::Verdict(Verdict::Decided(Decision {
+                            outcome: Outcome::Denied(Denial::Abuse),
+                            ..*decision
+                        })));
+                        continue;
+                    }
+                }
                 if !self.claims.try_claim(&mut round, decision.document) {
                     waiting.push(k);
                     continue;
+                }
+                if rules.max_documents_per_phone.is_some() {
+                    granting.entry(phone).or_default().push(decision.document);
                 }
                 tentative.push(Tentative {
                     document: decision.document,
                     code: rule.code,
                     validity,
+                    phone,
                 });
                 sent.push(k);
             }
@@ -371,6 +411,10 @@ impl Gateway {
                 }
                 return Some(Deferred { tentative, round });
             }
+            if rules.max_documents_per_phone.is_some() {
+                self.phones_in_redis(rules, now, &mut tentative, &mut sent, answers)
+                    .await;
+            }
             let started = tokio::time::Instant::now();
             let decided = self.store.decide(rules, now, &tentative).await;
             if !tentative.is_empty() {
@@ -378,13 +422,32 @@ impl Gateway {
             }
             match decided {
                 Ok(verdicts) => {
+                    self.note_in_redis(rules, now, &tentative, &verdicts).await;
+                    // Each grant stands on its own: a shard that is away fails only its
+                    // asks, and what the others granted is granted.
+                    let mut failed: Vec<usize> = Vec::new();
+                    let mut error = None;
                     for ((t, &k), verdict) in tentative.iter().zip(&sent).zip(verdicts) {
-                        let outcome = self.commit(rules, t, verdict, &moment);
-                        answers[k] = Some(Answer::Verdict(Verdict::Decided(Decision {
-                            code: t.code,
-                            document: t.document,
-                            outcome,
-                        })));
+                        match verdict {
+                            Ok(verdict) => {
+                                let outcome = self.commit(rules, t, verdict, &moment);
+                                answers[k] = Some(Answer::Verdict(Verdict::Decided(Decision {
+                                    code: t.code,
+                                    document: t.document,
+                                    outcome,
+                                })));
+                            }
+                            Err(e) => {
+                                failed.push(k);
+                                error.get_or_insert(e);
+                            }
+                        }
+                    }
+                    if let Some(e) = error {
+                        let answer = self.failed(&StoreError::Redis(e), failed.len());
+                        for k in failed {
+                            answers[k] = Some(answer.clone());
+                        }
                     }
                 }
                 Err(e) => {
@@ -451,7 +514,7 @@ impl Gateway {
     }
 
     /// How the MOs of a round the store could not decide are answered.
-    fn failed(&self, error: &StoreError, mos: usize) -> Answer {
+    pub(super) fn failed(&self, error: &StoreError, mos: usize) -> Answer {
         let closed = error.is_closed();
         self.metrics.store_error(self.store.kind());
         tracing::error!(
@@ -474,7 +537,8 @@ impl Gateway {
     fn commit(&self, rules: &Rules, ask: &Tentative, verdict: RedisVerdict, m: &Moment) -> Outcome {
         match verdict {
             RedisVerdict::Granted(v) => {
-                self.engine.record_grant(rules, ask.code, ask.document, v);
+                self.engine
+                    .record_grant_by(rules, ask.code, ask.document, v, ask.phone);
                 Outcome::Granted(v)
             }
             RedisVerdict::Active(v) => {
@@ -489,6 +553,14 @@ impl Gateway {
                     self.engine.record_grant(rules, ask.code, ask.document, v);
                 }
                 Outcome::Active(v)
+            }
+            // An unlimited code's "limit" in Redis is its `abuse_after`.
+            RedisVerdict::DailyLimit { .. }
+                if rules
+                    .code(ask.code)
+                    .is_some_and(|r| r.limit == DailyLimit::Unlimited) =>
+            {
+                Outcome::Denied(Denial::Abuse)
             }
             RedisVerdict::DailyLimit { limit } => Outcome::Denied(Denial::DailyLimit { limit }),
         }
@@ -533,7 +605,8 @@ mod tests {
             .map(|t| request_of(rules.parser().parse(t)).expect("a request"))
             .collect();
         let mut answers = vec![None; requests.len()];
-        gw.decide(&rules, MONDAY_10AM, &requests, &mut answers)
+        let phones = vec![PhoneTag(1); requests.len()];
+        gw.decide(&rules, MONDAY_10AM, &requests, &phones, &mut answers)
             .await;
         answers
             .into_iter()

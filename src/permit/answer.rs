@@ -4,7 +4,8 @@
 use crate::permit::decision::{Decision, Outcome};
 use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
-use crate::permit::id::PermitKey;
+use crate::permit::engine::permits::Issued;
+use crate::permit::id::{PermitKey, PhoneTag};
 use crate::permit::reply::{Language, Replier};
 use crate::permit::request::{OneOrMore, ParseError, Parsed, PermitRequest};
 use crate::permit::rules::Rules;
@@ -24,6 +25,8 @@ pub enum Kind {
     Invalid,
     /// How the service works.
     Help,
+    /// A status request's answer: the asking phone's permits of today.
+    Status,
 }
 
 impl Kind {
@@ -35,6 +38,7 @@ impl Kind {
             Kind::Denied => "denied",
             Kind::Invalid => "invalid",
             Kind::Help => "help",
+            Kind::Status => "status",
         }
     }
 }
@@ -46,9 +50,11 @@ pub enum Verdict {
     Decided(Decision),
     /// The text is not a request.
     Invalid(ParseError),
-    /// A help word: the usage reply. A status request gets it too for now (status replies,
-    /// which must show only the asking phone's permits, are not built yet).
+    /// A help word: the usage reply.
     Help,
+    /// A status request: each document asked about (text order) with its permits of today
+    /// that the asking phone asked for (filled by [`fill_status`]; empty for a stranger).
+    Status(Vec<(Document, Vec<Issued>)>),
 }
 
 impl Verdict {
@@ -62,6 +68,7 @@ impl Verdict {
             },
             Verdict::Invalid(_) => Kind::Invalid,
             Verdict::Help => Kind::Help,
+            Verdict::Status(_) => Kind::Status,
         }
     }
 
@@ -73,7 +80,7 @@ impl Verdict {
                 _ => None,
             },
             Verdict::Invalid(e) => Some(e.reason()),
-            Verdict::Help => None,
+            Verdict::Help | Verdict::Status(_) => None,
         }
     }
 }
@@ -97,8 +104,30 @@ pub fn request_of(parsed: Result<Parsed, ParseError>) -> Result<PermitRequest, V
             }
             requests.into_iter().next().ok_or(Verdict::Help)
         }
-        Ok(Parsed::Help | Parsed::Status(_)) => Err(Verdict::Help),
+        Ok(Parsed::Help) => Err(Verdict::Help),
+        Ok(Parsed::Status(documents)) => Err(status_asked(documents)),
         Err(e) => Err(Verdict::Invalid(e)),
+    }
+}
+
+/// A status request's verdict before it is looked up: each document with no permits.
+fn status_asked(documents: OneOrMore<Document>) -> Verdict {
+    Verdict::Status(documents.into_iter().map(|d| (d, Vec::new())).collect())
+}
+
+/// Looks up a status request's permits: for each document, those of today that `phone`
+/// asked for (see [`QuotaEngine::status`]). Any other verdict is left as it is.
+pub fn fill_status(
+    engine: &QuotaEngine,
+    rules: &Rules,
+    verdict: &mut Verdict,
+    phone: PhoneTag,
+    now: i64,
+) {
+    if let Verdict::Status(documents) = verdict {
+        for (document, permits) in documents.iter_mut() {
+            *permits = engine.status(rules, *document, phone, now);
+        }
     }
 }
 
@@ -110,16 +139,28 @@ pub fn requests_of(
 ) -> Result<OneOrMore<PermitRequest>, Verdict> {
     match parsed {
         Ok(Parsed::Permits(requests)) => Ok(requests),
-        Ok(Parsed::Help | Parsed::Status(_)) => Err(Verdict::Help),
+        Ok(Parsed::Help) => Err(Verdict::Help),
+        Ok(Parsed::Status(documents)) => Err(status_asked(documents)),
         Err(e) => Err(Verdict::Invalid(e)),
     }
 }
 
-/// Parses and decides one text at `now` (Unix seconds).
-pub fn decide_text(engine: &QuotaEngine, rules: &Rules, text: &str, now: i64) -> Verdict {
+/// Parses and decides one text from `phone` at `now` (Unix seconds): a grant is committed
+/// at once with its phone (see [`QuotaEngine::decide_by`]), a status request answered
+/// from the engine's permit book.
+pub fn decide_text(
+    engine: &QuotaEngine,
+    rules: &Rules,
+    text: &str,
+    phone: PhoneTag,
+    now: i64,
+) -> Verdict {
     match request_of(rules.parser().parse(text)) {
-        Ok(request) => Verdict::Decided(engine.decide(rules, &request, now)),
-        Err(verdict) => verdict,
+        Ok(request) => Verdict::Decided(engine.decide_by(rules, &request, phone, now)),
+        Err(mut verdict) => {
+            fill_status(engine, rules, &mut verdict, phone, now);
+            verdict
+        }
     }
 }
 
@@ -130,6 +171,7 @@ pub fn reply_text(rules: &Rules, key: &PermitKey, lang: Language, verdict: &Verd
         Verdict::Decided(d) => replier.decision(lang, d),
         Verdict::Invalid(e) => replier.parse_error(lang, e),
         Verdict::Help => replier.help(lang),
+        Verdict::Status(documents) => replier.status(lang, documents),
     }
 }
 
@@ -160,7 +202,7 @@ impl Record {
         let reply = reply_text(rules, key, lang, verdict);
         let (code, document, validity): (Option<u8>, Option<Document>, _) = match verdict {
             Verdict::Decided(d) => (Some(d.code), Some(d.document), d.validity()),
-            Verdict::Invalid(_) | Verdict::Help => (None, None, None),
+            Verdict::Invalid(_) | Verdict::Help | Verdict::Status(_) => (None, None, None),
         };
         Record {
             outcome: verdict.kind(),

@@ -35,6 +35,10 @@ pub enum Denial {
     UnknownCode,
     /// The document's active permit of this code was revoked by an official.
     Revoked,
+    /// An abuse limit: the phone asked for more distinct documents today than
+    /// `max_documents_per_phone`, or the document had `abuse_after` grants of this
+    /// unlimited code today.
+    Abuse,
 }
 
 impl Denial {
@@ -47,6 +51,7 @@ impl Denial {
             Denial::Blocked => "blocked",
             Denial::UnknownCode => "unknown_code",
             Denial::Revoked => "revoked",
+            Denial::Abuse => "abuse",
         }
     }
 }

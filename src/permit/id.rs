@@ -20,6 +20,9 @@ const SPACE: u64 = 656_100_000_000;
 #[derive(Clone)]
 pub struct PermitKey {
     key: [u8; 32],
+    /// A second key from the same secret, for [`PermitKey::phone_tag`]: a phone's tag must
+    /// not be computable without the secret (phone numbers are few enough to try them all).
+    phone_key: [u8; 32],
 }
 
 impl fmt::Debug for PermitKey {
@@ -33,7 +36,38 @@ impl PermitKey {
     pub fn from_secret(secret: &[u8]) -> Self {
         PermitKey {
             key: blake3::derive_key("icaze 2020 permit id v1", secret),
+            phone_key: blake3::derive_key("icaze 2020 phone tag v1", secret),
         }
+    }
+
+    /// A phone number's tag: 64 bits of a keyed hash of the number written as digits only
+    /// (`+994 50 123-45-67`, `00994501234567` and `994501234567` are one phone), never 0 (0
+    /// means "no phone known"). Grants keep this instead of the number: enough to answer
+    /// "same phone?" for status requests and to count a phone's documents, in 8 bytes, and
+    /// useless to whoever reads a journal without the secret. The same on every node and
+    /// after a restart, as long as the secret is.
+    pub fn phone_tag(&self, msisdn: &str) -> PhoneTag {
+        let mut digits = [0u8; 32];
+        let mut n = 0;
+        for c in msisdn.chars().filter_map(|c| c.to_digit(10)) {
+            if n == digits.len() {
+                break;
+            }
+            digits[n] = b'0' + c as u8;
+            n += 1;
+        }
+        let mut number = &digits[..n];
+        // International prefix: 00994… is +994….
+        if number.starts_with(b"00") {
+            number = &number[2..];
+        }
+        if number.is_empty() {
+            return PhoneTag::NONE;
+        }
+        let hash = blake3::keyed_hash(&self.phone_key, number);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash.as_bytes()[..8]);
+        PhoneTag(u64::from_le_bytes(first).max(1))
     }
 
     /// The id of a permit: a MAC over what the reply prints (document, code, window).
@@ -60,6 +94,21 @@ impl PermitKey {
         until: i64,
     ) -> bool {
         self.permit_id(document, code, from, until) == id
+    }
+}
+
+/// The tag of the phone that asked for a grant (see [`PermitKey::phone_tag`]); 0 when not
+/// known (grants journaled before phones were kept, `icaze decide` without `--phone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct PhoneTag(pub u64);
+
+impl PhoneTag {
+    /// No phone known: matches no status request and counts against no phone.
+    pub const NONE: PhoneTag = PhoneTag(0);
+
+    /// Whether a phone is known.
+    pub fn is_known(self) -> bool {
+        self.0 != 0
     }
 }
 
@@ -138,5 +187,20 @@ mod tests {
         assert_ne!(forged, id);
         assert_eq!(PermitId::parse("O000-0000"), None);
         assert_eq!(PermitId::parse("ABCD-EFG"), None);
+    }
+
+    #[test]
+    fn phone_tags_ignore_how_the_number_is_written_and_need_the_key() {
+        let key = PermitKey::from_secret(b"test secret");
+        let tag = key.phone_tag("994501234567");
+        assert!(tag.is_known());
+        assert_eq!(key.phone_tag("+994 50 123-45-67"), tag);
+        assert_eq!(key.phone_tag("00994501234567"), tag);
+        assert_ne!(key.phone_tag("994501234568"), tag);
+        assert_ne!(
+            PermitKey::from_secret(b"guess").phone_tag("994501234567"),
+            tag
+        );
+        assert_eq!(key.phone_tag("no digits"), PhoneTag::NONE);
     }
 }

@@ -7,6 +7,8 @@
 pub use crate::permit::templates::{Language, ReplyKey, Template, Templates, Var};
 
 use crate::permit::decision::{Decision, Denial, Outcome};
+use crate::permit::document::Document;
+use crate::permit::engine::permits::Issued;
 use crate::permit::id::PermitKey;
 use crate::permit::request::{ParseError, detect_language};
 use crate::permit::rules::Rules;
@@ -184,6 +186,7 @@ impl<'a> Replier<'a> {
             Outcome::Denied(Denial::Blocked) => ReplyKey::Blocked,
             Outcome::Denied(Denial::UnknownCode) => ReplyKey::UnknownCode,
             Outcome::Denied(Denial::Revoked) => ReplyKey::Revoked,
+            Outcome::Denied(Denial::Abuse) => ReplyKey::Abuse,
         };
         self.rules
             .templates
@@ -212,6 +215,7 @@ impl<'a> Replier<'a> {
                 Outcome::Active(_) => ReplyKey::FamilyActive,
                 Outcome::Denied(Denial::DailyLimit { .. }) => ReplyKey::FamilyDailyLimit,
                 Outcome::Denied(Denial::Revoked) => ReplyKey::FamilyRevoked,
+                Outcome::Denied(Denial::Abuse) => ReplyKey::FamilyAbuse,
                 Outcome::Denied(_) => ReplyKey::FamilyRefused,
             };
             text.push('\n');
@@ -365,6 +369,52 @@ impl<'a> Replier<'a> {
                 }
                 other => self.common(other, out),
             })
+    }
+
+    /// The reply to a status request: for each document asked about, in text order, the
+    /// `status` line and one `status_line` per permit of today that this phone asked for
+    /// (code, window, id), or the `status_none` line. A stranger's request gets exactly
+    /// what a phone with no permits gets, so it learns nothing.
+    pub fn status(&self, lang: Language, documents: &[(Document, Vec<Issued>)]) -> String {
+        let templates = &self.rules.templates;
+        let mut text = String::new();
+        for (document, permits) in documents {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            let none = Decision {
+                code: 0,
+                document: *document,
+                outcome: Outcome::Denied(Denial::UnknownCode),
+            };
+            if permits.is_empty() {
+                text.push_str(
+                    &templates
+                        .get(lang, ReplyKey::StatusNone)
+                        .render(|var, out| self.decision_var(lang, &none, var, out)),
+                );
+                continue;
+            }
+            text.push_str(
+                &templates
+                    .get(lang, ReplyKey::Status)
+                    .render(|var, out| self.decision_var(lang, &none, var, out)),
+            );
+            for p in permits {
+                let permit = Decision {
+                    code: p.code,
+                    document: p.document,
+                    outcome: Outcome::Active(p.validity),
+                };
+                text.push('\n');
+                text.push_str(
+                    &templates
+                        .get(lang, ReplyKey::StatusLine)
+                        .render(|var, out| self.decision_var(lang, &permit, var, out)),
+                );
+            }
+        }
+        text
     }
 
     /// The "try again in a few minutes" reply, for when the store cannot decide.

@@ -14,6 +14,10 @@ use crate::permit::templates::{Language, Templates};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 
+/// The highest `max_documents_per_phone` a rules file may set: a phone's documents of the
+/// day are kept in a list this long at most.
+pub const MAX_DOCUMENTS_PER_PHONE: i64 = 1000;
+
 /// One problem in a rules file: the dotted key it concerns and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
@@ -67,6 +71,9 @@ pub struct CodeRule {
     pub shared: bool,
     /// When the code may be granted; `None` means at any hour.
     pub hours: Option<Hours>,
+    /// For a code without a daily limit (code 3, funerals): grants a document may have in
+    /// a day before the next is refused as abuse. `None`: no such limit.
+    pub abuse_after: Option<u32>,
 }
 
 /// Which codes a blocklist entry refuses.
@@ -112,6 +119,9 @@ pub struct Rules {
     /// The longest validity of any code, in seconds: state older than a day plus this is
     /// useless and dropped.
     pub longest_validity_secs: u32,
+    /// Distinct documents one phone may get permits for in a (local) day; the next is
+    /// refused as abuse. `None`: no limit.
+    pub max_documents_per_phone: Option<u32>,
     parser: Parser,
 }
 
@@ -286,6 +296,7 @@ struct RawRules {
     timezone: Option<String>,
     language: Option<String>,
     max_documents_per_sms: Option<i64>,
+    max_documents_per_phone: Option<i64>,
     #[serde(default)]
     documents: Vec<RawDocument>,
     #[serde(default)]
@@ -324,6 +335,7 @@ struct RawCode {
     daily_limit: Option<RawLimit>,
     group: Option<String>,
     hours: Option<String>,
+    abuse_after: Option<i64>,
     #[serde(default)]
     label: BTreeMap<String, String>,
 }
@@ -396,6 +408,20 @@ impl RawRules {
                     format!("{n} is not from 1 to {MAX_DOCUMENTS}"),
                 ));
                 DEFAULT_MAX_DOCUMENTS
+            }
+        };
+
+        let max_documents_per_phone = match self.max_documents_per_phone {
+            None => None,
+            Some(n) if (1..=MAX_DOCUMENTS_PER_PHONE).contains(&n) => Some(n as u32),
+            Some(n) => {
+                errors.push(RuleError::new(
+                    "max_documents_per_phone",
+                    format!(
+                        "{n} is not from 1 to {MAX_DOCUMENTS_PER_PHONE} (leave it out for no limit)"
+                    ),
+                ));
+                None
             }
         };
 
@@ -513,6 +539,21 @@ impl RawRules {
                 }
                 parsed
             });
+            let abuse_after = c.abuse_after.and_then(|n| {
+                let key = format!("{key}.abuse_after");
+                if limit != DailyLimit::Unlimited || shared || c.group.is_some() {
+                    errors.push(RuleError::new(
+                        key,
+                        "only a code with daily_limit = \"unlimited\" of its own may set abuse_after",
+                    ));
+                    None
+                } else if (1..=i64::from(u16::MAX)).contains(&n) {
+                    Some(n as u32)
+                } else {
+                    errors.push(RuleError::new(key, format!("{n} is not from 1 to 65535")));
+                    None
+                }
+            });
             let mut labels: [String; Language::COUNT] = Default::default();
             for lang in Language::ALL {
                 match c.label.get(lang.tag()) {
@@ -539,6 +580,7 @@ impl RawRules {
                 group_tag: code,
                 shared,
                 hours,
+                abuse_after,
             });
         }
         // A group's tag is its lowest code; a group with one code is not shared.
@@ -620,6 +662,7 @@ impl RawRules {
             blocklist,
             templates,
             longest_validity_secs,
+            max_documents_per_phone,
         })
     }
 }
@@ -669,6 +712,52 @@ mod tests {
         for bad in ["0", "11", "-1"] {
             let errs = rules(&format!("max_documents_per_sms = {bad}")).expect_err(bad);
             assert_eq!(errs[0].key, "max_documents_per_sms", "{bad}");
+        }
+    }
+
+    #[test]
+    fn abuse_limits_are_read_and_bad_values_name_their_key() {
+        let rules = |top: &str, code3: &str| {
+            Rules::from_toml(&format!(
+                "{top}\n[[documents]]\nseries = \"AZE\"\ndigits = [8]\n\
+                 [codes.2]\nname = \"food\"\nvalidity = \"3h\"\ndaily_limit = 1\n\
+                 [codes.3]\nname = \"funeral\"\nvalidity = \"3h\"\n{code3}\n"
+            ))
+        };
+        let none = rules("", "daily_limit = \"unlimited\"").expect("valid");
+        assert_eq!(none.max_documents_per_phone, None);
+        assert_eq!(none.code(3).and_then(|c| c.abuse_after), None);
+        let set = rules(
+            "max_documents_per_phone = 3",
+            "daily_limit = \"unlimited\"\nabuse_after = 2",
+        )
+        .expect("valid");
+        assert_eq!(set.max_documents_per_phone, Some(3));
+        assert_eq!(set.code(3).and_then(|c| c.abuse_after), Some(2));
+        for (top, code3, key) in [
+            (
+                "max_documents_per_phone = 0",
+                "daily_limit = \"unlimited\"",
+                "max_documents_per_phone",
+            ),
+            (
+                "max_documents_per_phone = 1001",
+                "daily_limit = \"unlimited\"",
+                "max_documents_per_phone",
+            ),
+            (
+                "",
+                "daily_limit = \"unlimited\"\nabuse_after = 0",
+                "codes.3.abuse_after",
+            ),
+            (
+                "",
+                "daily_limit = 2\nabuse_after = 1",
+                "codes.3.abuse_after",
+            ),
+        ] {
+            let errs = rules(top, code3).expect_err(key);
+            assert_eq!(errs[0].key, key, "{top} {code3}: {errs:?}");
         }
     }
 

@@ -90,7 +90,11 @@ reply_keys! {
     TwoCodes => "two_codes", "Two different codes in one text.";
     AmbiguousNumber => "ambiguous_number", "A number two series could own.";
     TooManyDocuments => "too_many_documents", "More documents than one SMS may carry.";
-    Help => "help", "How to ask: a help word or a lone `?` (also status texts, until those get their own reply).";
+    Help => "help", "How to ask: a help word or a lone `?`.";
+    Abuse => "abuse", "Refused under an abuse limit (too many documents from one phone today, or `abuse_after` grants of an unlimited code).";
+    Status => "status", "A status request's line for a document with permits asked from this phone today (then one `status_line` each).";
+    StatusLine => "status_line", "One permit in a status reply.";
+    StatusNone => "status_none", "A status request's line for a document with no permit asked from this phone today (also what a stranger gets).";
     TryLater => "try_later", "The gateway cannot decide now (store unavailable).";
     Revoked => "revoked", "A repeat of a permit an official revoked.";
     Family => "family", "The first line of a family reply (several documents in one text): the code and how many documents.";
@@ -99,6 +103,7 @@ reply_keys! {
     FamilyDailyLimit => "family_daily_limit", "A family reply's line for a document whose daily limit is used.";
     FamilyRevoked => "family_revoked", "A family reply's line for a document whose permit was revoked.";
     FamilyRefused => "family_refused", "A family reply's line for a document refused otherwise (blocked, hours, code off).";
+    FamilyAbuse => "family_abuse", "A family reply's line for a document refused under an abuse limit.";
 }
 
 macro_rules! vars {
@@ -594,6 +599,81 @@ const DEFAULTS: &[(Language, ReplyKey, &str)] = &[
         "{document}: разрешение аннулировано",
     ),
     (Language::Ru, ReplyKey::FamilyRefused, "{document}: отказ"),
+    (
+        Language::Az,
+        ReplyKey::Abuse,
+        "İcazə verilmədi: {document} üçün kod {code} üzrə sorğular həddi aşıb (sui-istifadə). İcazə qəbul edilmir.",
+    ),
+    (
+        Language::En,
+        ReplyKey::Abuse,
+        "Refused: too many requests (abuse limit) for code {code}, {document}. The permit is not accepted.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::Abuse,
+        "Отказ: превышен предел запросов (злоупотребление) по коду {code}, {document}. Разрешение не принято.",
+    ),
+    (
+        Language::Az,
+        ReplyKey::FamilyAbuse,
+        "{document}: verilmədi, sorğu həddi aşılıb",
+    ),
+    (
+        Language::En,
+        ReplyKey::FamilyAbuse,
+        "{document}: refused, abuse limit",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::FamilyAbuse,
+        "{document}: отказ, предел запросов",
+    ),
+    (
+        Language::Az,
+        ReplyKey::Status,
+        "{document}, bu gün bu nömrədən:",
+    ),
+    (
+        Language::En,
+        ReplyKey::Status,
+        "{document}, today from this phone:",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::Status,
+        "{document}, сегодня с этого номера:",
+    ),
+    (
+        Language::Az,
+        ReplyKey::StatusLine,
+        "kod {code} {window}, № {permit_id}",
+    ),
+    (
+        Language::En,
+        ReplyKey::StatusLine,
+        "code {code} {window}, no. {permit_id}",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::StatusLine,
+        "код {code} {window}, № {permit_id}",
+    ),
+    (
+        Language::Az,
+        ReplyKey::StatusNone,
+        "{document}: bu gün bu nömrədən icazə yoxdur.",
+    ),
+    (
+        Language::En,
+        ReplyKey::StatusNone,
+        "{document}: no permits today from this phone.",
+    ),
+    (
+        Language::Ru,
+        ReplyKey::StatusNone,
+        "{document}: сегодня с этого номера разрешений нет.",
+    ),
 ];
 
 impl Templates {

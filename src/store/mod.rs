@@ -17,7 +17,7 @@ use crate::permit::document::Document;
 use crate::permit::engine::QuotaEngine;
 use crate::permit::engine::blocks::{Block, from_words, words};
 use crate::permit::engine::permits::Revocation;
-use crate::permit::id::PermitId;
+use crate::permit::id::{PermitId, PhoneTag};
 use crate::permit::rules::Rules;
 use journal::{BlockRecord, Journal, JournalError, RevocationRecord};
 use outbox::OwedReply;
@@ -38,6 +38,9 @@ pub struct GrantRecord {
     pub from: i64,
     /// Valid until, Unix seconds.
     pub until: i64,
+    /// The phone that asked ([`PhoneTag::NONE`] in records written before phones were
+    /// kept): rebuilt into the permit book and the phone's documents of the day.
+    pub phone: PhoneTag,
 }
 
 /// A grant the engine would make, handed to the store before anything is committed.
@@ -49,6 +52,8 @@ pub struct Tentative {
     pub code: u8,
     /// The permit's window as this node's engine computed it (what the journal writes).
     pub validity: Validity,
+    /// The phone that asked.
+    pub phone: PhoneTag,
 }
 
 /// Where grants become durable.
@@ -157,7 +162,7 @@ impl Store {
             rules.longest_validity_secs,
         )?;
         for g in &replayed.grants {
-            engine.record_grant(
+            engine.record_grant_by(
                 rules,
                 g.code,
                 g.document,
@@ -165,6 +170,7 @@ impl Store {
                     from: g.from,
                     until: g.until,
                 },
+                g.phone,
             );
         }
         if let Some(permits) = engine.permits() {
@@ -255,13 +261,15 @@ impl Store {
     /// and grants them as the engine computed; Redis decides each against the shared state
     /// (another node may have granted first: then the verdict says active or limit used);
     /// volatile grants them. On an error nothing of the round is durable (or, with Redis,
-    /// known to be), and the caller must commit nothing.
+    /// known to be), and the caller must commit nothing. With Redis each grant has its own
+    /// result: when one shard of a cluster is away only its grants fail (`Err` of
+    /// [`RedisError`]), and what the healthy shards granted is granted.
     pub async fn decide(
         &self,
         rules: &Rules,
         now: i64,
         grants: &[Tentative],
-    ) -> Result<Vec<RedisVerdict>, StoreError> {
+    ) -> Result<Vec<Result<RedisVerdict, RedisError>>, StoreError> {
         if grants.is_empty() {
             return Ok(Vec::new());
         }
@@ -274,6 +282,7 @@ impl Store {
                         code: g.code,
                         from: g.validity.from,
                         until: g.validity.until,
+                        phone: g.phone,
                     })
                     .collect();
                 journal.append_owned(records).await?;
@@ -300,7 +309,7 @@ impl Store {
                         reason: "a tentative grant names a code the rules do not have".into(),
                     }));
                 }
-                Ok(redis.decide(&asks).await?)
+                Ok(redis.decide_each(&asks).await)
             }
             Store::Volatile => Ok(granted(grants)),
         }
@@ -335,6 +344,7 @@ impl Store {
                         code: g.code,
                         from: g.validity.from,
                         until: g.validity.until,
+                        phone: g.phone,
                     })
                     .collect();
                 Ok(journal
@@ -473,10 +483,10 @@ impl Store {
     }
 }
 
-fn granted(grants: &[Tentative]) -> Vec<RedisVerdict> {
+fn granted(grants: &[Tentative]) -> Vec<Result<RedisVerdict, RedisError>> {
     grants
         .iter()
-        .map(|g| RedisVerdict::Granted(g.validity))
+        .map(|g| Ok(RedisVerdict::Granted(g.validity)))
         .collect()
 }
 

@@ -30,8 +30,10 @@ pub enum MoOutcome {
     Denied,
     /// Not a request (a hint was sent).
     Invalid,
-    /// A help (or status) text: the usage reply.
+    /// A help text: the usage reply.
     Help,
+    /// A status request: the phone's permits of today.
+    Status,
     /// The store could not decide in time: "try again later".
     TryLater,
     /// Not acknowledged (the store failed): the operator resends.
@@ -43,12 +45,13 @@ pub enum MoOutcome {
 }
 
 impl MoOutcome {
-    const ALL: [MoOutcome; 9] = [
+    const ALL: [MoOutcome; 10] = [
         MoOutcome::Granted,
         MoOutcome::Active,
         MoOutcome::Denied,
         MoOutcome::Invalid,
         MoOutcome::Help,
+        MoOutcome::Status,
         MoOutcome::TryLater,
         MoOutcome::Refused,
         MoOutcome::QueueFull,
@@ -62,6 +65,7 @@ impl MoOutcome {
             MoOutcome::Denied => "denied",
             MoOutcome::Invalid => "invalid",
             MoOutcome::Help => "help",
+            MoOutcome::Status => "status",
             MoOutcome::TryLater => "try_later",
             MoOutcome::Refused => "refused",
             MoOutcome::QueueFull => "queue_full",
@@ -76,7 +80,7 @@ pub const BIND_KINDS: [&str; 3] = ["transmitter", "receiver", "transceiver"];
 /// One operator's (or connector's) handles, made when it is set up.
 #[derive(Debug, Clone)]
 pub struct OperatorMetrics {
-    mos: [Counter; 9],
+    mos: [Counter; 10],
     /// Binds up now, by kind ([`BIND_KINDS`] order).
     pub binds: [Gauge; 3],
     /// Replies waiting in its queue (read at scrape time).

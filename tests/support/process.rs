@@ -172,6 +172,11 @@ impl Icaze {
         }
     }
 
+    /// The process id (to read its /proc entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGHUP (reload rules and certificates).
     pub fn hangup(&self) {
         let status = Command::new("kill")

@@ -289,6 +289,10 @@ impl RedisCluster {
                         &bus,
                         "--cluster-node-timeout",
                         "2000",
+                        // The healthy primaries go on serving their slots while one is
+                        // away, as a deployment that wants no head-of-line blocking sets.
+                        "--cluster-require-full-coverage",
+                        "no",
                     ],
                 )
             })

@@ -49,6 +49,7 @@
 mod batch;
 pub mod blocks;
 pub mod permits;
+pub mod phones;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -56,11 +57,13 @@ mod tests;
 use crate::permit::clock::Moment;
 pub use crate::permit::decision::{Decision, Denial, Outcome, Validity};
 use crate::permit::document::Document;
+use crate::permit::id::PhoneTag;
 use crate::permit::request::PermitRequest;
 use crate::permit::rules::{CodeRule, Rules};
 pub use batch::BatchScratch;
 use blocks::Blocks;
-use permits::Permits;
+use permits::{Issued, Permits};
+use phones::Phones;
 use std::cmp::Ordering;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use table::{Entry, SWEEP_CHUNK, Table, encode_span, key, probes, to_u32};
@@ -124,6 +127,8 @@ pub struct QuotaEngine {
     permits: Option<Permits>,
     /// Documents blocked at run time, on top of the rules file's blocklist.
     blocks: Blocks,
+    /// Each phone's documents of the day, for `max_documents_per_phone`.
+    phones: Phones,
 }
 
 impl Default for QuotaEngine {
@@ -158,6 +163,7 @@ impl QuotaEngine {
             hasher,
             permits: None,
             blocks: Blocks::default(),
+            phones: Phones::default(),
         }
     }
 
@@ -175,6 +181,70 @@ impl QuotaEngine {
     /// The permit book, if this engine keeps one (see [`QuotaEngine::with_permits`]).
     pub fn permits(&self) -> Option<&Permits> {
         self.permits.as_ref()
+    }
+
+    /// Each phone's documents of the day (see [`Phones`]).
+    pub fn phones(&self) -> &Phones {
+        &self.phones
+    }
+
+    /// Whether `phone` may get a new permit for `document` at `m` under the rules'
+    /// `max_documents_per_phone` (see [`Phones::admits`]; `pending`: documents of the same
+    /// phone about to be granted alongside). A caller asks this of each possible grant
+    /// before it goes to the store, and refuses with [`Denial::Abuse`] when not.
+    pub fn phone_admits(
+        &self,
+        rules: &Rules,
+        phone: PhoneTag,
+        document: Document,
+        m: &Moment,
+        pending: &[Document],
+    ) -> bool {
+        match rules.max_documents_per_phone {
+            None => true,
+            Some(max) => self
+                .phones
+                .admits(phone, document, m.day_start, max, pending),
+        }
+    }
+
+    /// A status request: the permits of `document` issued today (at `now`) that `phone`
+    /// asked for, oldest first. Empty for a stranger's phone, an unknown phone, or an engine
+    /// without a permit book. Uses no quota.
+    pub fn status(
+        &self,
+        rules: &Rules,
+        document: Document,
+        phone: PhoneTag,
+        now: i64,
+    ) -> Vec<Issued> {
+        let since = rules.calendar.moment(now).day_start;
+        self.permits
+            .as_ref()
+            .map(|p| p.of_phone(document, phone, since))
+            .unwrap_or_default()
+    }
+
+    /// Decides one request from `phone` and commits a grant at once, its phone recorded:
+    /// for callers with no store between deciding and committing (`icaze decide`,
+    /// `icaze replay`, tests). The gateway does the same in two steps around its store.
+    pub fn decide_by(
+        &self,
+        rules: &Rules,
+        request: &PermitRequest,
+        phone: PhoneTag,
+        now: i64,
+    ) -> Decision {
+        let m = rules.calendar.moment(now);
+        let mut decision = self.peek_at(rules, request.code, request.document, &m);
+        if let Outcome::Granted(v) = decision.outcome {
+            if self.phone_admits(rules, phone, request.document, &m, &[]) {
+                self.record_grant_by(rules, request.code, request.document, v, phone);
+            } else {
+                decision.outcome = Outcome::Denied(Denial::Abuse);
+            }
+        }
+        decision
     }
 
     /// The run-time blocklist (the admin API's), checked beside the rules file's.
@@ -250,13 +320,27 @@ impl QuotaEngine {
     /// earlier day than the one already counted, that outlasts the stored permit. One engine
     /// never makes such a pair (it re-sends the active permit instead), so it is ignored.
     pub fn record_grant(&self, rules: &Rules, code: u8, document: Document, validity: Validity) {
+        self.record_grant_by(rules, code, document, validity, PhoneTag::NONE);
+    }
+
+    /// [`QuotaEngine::record_grant`] of a grant `phone` asked for: the permit book keeps the
+    /// phone's tag (for status requests) and the phone's documents of the day count it.
+    pub fn record_grant_by(
+        &self,
+        rules: &Rules,
+        code: u8,
+        document: Document,
+        validity: Validity,
+        phone: PhoneTag,
+    ) {
         let Some(rule) = rules.code(code) else {
             return;
         };
         if let Some(permits) = &self.permits {
-            permits.record(document, code, validity);
+            permits.record(document, code, validity, phone);
         }
         let at = rules.calendar.moment(validity.from);
+        self.phones.record(phone, document, at.day_start);
         let issued = to_u32(validity.from);
         let until = to_u32(validity.until);
         let secs = until.saturating_sub(issued);
@@ -317,7 +401,7 @@ impl QuotaEngine {
     }
 
     /// Drops state that can no longer change a decision: counts from an earlier day whose
-    /// permit has expired. Call it now and then (the gateway does every minute). It holds
+    /// permit has expired, phones' documents of an earlier day. Call it now and then (the gateway does every minute). It holds
     /// one shard's lock for at most a few thousand buckets at a time, and deletes in place:
     /// tables keep their size, since tomorrow's traffic refills them and growing again would
     /// cost rehashing.
@@ -342,7 +426,7 @@ impl QuotaEngine {
             let yesterday = rules.calendar.moment(day_start - 1).day_start;
             dropped += permits.sweep(yesterday, now);
         }
-        dropped
+        dropped + self.phones.sweep(day_start)
     }
 
     /// Entries held (for metrics and the memory benchmark).

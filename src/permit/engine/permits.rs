@@ -13,7 +13,7 @@
 
 use crate::permit::decision::Validity;
 use crate::permit::document::Document;
-use crate::permit::id::{PermitId, PermitKey};
+use crate::permit::id::{PermitId, PermitKey, PhoneTag};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
@@ -32,6 +32,9 @@ pub struct Issued {
     pub code: u8,
     /// Its window; `from` is also when it was issued.
     pub validity: Validity,
+    /// The phone that asked for it ([`PhoneTag::NONE`] if not known): a status request
+    /// lists only its own phone's permits.
+    pub phone: PhoneTag,
 }
 
 /// Why and when a permit was revoked.
@@ -87,13 +90,23 @@ impl Permits {
             .permit_id(document, code, validity.from, validity.until)
     }
 
-    /// Records a grant (again: recording the same grant twice keeps one).
-    pub fn record(&self, document: Document, code: u8, validity: Validity) -> PermitId {
+    /// Records a grant (again: recording the same grant twice keeps one; a phone learnt
+    /// later, e.g. the journal's record after another node's, fills in an unknown one).
+    pub fn record(
+        &self,
+        document: Document,
+        code: u8,
+        validity: Validity,
+        phone: PhoneTag,
+    ) -> PermitId {
         let id = self.id_of(document, code, validity);
         {
             let mut docs = lock(&self.by_document[shard_of(document.packed())]);
             let list = docs.entry(document).or_default();
-            if list.iter().any(|p| p.id == id) {
+            if let Some(known) = list.iter_mut().find(|p| p.id == id) {
+                if !known.phone.is_known() {
+                    known.phone = phone;
+                }
                 return id;
             }
             list.push(Issued {
@@ -101,6 +114,7 @@ impl Permits {
                 document,
                 code,
                 validity,
+                phone,
             });
         }
         lock(&self.by_id[shard_of(id_bits(id))]).insert(id, document);
@@ -124,6 +138,18 @@ impl Permits {
             .cloned()
             .unwrap_or_default();
         list.sort_by_key(|p| (p.validity.from, p.code));
+        list
+    }
+
+    /// The permits of `document` issued from `since` (Unix seconds, the start of today) that
+    /// `phone` asked for, oldest first: a status reply's list. An unknown phone asks for
+    /// nothing and gets nothing.
+    pub fn of_phone(&self, document: Document, phone: PhoneTag, since: i64) -> Vec<Issued> {
+        if !phone.is_known() {
+            return Vec::new();
+        }
+        let mut list = self.of_document(document);
+        list.retain(|p| p.phone == phone && p.validity.from >= since);
         list
     }
 
@@ -235,9 +261,21 @@ mod tests {
             from: TEN,
             until: TEN + 3 * 3600,
         };
-        let id = book.record(doc(b"11111111"), 2, v);
-        assert_eq!(book.record(doc(b"11111111"), 2, v), id, "recorded once");
-        book.record(doc(b"22222222"), 2, v);
+        let phone = PhoneTag(7);
+        let id = book.record(doc(b"11111111"), 2, v, PhoneTag::NONE);
+        assert_eq!(
+            book.record(doc(b"11111111"), 2, v, phone),
+            id,
+            "recorded once"
+        );
+        assert_eq!(
+            book.of_phone(doc(b"11111111"), phone, TEN).len(),
+            1,
+            "phone filled in"
+        );
+        assert!(book.of_phone(doc(b"11111111"), PhoneTag(8), TEN).is_empty());
+        assert!(book.of_phone(doc(b"11111111"), phone, TEN + 1).is_empty());
+        book.record(doc(b"22222222"), 2, v, PhoneTag::NONE);
         let got = book.get(id).unwrap();
         assert_eq!(
             (got.document, got.code, got.validity),

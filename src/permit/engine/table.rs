@@ -476,7 +476,7 @@ pub(super) fn grant_probe(
     }
 }
 
-/// Permitted hours, then the daily limit, for a request with no active permit; the count
+/// Permitted hours, then the daily limit (or an unlimited code's `abuse_after`), for a request with no active permit; the count
 /// used today if a grant may follow.
 #[inline]
 pub(super) fn check_quota(rule: &CodeRule, used: u16, m: &Moment) -> Result<u16, Denial> {
@@ -489,6 +489,12 @@ pub(super) fn check_quota(rule: &CodeRule, used: u16, m: &Moment) -> Result<u16,
         && u32::from(used) >= limit
     {
         return Err(Denial::DailyLimit { limit });
+    }
+    // An unlimited code counts its grants all the same: past `abuse_after` it is abuse.
+    if let Some(after) = rule.abuse_after
+        && u32::from(used) >= after
+    {
+        return Err(Denial::Abuse);
     }
     Ok(used)
 }

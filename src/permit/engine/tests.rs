@@ -2,6 +2,7 @@
 
 use super::table::decode_span;
 use super::*;
+use crate::permit::id::PhoneTag;
 
 const RULES: &str = r#"
 timezone = "Asia/Baku"
@@ -626,4 +627,150 @@ fn a_revoked_permit_is_refused_on_every_path_while_others_stay_active() {
         ask(&e, &r, 2, mine, "2020-04-06T14:00:00+04:00"),
         Outcome::Denied(Denial::DailyLimit { .. })
     ));
+}
+
+/// [`RULES`] with the abuse limits of seed 004: three documents a phone a day, code 3 twice
+/// a document a day.
+fn abuse_rules() -> Rules {
+    let text = RULES
+        .replace(
+            "timezone = \"Asia/Baku\"",
+            "timezone = \"Asia/Baku\"\nmax_documents_per_phone = 3",
+        )
+        .replace(
+            "daily_limit = \"unlimited\"",
+            "daily_limit = \"unlimited\"\nabuse_after = 2",
+        );
+    Rules::from_toml(&text).unwrap()
+}
+
+fn key() -> crate::permit::id::PermitKey {
+    crate::permit::id::PermitKey::from_secret(b"engine citizens test")
+}
+
+fn by(e: &QuotaEngine, r: &Rules, code: u8, d: Document, phone: PhoneTag, t: &str) -> Outcome {
+    let request = PermitRequest {
+        code,
+        document: d,
+        extra: String::new(),
+    };
+    e.decide_by(r, &request, phone, at(t)).outcome
+}
+
+#[test]
+fn code_3_past_abuse_after_is_refused_as_abuse_until_the_next_day() {
+    let (e, r) = (QuotaEngine::new(), abuse_rules());
+    let d = doc("31313131");
+    let me = PhoneTag(5);
+    assert!(matches!(
+        by(&e, &r, 3, d, me, "2020-04-06T08:00:00+04:00"),
+        Outcome::Granted(_)
+    ));
+    assert!(matches!(
+        by(&e, &r, 3, d, me, "2020-04-06T11:00:00+04:00"),
+        Outcome::Granted(_)
+    ));
+    assert_eq!(
+        by(&e, &r, 3, d, me, "2020-04-06T14:00:00+04:00"),
+        Outcome::Denied(Denial::Abuse)
+    );
+    assert_eq!(
+        ask(&e, &r, 3, d, "2020-04-06T18:00:00+04:00"),
+        Outcome::Denied(Denial::Abuse),
+        "whatever phone asks"
+    );
+    assert!(matches!(
+        by(&e, &r, 3, d, me, "2020-04-07T08:00:00+04:00"),
+        Outcome::Granted(_)
+    ));
+    // Without abuse_after, code 3 stays unlimited.
+    let plain = QuotaEngine::new();
+    for hour in [8, 11, 14, 17] {
+        let t = format!("2020-04-06T{hour:02}:00:00+04:00");
+        assert!(matches!(
+            ask(&plain, &rules(), 3, d, &t),
+            Outcome::Granted(_)
+        ));
+    }
+}
+
+#[test]
+fn a_phone_past_max_documents_per_phone_is_refused_as_abuse() {
+    let (e, r) = (QuotaEngine::new(), abuse_rules());
+    let (me, other) = (PhoneTag(7), PhoneTag(8));
+    for n in 1..=3 {
+        let d = doc(&format!("4000000{n}"));
+        assert!(matches!(
+            by(&e, &r, 2, d, me, "2020-04-06T10:00:00+04:00"),
+            Outcome::Granted(_)
+        ));
+    }
+    let fourth = doc("40000004");
+    assert_eq!(
+        by(&e, &r, 2, fourth, me, "2020-04-06T10:05:00+04:00"),
+        Outcome::Denied(Denial::Abuse)
+    );
+    // A document it already had is answered as ever; another phone is not limited by it.
+    assert!(matches!(
+        by(&e, &r, 2, doc("40000001"), me, "2020-04-06T10:10:00+04:00"),
+        Outcome::Active(_)
+    ));
+    assert!(matches!(
+        by(&e, &r, 2, fourth, other, "2020-04-06T10:10:00+04:00"),
+        Outcome::Granted(_)
+    ));
+    // A refusal under the limit used no quota: the document is still free for its own phone.
+    let fifth = doc("40000005");
+    assert_eq!(
+        by(&e, &r, 2, fifth, me, "2020-04-06T10:15:00+04:00"),
+        Outcome::Denied(Denial::Abuse)
+    );
+    assert!(matches!(
+        by(&e, &r, 2, fifth, other, "2020-04-06T10:20:00+04:00"),
+        Outcome::Granted(_)
+    ));
+    // The next Baku day starts afresh.
+    assert!(matches!(
+        by(&e, &r, 2, doc("40000006"), me, "2020-04-07T00:00:00+04:00"),
+        Outcome::Granted(_)
+    ));
+}
+
+#[test]
+fn status_lists_only_the_asking_phones_permits_of_today_and_survives_a_replay() {
+    let (e, r) = (QuotaEngine::with_permits(0, key()), abuse_rules());
+    let d = doc("51515151");
+    let (me, stranger) = (PhoneTag(11), PhoneTag(12));
+    let t = "2020-04-06T10:00:00+04:00";
+    let Outcome::Granted(v2) = by(&e, &r, 2, d, me, t) else {
+        panic!()
+    };
+    let Outcome::Granted(v3) = by(&e, &r, 3, d, stranger, "2020-04-06T10:30:00+04:00") else {
+        panic!()
+    };
+    let mine = e.status(&r, d, me, at("2020-04-06T12:00:00+04:00"));
+    assert_eq!(mine.len(), 1);
+    assert_eq!((mine[0].code, mine[0].validity), (2, v2));
+    let theirs = e.status(&r, d, stranger, at("2020-04-06T12:00:00+04:00"));
+    assert_eq!(theirs.len(), 1);
+    assert_eq!((theirs[0].code, theirs[0].validity), (3, v3));
+    assert!(
+        e.status(&r, d, PhoneTag(13), at(t)).is_empty(),
+        "a stranger learns nothing"
+    );
+    assert!(e.status(&r, d, PhoneTag::NONE, at(t)).is_empty());
+    assert!(
+        e.status(&r, d, me, at("2020-04-07T09:00:00+04:00"))
+            .is_empty(),
+        "only today's"
+    );
+
+    // Rebuilt from grants with their phones (a journal replay), status and the phone's
+    // count come back.
+    let restored = QuotaEngine::with_permits(0, key());
+    restored.record_grant_by(&r, 2, d, v2, me);
+    restored.record_grant_by(&r, 3, d, v3, stranger);
+    assert_eq!(restored.status(&r, d, me, at(t)), mine);
+    let day = r.calendar.moment(at(t)).day_start;
+    assert_eq!(restored.phones().documents(me, day), 1);
 }

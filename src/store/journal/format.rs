@@ -4,6 +4,7 @@
 use super::error::JournalError;
 use super::{BlockChange, BlockRecord, RevocationRecord};
 use crate::permit::document::Document;
+use crate::permit::id::PhoneTag;
 use crate::store::GrantRecord;
 use crate::store::outbox::{self, OwedReply};
 use chrono::{Datelike, NaiveDate};
@@ -37,6 +38,10 @@ pub(super) const KIND_OUTBOX: u8 = b'O';
 const TAG_OWED: u8 = 5;
 /// Record tag of a reply settled (in `outbox.log`).
 const TAG_SETTLED: u8 = 6;
+/// Record tag of a grant with the tag of the phone that asked (what this build writes
+/// whenever the phone is known; tag 1 records, from before phones were kept or without a
+/// phone, are still read, as grants of no known phone).
+const TAG_GRANT_PHONE: u8 = 7;
 /// Tag, `u16` length and checksum around an outbox body.
 const OUTBOX_OVERHEAD: usize = 3 + 4;
 /// Bytes of the shortest outbox record (a settled one: an 8-byte id).
@@ -51,12 +56,16 @@ pub const REASON_BYTES: usize = 128;
 const REVOKE_BODY: usize = GRANT_BODY + 8 + 1 + REASON_BYTES;
 /// Body bytes of a grant record.
 const GRANT_BODY: usize = 8 + 1 + 8 + 8;
+/// Body bytes of a grant record with its phone's tag.
+const GRANT_PHONE_BODY: usize = GRANT_BODY + 8;
 /// Body bytes of a blocklist change record.
 const BLOCK_BODY: usize = 8 + 32 + 1 + 8;
 /// Tag, length and checksum around a body.
 const FRAME_OVERHEAD: usize = 2 + 4;
-/// Bytes of one grant record on disk.
+/// Bytes of one grant record without a phone on disk (the shortest grant record).
 pub(super) const GRANT_FRAME: usize = GRANT_BODY + FRAME_OVERHEAD;
+/// Bytes of one grant record with its phone's tag on disk.
+pub(super) const GRANT_PHONE_FRAME: usize = GRANT_PHONE_BODY + FRAME_OVERHEAD;
 /// Bytes of one blocklist change record on disk.
 pub(super) const BLOCK_FRAME: usize = BLOCK_BODY + FRAME_OVERHEAD;
 /// Bytes of one revocation record on disk.
@@ -135,18 +144,26 @@ pub(super) fn check_header(h: &[u8], path: &Path, kind: u8, day: i32) -> Result<
     Ok(())
 }
 
-/// Appends one framed grant to `out`.
+/// Appends one framed grant to `out`: tag 7 with the phone's tag when it is known, else
+/// the tag 1 record of a grant without one.
 pub(super) fn encode_grant(out: &mut Vec<u8>, g: &GrantRecord) {
-    let mut f = [0u8; GRANT_FRAME];
-    f[0] = TAG_GRANT;
-    f[1] = GRANT_BODY as u8;
+    let mut f = [0u8; GRANT_PHONE_FRAME];
+    let body = if g.phone.is_known() {
+        f[0] = TAG_GRANT_PHONE;
+        f[27..35].copy_from_slice(&g.phone.0.to_le_bytes());
+        GRANT_PHONE_BODY
+    } else {
+        f[0] = TAG_GRANT;
+        GRANT_BODY
+    };
+    f[1] = body as u8;
     f[2..10].copy_from_slice(&g.document.packed().to_le_bytes());
     f[10] = g.code;
     f[11..19].copy_from_slice(&g.from.to_le_bytes());
     f[19..27].copy_from_slice(&g.until.to_le_bytes());
-    let crc = crc32fast::hash(&f[..2 + GRANT_BODY]);
-    f[2 + GRANT_BODY..].copy_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&f);
+    let crc = crc32fast::hash(&f[..2 + body]);
+    f[2 + body..2 + body + 4].copy_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&f[..body + FRAME_OVERHEAD]);
 }
 
 /// Appends one framed blocklist change to `out`.
@@ -300,15 +317,33 @@ fn le_u64(b: &[u8]) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// A grant frame at the start of `buf`, if whole and valid.
-pub(super) fn decode_grant(buf: &[u8]) -> Option<GrantRecord> {
-    let b = frame_body(buf, TAG_GRANT, GRANT_BODY)?;
-    Some(GrantRecord {
+/// A grant frame at the start of `buf` (either tag), if whole and valid, and its length.
+pub(super) fn decode_grant_frame(buf: &[u8]) -> Option<(GrantRecord, usize)> {
+    let (b, len, phone) = match buf.first()? {
+        &TAG_GRANT_PHONE => {
+            let b = frame_body(buf, TAG_GRANT_PHONE, GRANT_PHONE_BODY)?;
+            (b, GRANT_PHONE_FRAME, PhoneTag(le_u64(&b[25..])))
+        }
+        _ => (
+            frame_body(buf, TAG_GRANT, GRANT_BODY)?,
+            GRANT_FRAME,
+            PhoneTag::NONE,
+        ),
+    };
+    let grant = GrantRecord {
         document: Document::from_packed(le_u64(&b[0..]))?,
         code: b[8],
         from: le_u64(&b[9..]) as i64,
         until: le_u64(&b[17..]) as i64,
-    })
+        phone,
+    };
+    Some((grant, len))
+}
+
+/// A grant frame at the start of `buf`, if whole and valid.
+#[cfg(test)]
+pub(super) fn decode_grant(buf: &[u8]) -> Option<GrantRecord> {
+    decode_grant_frame(buf).map(|(g, _)| g)
 }
 
 /// A blocklist change frame at the start of `buf`, if whole and valid.
@@ -338,6 +373,7 @@ pub(super) fn decode_revocation(buf: &[u8]) -> Option<RevocationRecord> {
             code: b[8],
             from: le_u64(&b[9..]) as i64,
             until: le_u64(&b[17..]) as i64,
+            phone: PhoneTag::NONE,
         },
         at: le_u64(&b[25..]) as i64,
         reason,
@@ -362,6 +398,41 @@ mod tests {
     }
 
     #[test]
+    fn grants_with_and_without_a_phone_round_trip_side_by_side() {
+        let old = GrantRecord {
+            document: Document::new(b"AZE", b"11111111").unwrap(),
+            code: 2,
+            from: morning(),
+            until: morning() + 3 * 3600,
+            phone: PhoneTag::NONE,
+        };
+        let new = GrantRecord {
+            phone: PhoneTag(0x1234_5678_9abc_def0),
+            ..old
+        };
+        let mut buf = Vec::new();
+        encode_grant(&mut buf, &old);
+        assert_eq!(
+            buf.len(),
+            GRANT_FRAME,
+            "a grant without a phone keeps the old record"
+        );
+        encode_grant(&mut buf, &new);
+        assert_eq!(buf.len(), GRANT_FRAME + GRANT_PHONE_FRAME);
+        assert_eq!(decode_grant_frame(&buf), Some((old, GRANT_FRAME)));
+        assert_eq!(
+            decode_grant_frame(&buf[GRANT_FRAME..]),
+            Some((new, GRANT_PHONE_FRAME))
+        );
+        buf[GRANT_FRAME + 30] ^= 1;
+        assert_eq!(
+            decode_grant_frame(&buf[GRANT_FRAME..]),
+            None,
+            "the phone is checksummed"
+        );
+    }
+
+    #[test]
     fn revocations_round_trip_and_long_reasons_are_cut() {
         let record = RevocationRecord {
             grant: GrantRecord {
@@ -369,6 +440,7 @@ mod tests {
                 code: 2,
                 from: morning(),
                 until: morning() + 3 * 3600,
+                phone: PhoneTag::NONE,
             },
             at: morning() + 60,
             reason: "ə".repeat(100),

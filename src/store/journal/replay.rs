@@ -7,8 +7,8 @@ use super::files::{
 use super::format::{
     BLOCK_ENTRY_FRAME, BLOCK_FRAME, BLOCKLIST_FILE, BLOCKLIST_TMP, BLOCKS_FILE, GRANT_FRAME,
     HEADER_LEN, KIND_BLOCKLIST, KIND_BLOCKS, KIND_GRANTS, KIND_REVOCATIONS, REVOCATIONS_FILE,
-    REVOKE_FRAME, check_header, decode_block, decode_block_entry, decode_grant, decode_revocation,
-    encode_block_entry, encode_revocation, header,
+    REVOKE_FRAME, check_header, decode_block, decode_block_entry, decode_grant_frame,
+    decode_revocation, encode_block_entry, encode_revocation, header,
 };
 use super::outbox::{self, OutboxLog};
 use super::writer::Writer;
@@ -69,12 +69,12 @@ impl Journal {
         let keep_from = first_kept_day(&calendar, now_unix, longest_validity_secs);
         replayed.removed_segments = remove_segments_before(&dir, keep_from)?;
         for (day, path) in list_segments(&dir)? {
-            let grants = load_file(
+            let grants = load_frames(
                 &path,
                 KIND_GRANTS,
                 day,
                 GRANT_FRAME,
-                decode_grant,
+                decode_grant_frame,
                 &mut replayed.damage,
             )?;
             replayed.grants.extend(grants);
@@ -598,7 +598,7 @@ mod tests {
                 encode_grant(&mut data, g);
             }
             let cut = HEADER_LEN + cut % (data.len() - HEADER_LEN + 1);
-            let scanned = scan(&data[..cut], GRANT_FRAME, decode_grant);
+            let scanned = scan(&data[..cut], GRANT_FRAME, super::super::format::decode_grant);
             let whole = (cut - HEADER_LEN) / GRANT_FRAME;
             proptest::prop_assert_eq!(&scanned.records[..], &grants[..whole]);
             proptest::prop_assert!(scanned.skipped.is_empty());
@@ -621,7 +621,7 @@ mod tests {
             let at = HEADER_LEN + at % (data.len() - HEADER_LEN);
             data[at] ^= xor;
             let hit = (at - HEADER_LEN) / GRANT_FRAME;
-            let scanned = scan(&data, GRANT_FRAME, decode_grant);
+            let scanned = scan(&data, GRANT_FRAME, super::super::format::decode_grant);
             let mut expected = grants.clone();
             expected.remove(hit);
             proptest::prop_assert_eq!(scanned.records, expected);

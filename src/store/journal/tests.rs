@@ -23,6 +23,7 @@ pub(super) fn grant(n: u64, from: i64) -> GrantRecord {
         code: (n % 3) as u8 + 1,
         from,
         until: from + i64::from(THREE_HOURS),
+        phone: crate::permit::id::PhoneTag::NONE,
     }
 }
 
@@ -100,6 +101,22 @@ async fn append_and_reopen_replays_in_order() {
     assert!(replayed.damage.is_empty());
     let len = fs::metadata(today_file(&data)).unwrap().len();
     assert_eq!(len, (HEADER_LEN + 100 * GRANT_FRAME) as u64);
+}
+
+#[tokio::test]
+async fn grants_keep_their_phone_beside_old_records_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), morning());
+    let old = grant(1, morning());
+    let with_phone = GrantRecord {
+        phone: crate::permit::id::PhoneTag(0xabcdef),
+        ..grant(2, morning() + 1)
+    };
+    journal.append(&[old, with_phone]).await.unwrap();
+    journal.close().await;
+    let (_journal, replayed) = open(dir.path(), morning() + 60);
+    assert_eq!(replayed.grants, vec![old, with_phone]);
+    assert!(replayed.damage.is_empty(), "{:?}", replayed.damage);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

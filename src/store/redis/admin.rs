@@ -142,7 +142,8 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// `DOCUMENT CODE FROM UNTIL` as the grant function writes it.
+/// `DOCUMENT CODE FROM UNTIL` as the grant function writes it (the phone is not in the
+/// index: status lists keep it, see `citizens.rs`).
 fn parse_permit(value: &str) -> Option<GrantRecord> {
     let mut f = value.split(' ');
     let grant = GrantRecord {
@@ -150,6 +151,7 @@ fn parse_permit(value: &str) -> Option<GrantRecord> {
         code: f.next()?.parse().ok()?,
         from: f.next()?.parse().ok()?,
         until: f.next()?.parse().ok()?,
+        phone: crate::permit::id::PhoneTag::NONE,
     };
     f.next().is_none().then_some(grant)
 }

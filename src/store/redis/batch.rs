@@ -115,27 +115,27 @@ pub(super) struct Pending {
 
 /// A job of a batch in flight.
 struct JobState {
-    verdicts: Vec<Option<RedisVerdict>>,
+    results: Vec<Option<Result<RedisVerdict, RedisError>>>,
     first: usize,
     left: usize,
-    done: Option<oneshot::Sender<Result<Vec<RedisVerdict>, RedisError>>>,
+    done: Option<oneshot::Sender<Vec<Result<RedisVerdict, RedisError>>>>,
 }
 
 impl JobState {
-    /// Sends the verdicts once every ask has one.
-    fn finish_if_complete(&mut self) {
+    /// Settles ask `i` of the batch (the job's `i - first`), and sends the results once
+    /// every ask has one. An ask that failed fails alone: the job's other asks are still
+    /// decided (and retried) as before.
+    fn settle(&mut self, i: usize, result: Result<RedisVerdict, RedisError>) {
+        let slot = &mut self.results[i - self.first];
+        if slot.is_none() {
+            *slot = Some(result);
+            self.left -= 1;
+        }
         if self.left == 0
             && let Some(done) = self.done.take()
         {
-            let verdicts = self.verdicts.iter().flatten().copied().collect();
-            let _ = done.send(Ok(verdicts));
-        }
-    }
-
-    /// Fails the job (its other asks are abandoned).
-    fn fail(&mut self, error: RedisError) {
-        if let Some(done) = self.done.take() {
-            let _ = done.send(Err(error));
+            let results = self.results.drain(..).flatten().collect();
+            let _ = done.send(results);
         }
     }
 
@@ -179,7 +179,7 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
     let mut states = Vec::with_capacity(jobs.len());
     for (j, job) in jobs.into_iter().enumerate() {
         states.push(JobState {
-            verdicts: vec![None; job.asks.len()],
+            results: vec![None; job.asks.len()],
             first: pending.len(),
             left: job.asks.len(),
             done: Some(job.done),
@@ -215,12 +215,8 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
                 continue;
             }
             match outcome {
-                AskOutcome::Done(verdict) => {
-                    state.verdicts[i - state.first] = Some(verdict);
-                    state.left -= 1;
-                    state.finish_if_complete();
-                }
-                AskOutcome::Failed(error) => state.fail(error),
+                AskOutcome::Done(verdict) => state.settle(i, Ok(verdict)),
+                AskOutcome::Failed(error) => state.settle(i, Err(error)),
                 AskOutcome::Retry(fault) => {
                     retry.push(i);
                     last_fault = Some(fault);
@@ -246,7 +242,7 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
             };
             tracing::warn!(asks = retry.len(), %error, "redis: asks failed after retrying");
             for &i in &retry {
-                states[pending[i].job].fail(error.clone());
+                states[pending[i].job].settle(i, Err(error.clone()));
             }
             return;
         }

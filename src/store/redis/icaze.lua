@@ -145,3 +145,40 @@ local function grant(keys, args)
 end
 
 redis.register_function('icaze_grant', grant)
+
+-- max_documents_per_phone for every node: KEYS[1] is the phone's set of documents of the
+-- day (icaze:phone:{TAG}); ARGV: the document, the limit, expire_at. Returns 1 if the phone
+-- may have the document (it has it already, or had fewer than the limit, and now has it),
+-- 0 if not (nothing changed).
+local function phone(keys, args)
+  if #keys ~= 1 or #args ~= 3 then
+    return redis.error_reply('ERR icaze_phone takes 1 key and 3 arguments')
+  end
+  if redis.call('SISMEMBER', keys[1], args[1]) == 1 then
+    return 1
+  end
+  if redis.call('SCARD', keys[1]) >= tonumber(args[2]) then
+    return 0
+  end
+  redis.call('SADD', keys[1], args[1])
+  redis.call('EXPIREAT', keys[1], args[3])
+  return 1
+end
+
+redis.register_function('icaze_phone', phone)
+
+-- A status request's index: KEYS[1] is a document's list of today's permits
+-- (icaze:{DOCUMENT}:status); ARGV: one entry "CODE FROM UNTIL PHONE" and expire_at. The
+-- entry is added once, whatever the retries.
+local function note(keys, args)
+  if #keys ~= 1 or #args ~= 2 then
+    return redis.error_reply('ERR icaze_note takes 1 key and 2 arguments')
+  end
+  if not redis.call('LPOS', keys[1], args[1]) then
+    redis.call('RPUSH', keys[1], args[1])
+  end
+  redis.call('EXPIREAT', keys[1], args[2])
+  return 1
+end
+
+redis.register_function('icaze_note', note)

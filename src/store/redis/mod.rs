@@ -34,6 +34,8 @@
 //! - `icaze:revoked:{K7QM-4RTX}`: `AT REASON` of a revoked permit; `icaze:revocations`: a
 //!   stream of every revocation, which each node follows so its engine answers a revoked
 //!   permit's repeat itself (`admin.rs`).
+//! - `icaze:phone:{TAG}` and `icaze:{AZE11111111}:status`: each phone's documents of the
+//!   day and each document's permits of the day with their phone (`citizens.rs`).
 //!
 //! A value is `day count from until ask`: the Unix second of the local midnight the count is
 //! for, the grants counted that day, the latest permit's window, and the id (hex) of the ask
@@ -101,10 +103,13 @@
 //!   and what their replies mean.
 //! - `backend`: a standalone Redis, and what every backend does; `cluster`: a Redis
 //!   Cluster and its slot map.
+//! - `citizens`: phones' documents of the day and status lists (`icaze_phone`,
+//!   `icaze_note`).
 
 mod admin;
 mod backend;
 mod batch;
+mod citizens;
 mod cluster;
 mod error;
 mod options;
@@ -112,6 +117,7 @@ mod outbox;
 mod pipeline;
 
 pub use admin::RedisRevocation;
+pub use citizens::{PhoneAsk, StatusEntry};
 pub use error::RedisError;
 pub use options::{RedisOptions, WaitAof};
 
@@ -144,7 +150,8 @@ pub struct GrantAsk {
     pub group_tag: u8,
     /// Whether the group holds other codes too (then the permit has its own key).
     pub shared: bool,
-    /// The group's daily limit; `None` for an unlimited code.
+    /// The group's daily limit (an unlimited code's `abuse_after`); `None` for an unlimited
+    /// code without one.
     pub limit: Option<u32>,
     /// How long a new permit lasts, seconds.
     pub validity_secs: u32,
@@ -178,9 +185,11 @@ impl GrantAsk {
             code: rule.code,
             group_tag: rule.group_tag,
             shared: rule.shared,
+            // An unlimited code's `abuse_after` is decided in Redis like a limit; the
+            // gateway tells the citizen it is abuse.
             limit: match rule.limit {
                 DailyLimit::PerDay(n) => Some(n),
-                DailyLimit::Unlimited => None,
+                DailyLimit::Unlimited => rule.abuse_after,
             },
             validity_secs: rule.validity_secs,
             now,
@@ -252,7 +261,9 @@ struct StoreInner {
 /// One caller's asks and where their verdicts go.
 struct Job {
     asks: Vec<GrantAsk>,
-    done: oneshot::Sender<Result<Vec<RedisVerdict>, RedisError>>,
+    /// One result per ask, in order: an ask on a shard that failed does not fail the asks
+    /// the healthy shards decided.
+    done: oneshot::Sender<Vec<Result<RedisVerdict, RedisError>>>,
 }
 
 impl RedisStore {
@@ -318,61 +329,107 @@ impl RedisStore {
     /// document's asks are decided in the order given. Waits first if the queue is full.
     ///
     /// On `Err` none of the verdicts is known: some grants may have been made, and asking
-    /// again (same asks, same `now`) returns them rather than new ones.
+    /// again (same asks, same `now`) returns them rather than new ones. [`decide_each`]
+    /// gives the verdicts that are known when some asks fail.
+    ///
+    /// [`decide_each`]: RedisStore::decide_each
     pub async fn decide(&self, asks: &[GrantAsk]) -> Result<Vec<RedisVerdict>, RedisError> {
+        self.decide_each(asks).await.into_iter().collect()
+    }
+
+    /// Decides `asks` like [`RedisStore::decide`], with a result per ask: when one shard
+    /// of a cluster is away (a failover) for longer than `retry_for`, only its asks fail;
+    /// a grant the healthy shards made is a grant. A failed ask's grant may have been made
+    /// (the reply was lost); asking again returns it rather than a new one.
+    pub async fn decide_each(&self, asks: &[GrantAsk]) -> Vec<Result<RedisVerdict, RedisError>> {
         if asks.is_empty() {
-            return Ok(Vec::new());
+            return Vec::new();
         }
+        let closed = || vec![Err(RedisError::Closed); asks.len()];
         let (done, answer) = oneshot::channel();
-        self.inner
-            .queue
-            .send(Job {
-                asks: asks.to_vec(),
-                done,
-            })
-            .await
-            .map_err(|_| RedisError::Closed)?;
-        let verdicts = answer.await.unwrap_or(Err(RedisError::Closed))?;
-        if let Some(key) = &self.inner.cluster_index {
-            self.index_in_cluster(key, asks, &verdicts).await?;
+        let job = Job {
+            asks: asks.to_vec(),
+            done,
+        };
+        if self.inner.queue.send(job).await.is_err() {
+            return closed();
         }
-        Ok(verdicts)
+        let Ok(verdicts) = answer.await else {
+            return closed();
+        };
+        if let Some(key) = &self.inner.cluster_index {
+            self.index_in_cluster(key, asks, &verdicts).await;
+        }
+        verdicts
     }
 
     /// Writes `icaze:permit:{ID}` of every grant among `verdicts` (a cluster's index, one
     /// command per permit, each routed to its slot's node, all at once), before the MOs are
     /// acknowledged: a checkpoint asking any node finds the permit by its id.
+    ///
+    /// A grant is a grant even when its entry cannot be written now (the primary of the
+    /// id's slot is away): the citizen is told of his permit, and the entry is written in
+    /// the background, retried until it lands or the permit ends; until then a checkpoint
+    /// asking another node by id may not find it.
     async fn index_in_cluster(
         &self,
         key: &crate::permit::id::PermitKey,
         asks: &[GrantAsk],
-        verdicts: &[RedisVerdict],
-    ) -> Result<(), RedisError> {
+        verdicts: &[Result<RedisVerdict, RedisError>],
+    ) {
         let backend = &self.inner.backend;
-        let writes = asks.iter().zip(verdicts).filter_map(|(ask, verdict)| {
-            let RedisVerdict::Granted(v) = *verdict else {
-                return None;
-            };
-            let id = key.permit_id(ask.document, ask.code, v.from, v.until);
-            let mut set = redis::cmd("SET");
-            set.arg(pipeline::permit_key(id))
-                .arg(format!(
-                    "{} {} {} {}",
-                    ask.document, ask.code, v.from, v.until
-                ))
-                .arg("EXAT")
-                .arg(ask.expire_at.max(v.until));
-            Some(async move { backend.command("SET of a permit index entry", set).await })
-        });
-        for written in futures_util::future::join_all(writes).await {
-            written?;
+        let entries: Vec<(redis::Cmd, i64)> = asks
+            .iter()
+            .zip(verdicts)
+            .filter_map(|(ask, verdict)| {
+                let Ok(RedisVerdict::Granted(v)) = *verdict else {
+                    return None;
+                };
+                let id = key.permit_id(ask.document, ask.code, v.from, v.until);
+                let mut set = redis::cmd("SET");
+                set.arg(pipeline::permit_key(id))
+                    .arg(format!(
+                        "{} {} {} {}",
+                        ask.document, ask.code, v.from, v.until
+                    ))
+                    .arg("EXAT")
+                    .arg(ask.expire_at.max(v.until));
+                Some((set, v.until))
+            })
+            .collect();
+        let writes = entries
+            .iter()
+            .map(|(set, _)| backend.command("SET of a permit index entry", set.clone()));
+        let results = futures_util::future::join_all(writes).await;
+        for ((set, until), written) in entries.into_iter().zip(results) {
+            if let Err(error) = written {
+                tracing::warn!(%error, "redis: a permit index entry is not written yet; retrying in the background");
+                tokio::spawn(index_later(backend.clone(), set, until));
+            }
         }
-        Ok(())
     }
 
     /// Whether every primary answers `PING` now (no retry), for the admin health check.
     pub async fn health(&self) -> Result<(), RedisError> {
         self.inner.backend.ping().await
+    }
+}
+
+/// Writes a permit index entry that could not be written with its grant, every half
+/// second until it lands or the permit has ended (then nobody needs it).
+async fn index_later(backend: Arc<Backend>, set: redis::Cmd, until: i64) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if chrono::Utc::now().timestamp() >= until {
+            return;
+        }
+        if backend
+            .command("SET of a permit index entry", set.clone())
+            .await
+            .is_ok()
+        {
+            return;
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub(super) fn outbox_key(node: u16) -> String {
     format!("{KEY_PREFIX}outbox:{{{node}}}")
 }
 
+/// How long the outbox is asked for at start before the node gives up (and exits).
+const OWED_READ_FOR: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Settlements sent to Redis at most this many at a time.
 const SETTLE_BATCH: usize = 4096;
 
@@ -91,15 +94,35 @@ impl RedisStore {
         let _ = self.inner.settled.send((node, id));
     }
 
-    /// Every reply node `node` owes, oldest first.
+    /// Every reply node `node` owes, oldest first. Asked at start, when a cluster that has
+    /// just formed (or is failing over) may still redirect the question (`MOVED`) or not
+    /// answer: asked again, with the slot map reloaded, for up to [`OWED_READ_FOR`].
     pub async fn owed(&self, node: u16) -> Result<Vec<OwedReply>, RedisError> {
         let mut all = redis::cmd("HGETALL");
         all.arg(outbox_key(node));
-        let reply = self
-            .inner
-            .backend
-            .command("HGETALL of replies owed", all)
-            .await?;
+        let backend = &self.inner.backend;
+        let started = tokio::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(50);
+        let reply = loop {
+            match backend
+                .command("HGETALL of replies owed", all.clone())
+                .await
+            {
+                Ok(reply) => break reply,
+                Err(error) if started.elapsed() < OWED_READ_FOR => {
+                    tracing::warn!(%error, "redis: reading the replies owed failed; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                    backend
+                        .repair(super::batch::Repairs {
+                            reload_library: false,
+                            refresh_slots: true,
+                        })
+                        .await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
         let mut owed = Vec::new();
         let fields: Vec<&Value> = match &reply {
             Value::Array(items) => items.iter().collect(),

@@ -10,10 +10,15 @@
 //! ("a digit group joins the number while the total stays within the kind's largest count")
 //! cannot pull them into the number.
 
+use crate::families;
 use crate::population::Population;
 use crate::rng::{Rng, mix};
 use crate::rules::{Kind, Rules};
+use crate::shapes::{Shape, Shapes};
 use std::collections::VecDeque;
+
+mod asking;
+mod mistakes;
 
 /// Why a text is no request: the gateway's reply keys for parse errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,11 +37,17 @@ pub enum Reason {
     NoNumber,
     /// A number with a digit count the kind does not allow.
     WrongDigitCount,
+    /// Two different codes: which one is meant cannot be guessed.
+    TwoCodes,
+    /// A number between two series that fits both.
+    AmbiguousNumber,
+    /// More documents than one SMS may name.
+    TooManyDocuments,
 }
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 10] = [
         Reason::Empty,
         Reason::NoCode,
         Reason::UnknownCode,
@@ -44,6 +55,9 @@ impl Reason {
         Reason::UnknownSeries,
         Reason::NoNumber,
         Reason::WrongDigitCount,
+        Reason::TwoCodes,
+        Reason::AmbiguousNumber,
+        Reason::TooManyDocuments,
     ];
 
     /// The reply key (and the gateway's `reason`) for this mistake.
@@ -56,6 +70,9 @@ impl Reason {
             Reason::UnknownSeries => "unknown_series",
             Reason::NoNumber => "no_number",
             Reason::WrongDigitCount => "wrong_digit_count",
+            Reason::TwoCodes => "two_codes",
+            Reason::AmbiguousNumber => "ambiguous_number",
+            Reason::TooManyDocuments => "too_many_documents",
         }
     }
 }
@@ -71,8 +88,61 @@ pub enum Expect {
         /// The permit code.
         code: u8,
     },
+    /// A family: this code for each of these documents (distinct, in text order), one reply
+    /// listing each document's outcome.
+    Family(Family),
     /// Not a request, for this reason.
     Invalid(Reason),
+    /// A help word: the usage reply.
+    Help,
+    /// A status request for these documents (the family's code unused): each listed with
+    /// its permits of today if the phone is the one that asked for them, else as none.
+    Status(Family),
+}
+
+/// Most documents of a family text: a household's size (the population's households have
+/// one to five documents).
+pub const FAMILY_MAX: usize = 5;
+
+/// The documents of a family text, inline so that [`Expect`] stays `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    /// The permit code, one for all.
+    pub code: u8,
+    docs: [u32; FAMILY_MAX],
+    len: u8,
+}
+
+impl Family {
+    /// A family of `docs` (at most [`FAMILY_MAX`]; more are cut) for `code`.
+    pub fn new(code: u8, docs: &[u32]) -> Family {
+        let mut f = Family {
+            code,
+            docs: [0; FAMILY_MAX],
+            len: docs.len().min(FAMILY_MAX) as u8,
+        };
+        f.docs[..usize::from(f.len)].copy_from_slice(&docs[..usize::from(f.len)]);
+        f
+    }
+
+    /// The documents, in text order.
+    pub fn docs(&self) -> &[u32] {
+        &self.docs[..usize::from(self.len)]
+    }
+}
+
+impl Expect {
+    /// Whether the text asks for `code` for `doc` (alone or in a family).
+    pub fn asks(&self, doc: u32, code: u8) -> bool {
+        match self {
+            Expect::Request { doc: d, code: c } => *d == doc && *c == code,
+            Expect::Family(f) => f.code == code && f.docs().contains(&doc),
+            // A status lists what was granted before it: no request for its documents may
+            // be in flight beside it, from any code.
+            Expect::Status(f) => f.docs().contains(&doc),
+            Expect::Invalid(_) | Expect::Help => false,
+        }
+    }
 }
 
 /// Where a text came from in the traffic model, for the report.
@@ -82,6 +152,16 @@ pub enum Origin {
     Clean,
     /// A request spelled as people type it.
     Messy,
+    /// A request in one of the newer shapes (order, words, keyboards, mangled letters…).
+    Shaped(Shape),
+    /// Several documents of one household in one text.
+    Family,
+    /// A help word.
+    Help,
+    /// A status request from the phone that asks for the documents.
+    Status,
+    /// A status request from another phone (it must learn nothing).
+    Stranger,
     /// The same request again (while the permit is active, as a rule).
     Repeat,
     /// An abuser: code 3 again and again, or code 2 twice a day.
@@ -98,6 +178,18 @@ impl Origin {
         match self {
             Origin::Clean => "clean",
             Origin::Messy => "messy",
+            Origin::Shaped(Shape::Order) => "shaped:order",
+            Origin::Shaped(Shape::Words) => "shaped:words",
+            Origin::Shaped(Shape::Separators) => "shaped:separators",
+            Origin::Shaped(Shape::Keyboard) => "shaped:keyboard",
+            Origin::Shaped(Shape::Spread) => "shaped:spread",
+            Origin::Shaped(Shape::LookDigits) => "shaped:look_digits",
+            Origin::Shaped(Shape::Scripts) => "shaped:scripts",
+            Origin::Shaped(Shape::Lost) => "shaped:lost",
+            Origin::Family => "family",
+            Origin::Help => "help",
+            Origin::Status => "status",
+            Origin::Stranger => "stranger",
             Origin::Repeat => "repeat",
             Origin::Abuse => "abuse",
             Origin::Blocklisted => "blocklisted",
@@ -133,6 +225,18 @@ pub struct Mix {
     pub abuse: f64,
     /// Requests for blocklisted documents (only if the rules have a blocklist).
     pub blocklisted: f64,
+    /// Of the requests, the share typed in one of the newer shapes ([`Shape`]), picked by
+    /// `shapes`' weights (taken before `messy`).
+    pub shaped: f64,
+    /// How often each shape is picked.
+    pub shapes: Shapes,
+    /// Texts naming several documents of the phone's household (phones with one document
+    /// send a single request instead).
+    pub family: f64,
+    /// Help words.
+    pub help: f64,
+    /// Status requests, from the documents' own phone or (a third of them) a stranger's.
+    pub status: f64,
 }
 
 impl Default for Mix {
@@ -143,6 +247,11 @@ impl Default for Mix {
             repeat: 0.08,
             abuse: 0.02,
             blocklisted: 0.005,
+            shaped: 0.25,
+            shapes: Shapes::default(),
+            family: 0.10,
+            help: 0.01,
+            status: 0.02,
         }
     }
 }
@@ -271,6 +380,21 @@ impl Citizens {
     ) -> Option<Sms> {
         let m = self.mix;
         let x = self.rng.unit();
+        let asking = m.invalid + m.repeat + m.abuse + m.blocklisted;
+        if x >= asking && x < asking + m.help {
+            let phone = self.phone();
+            return Some(self.help(phone));
+        }
+        let families = asking + m.help + m.family;
+        if x >= families && x < families + m.status {
+            return self.status(pop, rules, busy);
+        }
+        if x >= asking + m.help && x < asking + m.help + m.family {
+            let phone = self.phone();
+            if pop.docs_of(phone).len() >= 2 {
+                return self.family(pop, rules, phone, busy);
+            }
+        }
         let (phone, doc, code, origin) = if x < m.invalid {
             let phone = self.phone();
             return Some(self.invalid(pop, rules, phone));
@@ -307,11 +431,15 @@ impl Citizens {
         }
         let (kind, number) = pop.document(doc);
         let kind = &rules.kinds[kind];
-        let messy = self.rng.chance(m.messy);
-        let text = if messy {
-            self.messy(code, kind, &number)
+        let (text, spelled) = if self.rng.chance(m.shaped) {
+            let (text, shape) = m
+                .shapes
+                .spell(&mut self.rng, code, kind, &number, &rules.kinds);
+            (text, Origin::Shaped(shape))
+        } else if self.rng.chance(m.messy) {
+            (self.messy(code, kind, &number), Origin::Messy)
         } else {
-            format!("{code} {} {number}", kind.series)
+            (format!("{code} {} {number}", kind.series), Origin::Clean)
         };
         if origin != Origin::Repeat {
             if self.recent.len() == RECENT {
@@ -319,8 +447,8 @@ impl Citizens {
             }
             self.recent.push_back((phone, doc, code));
         }
-        let origin = if origin == Origin::Clean && messy {
-            Origin::Messy
+        let origin = if origin == Origin::Clean {
+            spelled
         } else {
             origin
         };
@@ -329,6 +457,42 @@ impl Citizens {
             text,
             expect: Expect::Request { doc, code },
             origin,
+        })
+    }
+
+    /// Two or more documents of the phone's household (at most the rules' limit) in one
+    /// text, in a random order; `None` if one of them has the same request unanswered.
+    fn family(
+        &mut self,
+        pop: &Population,
+        rules: &Rules,
+        phone: u32,
+        busy: &dyn Fn(u32, u32, u8) -> bool,
+    ) -> Option<Sms> {
+        let mut docs: Vec<u32> = pop.docs_of(phone).collect();
+        for i in (1..docs.len()).rev() {
+            docs.swap(i, self.rng.below(i as u64 + 1) as usize);
+        }
+        let most = docs.len().min(rules.max_documents).min(FAMILY_MAX);
+        if most < 2 {
+            return None;
+        }
+        docs.truncate(2 + self.rng.below(most as u64 - 1) as usize);
+        let code = self.code();
+        if docs.iter().any(|&d| busy(phone, d, code)) {
+            return None;
+        }
+        let numbered: Vec<(usize, String)> = docs.iter().map(|&d| pop.document(d)).collect();
+        let spelled: Vec<families::Doc> = numbered
+            .iter()
+            .map(|(k, n)| (&rules.kinds[*k], n.as_str()))
+            .collect();
+        let again = self.rng.chance(0.1);
+        Some(Sms {
+            phone,
+            text: families::family(&mut self.rng, code, &spelled, again),
+            expect: Expect::Family(Family::new(code, &docs)),
+            origin: Origin::Family,
         })
     }
 
@@ -503,85 +667,6 @@ impl Citizens {
         let sep = *self.rng.pick(&[" ", ", ", "  "]).unwrap_or(&" ");
         format!("{sep}{w}")
     }
-
-    /// A text that is no request, with the reason the gateway must give.
-    fn invalid(&mut self, pop: &Population, rules: &Rules, phone: u32) -> Sms {
-        let docs = pop.docs_of(phone);
-        let doc = docs.start + self.rng.below(u64::from(docs.end - docs.start)) as u32;
-        let (kind_i, number) = pop.document(doc);
-        let kind = &rules.kinds[kind_i];
-        let code = self.code();
-        let series = kind.series.as_str();
-        let reason = Reason::ALL[self.rng.weighted(&[0.5, 3.0, 1.5, 1.0, 1.0, 1.0, 2.0])];
-        let text = match reason {
-            Reason::Empty => self.rng.pick(&["", " ", "  \n"]).unwrap_or(&"").to_string(),
-            // The gateway finds a code anywhere in the text (`AZE 11111111 2`, `Kod 2 AZE …`
-            // are requests), so these carry none at all.
-            Reason::NoCode => match self.rng.below(4) {
-                0 => format!("{series} {number}"),
-                1 => format!("{series}{number}"),
-                2 => format!("Kod {series} {number}"),
-                _ => self
-                    .rng
-                    .pick(&[
-                        "salam",
-                        "Salam, icazə necə alınır?",
-                        "icazə lazımdır",
-                        "Привет",
-                        "Hello?",
-                        "test",
-                        "😀",
-                        "...",
-                        "Niyə cavab gəlmir?",
-                    ])
-                    .unwrap_or(&"salam")
-                    .to_string(),
-            },
-            Reason::UnknownCode => {
-                let c = self.rng.pick(&self.unknown_codes).copied().unwrap_or(7);
-                format!("{c} {series} {number}")
-            }
-            Reason::NoDocument => match self.rng.below(3) {
-                0 => format!("{code}"),
-                1 => format!("{code} "),
-                _ => format!("{code} {number}"),
-            },
-            Reason::UnknownSeries => {
-                let s = self.rng.pick(&self.bad_series).copied().unwrap_or("XYZ");
-                format!("{code} {s} {}", self.digits(7))
-            }
-            Reason::NoNumber => match self.rng.below(2) {
-                0 => format!("{code} {series}"),
-                _ => format!("{code} {series} bazar"),
-            },
-            Reason::WrongDigitCount => {
-                let wrong: Vec<usize> = (1..=12).filter(|&n| !kind.accepts(n)).collect();
-                let near = [
-                    usize::from(kind.max_digits()) + 1,
-                    1.max(usize::from(kind.digits.iter().copied().min().unwrap_or(1)) - 1),
-                ];
-                let n = if self.rng.chance(0.7) {
-                    *self.rng.pick(&near).unwrap_or(&10)
-                } else {
-                    self.rng.pick(&wrong).copied().unwrap_or(10)
-                };
-                let n = if kind.accepts(n) { 10 } else { n };
-                format!("{code} {series} {}", self.digits(n))
-            }
-        };
-        Sms {
-            phone,
-            text,
-            expect: Expect::Invalid(reason),
-            origin: Origin::Invalid,
-        }
-    }
-
-    fn digits(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| char::from(b'0' + self.rng.below(10) as u8))
-            .collect()
-    }
 }
 
 /// The Cyrillic capital that looks like a Latin capital, where one exists.
@@ -669,18 +754,35 @@ mod tests {
             if let Expect::Request { doc, .. } = s.expect {
                 assert_eq!(pop.owner(doc), s.phone);
             }
+            if let Expect::Family(f) = s.expect {
+                assert!(f.docs().len() >= 2, "{s:?}");
+                assert!(f.docs().iter().all(|&d| pop.owner(d) == s.phone));
+                let mut distinct = f.docs().to_vec();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(distinct.len(), f.docs().len(), "{s:?}");
+            }
             ucs2 += usize::from(needs_ucs2(&s.text));
-            assert!(s.text.chars().count() <= 70, "{:?}", s.text);
+            // One short_message: 254 octets, so 127 UCS-2 units or 254 GSM septets.
+            if needs_ucs2(&s.text) {
+                assert!(s.text.encode_utf16().count() <= 127, "{:?}", s.text);
+            } else {
+                assert!(s.text.len() <= 254, "{:?}", s.text);
+            }
         }
-        for o in [
+        let mut expected = vec![
             Origin::Clean,
             Origin::Messy,
             Origin::Repeat,
             Origin::Abuse,
             Origin::Invalid,
-        ] {
+            Origin::Family,
+            Origin::Help,
+        ];
+        expected.extend(Shape::ALL.map(Origin::Shaped));
+        for o in expected {
             assert!(
-                origins.get(&o).copied().unwrap_or(0) > 50,
+                origins.get(&o).copied().unwrap_or(0) > 20,
                 "{o:?}: {origins:?}"
             );
         }
@@ -697,7 +799,7 @@ mod tests {
         for _ in 0..200 {
             assert!(matches!(
                 c.next(&pop, &r, &all_busy).expect,
-                Expect::Invalid(_)
+                Expect::Invalid(_) | Expect::Help
             ));
         }
     }
