@@ -9,7 +9,7 @@
 //! - [`store`]: durability behind the engine: opening a store, the embedded journal, Redis,
 //!   and one `decide` for every store.
 //! - [`gateway`]: joins the wire to the domain: the one MO pipeline, the listener and its
-//!   connections, connectors (client mode), replies owed, shutdown.
+//!   connections, connectors (client mode) and their delivery receipts, replies owed, shutdown.
 //! - [`admin`]: the admin HTTP API (axum): health, checkpoint verification, revocation,
 //!   rules without a restart; bearer-token roles; the console web page.
 //! - [`telemetry`]: tracing set-up; masks document and phone numbers.

@@ -292,6 +292,8 @@ fn incoming(p: &PartIn) -> IncomingSm {
         },
         message_payload: long.then_some(short_message),
         sar,
+        receipted_message_id: None,
+        message_state: None,
     }
 }
 

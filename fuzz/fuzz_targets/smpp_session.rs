@@ -349,23 +349,37 @@ impl Harness {
                     Text::Refused(s) => self.session.respond(command_id, sequence_number, s, ""),
                 }
             }
-            Event::Answered(answer) => match answer {
-                Answer::Stray | Answer::Part => {}
-                Answer::Retry(id) => {
-                    assert!(
-                        self.started.contains(&id),
-                        "retry of reply {id} never started"
-                    );
-                    assert!(!self.settled.contains(&id), "retry of settled reply {id}");
-                }
-                Answer::Delivered(id) | Answer::Refused(id, _) => {
-                    assert!(
-                        self.started.contains(&id),
-                        "reply {id} settled, never started"
-                    );
-                    assert!(self.settled.insert(id), "reply {id} settled twice");
-                }
-            },
+            Event::Accepted { answer, part } => {
+                assert!(
+                    self.started.contains(&part.id),
+                    "part of reply {} accepted, never started",
+                    part.id
+                );
+                assert!(!part.message_id.is_empty(), "accepted with no message_id");
+                self.on_answer(answer);
+            }
+            Event::Answered(answer) => self.on_answer(answer),
+        }
+    }
+
+    /// What the peer's answer to a part of ours settles.
+    fn on_answer(&mut self, answer: Answer<u64>) {
+        match answer {
+            Answer::Stray | Answer::Part => {}
+            Answer::Retry(id) => {
+                assert!(
+                    self.started.contains(&id),
+                    "retry of reply {id} never started"
+                );
+                assert!(!self.settled.contains(&id), "retry of settled reply {id}");
+            }
+            Answer::Delivered(id) | Answer::Refused(id, _) => {
+                assert!(
+                    self.started.contains(&id),
+                    "reply {id} settled, never started"
+                );
+                assert!(self.settled.insert(id), "reply {id} settled twice");
+            }
         }
     }
 
@@ -400,6 +414,7 @@ impl Harness {
                 destination: "994501234567",
                 data_coding: 0,
                 udh: parts > 1,
+                registered_delivery: 0,
                 short_message: b"\x05\x00\x03\x01\x02\x01icaze reply",
             })
         });

@@ -644,6 +644,7 @@ impl Session {
                     Side::Smsc => {
                         let id = self.shared.message_ids.fetch_add(1, Ordering::Relaxed);
                         wire::put_resp_with_id(&mut self.out, reply, h.sequence, id);
+                        self.receipt(body, id);
                     }
                 }
                 if let Some(reply) = self.on_reply_sm(body, now) {
@@ -665,6 +666,36 @@ impl Session {
             }
             _ => wire::put_nack(&mut self.out, h.sequence, Status::ESME_RINVCMDID.code()),
         }
+    }
+
+    /// smsc with receipts on: a receipt for the submit_sm `body` accepted as `id`, when it
+    /// asked for one and this session can carry it (a transceiver; a transmitter cannot
+    /// send deliver_sm).
+    fn receipt(&mut self, body: &[u8], id: u64) {
+        let Some(r) = &self.shared.settings.receipts else {
+            return;
+        };
+        let Some(sm) = wire::read_deliver_sm(body) else {
+            return;
+        };
+        if sm.registered_delivery & 0x03 == 0 || !self.carries_mo {
+            return;
+        }
+        if sm.registered_delivery & 0x03 == 2 && r.stat == "DELIVRD" {
+            // Asked for a receipt on failure only.
+            return;
+        }
+        let msisdn = String::from_utf8_lossy(sm.destination).into_owned();
+        let seq = next_seq(&mut self.seq);
+        wire::put_receipt(
+            &mut self.out,
+            seq,
+            &msisdn,
+            &self.shared.settings.short_number,
+            &r.ids.render(id),
+            &r.stat,
+            r.tlvs,
+        );
     }
 
     /// A reply's text (from a deliver_sm, or a submit_sm on the SMSC side), once all its

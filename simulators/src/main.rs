@@ -7,7 +7,7 @@ use icaze_sim::language::ReplyLanguage;
 use icaze_sim::loadgen::{self, BindKind, Rate, Settings};
 use icaze_sim::replies::Lang;
 use icaze_sim::shapes::Shapes;
-use icaze_sim::smsc;
+use icaze_sim::smsc::{self, ReceiptIds, ReceiptSettings};
 use icaze_sim::traffic::Mix;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,6 +105,17 @@ struct SmscArgs {
     /// first session, if this user can see it).
     #[arg(long)]
     gateway_pid: Option<u32>,
+    /// Send a delivery receipt with this state (DELIVRD, UNDELIV, EXPIRED, DELETED, REJECTD,
+    /// ACCEPTD, ENROUTE, UNKNOWN) for each submit_sm that asks for one, on its transceiver.
+    #[arg(long)]
+    receipts: Option<String>,
+    /// How receipts write the id: hex (as submit_sm_resp gave it), decimal, or padded
+    /// (upper-case hex with leading zeros).
+    #[arg(long, default_value = "hex")]
+    receipt_ids: String,
+    /// Receipts carry the receipted_message_id and message_state TLVs besides the text.
+    #[arg(long)]
+    receipt_tlvs: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -284,6 +295,26 @@ fn smsc_settings(a: SmscArgs) -> Result<Settings> {
     s.binds = a.binds;
     s.bind_timeout = duration(&a.bind_timeout)?;
     s.gateway_pid = a.gateway_pid;
+    if let Some(stat) = a.receipts {
+        const STATES: [&str; 8] = [
+            "DELIVRD", "UNDELIV", "EXPIRED", "DELETED", "REJECTD", "ACCEPTD", "ENROUTE", "UNKNOWN",
+        ];
+        let stat = stat.to_ascii_uppercase();
+        if !STATES.contains(&stat.as_str()) {
+            bail!("--receipts {stat}: use one of {}", STATES.join(", "));
+        }
+        let ids = match a.receipt_ids.as_str() {
+            "hex" => ReceiptIds::Hex,
+            "decimal" => ReceiptIds::Decimal,
+            "padded" => ReceiptIds::Padded,
+            other => bail!("--receipt-ids {other}: use hex, decimal or padded"),
+        };
+        s.receipts = Some(ReceiptSettings {
+            stat,
+            ids,
+            tlvs: a.receipt_tlvs,
+        });
+    }
     apply(a.run, s)
 }
 

@@ -102,6 +102,20 @@ pub struct Settings {
     pub report: Option<PathBuf>,
     /// Where to write the SVG picture.
     pub svg: Option<PathBuf>,
+    /// smsc: send a delivery receipt for each submit_sm part that asks for one
+    /// (registered_delivery non-zero), on the transceiver it came on.
+    pub receipts: Option<ReceiptSettings>,
+}
+
+/// What smsc's receipts say and how they write the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptSettings {
+    /// The 7-letter state: DELIVRD, UNDELIV, EXPIRED, …
+    pub stat: String,
+    /// How the id is written.
+    pub ids: crate::wire::ReceiptIds,
+    /// Also send the receipted_message_id and message_state TLVs.
+    pub tlvs: bool,
 }
 
 impl Settings {
@@ -131,6 +145,7 @@ impl Settings {
             progress: true,
             report: None,
             svg: None,
+            receipts: None,
         }
     }
 

@@ -45,6 +45,12 @@ const TLV_SC_INTERFACE_VERSION: u16 = 0x0210;
 /// TLV tag of `message_payload`.
 pub const TLV_MESSAGE_PAYLOAD: u16 = 0x0424;
 /// TLV tags of the `sar_` concatenation fields.
+/// esm_class of an SMSC delivery receipt.
+pub const ESM_CLASS_RECEIPT: u8 = 0x04;
+/// receipted_message_id TLV tag.
+const TLV_RECEIPTED_MESSAGE_ID: u16 = 0x001E;
+/// message_state TLV tag.
+const TLV_MESSAGE_STATE: u16 = 0x0427;
 const TLV_SAR_REF: u16 = 0x020C;
 const TLV_SAR_TOTAL: u16 = 0x020E;
 const TLV_SAR_SEQ: u16 = 0x020F;
@@ -237,6 +243,82 @@ pub fn put_sm(out: &mut BytesMut, command_id: u32, sequence: u32, sm: &OutgoingS
     finish(out, at);
 }
 
+/// How an SMSC writes the message_id in its receipts (SMSCs and the gateways between them
+/// re-render ids, and the gateway must match them all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptIds {
+    /// As the submit_sm_resp gave it: lower-case hex.
+    Hex,
+    /// The same number in decimal (what Kannel prints for a hex id).
+    Decimal,
+    /// Upper-case hex padded with leading zeros to 16 digits.
+    Padded,
+}
+
+impl ReceiptIds {
+    /// `message_id` (the number [`put_resp_with_id`] wrote) as this format writes it.
+    pub fn render(self, message_id: u64) -> String {
+        match self {
+            ReceiptIds::Hex => format!("{message_id:x}"),
+            ReceiptIds::Decimal => message_id.to_string(),
+            ReceiptIds::Padded => format!("{message_id:016X}"),
+        }
+    }
+}
+
+/// A delivery receipt as an SMSC sends it: a deliver_sm from the citizen (`msisdn`) to the
+/// short number with esm_class 0x04, SMPP 3.4 Appendix B's text
+/// (`id:… sub:001 dlvrd:… stat:… err:… text:`) and, with `tlvs`, the receipted_message_id
+/// and message_state TLVs too. `stat` is the 7-letter state (DELIVRD, UNDELIV, …).
+pub fn put_receipt(
+    out: &mut BytesMut,
+    sequence: u32,
+    msisdn: &str,
+    short_number: &str,
+    id: &str,
+    stat: &str,
+    tlvs: bool,
+) {
+    let delivered = u8::from(stat == "DELIVRD");
+    let text = format!(
+        "id:{id} sub:001 dlvrd:00{delivered} submit date:2004061000 done date:2004061001 stat:{stat} err:000 text:"
+    );
+    let mut receipted = id.as_bytes().to_vec();
+    receipted.push(0);
+    let state = [message_state(stat)];
+    let with: [(u16, &[u8]); 2] = [
+        (TLV_RECEIPTED_MESSAGE_ID, &receipted),
+        (TLV_MESSAGE_STATE, &state),
+    ];
+    put_sm(
+        out,
+        DELIVER_SM,
+        sequence,
+        &OutgoingSm {
+            source: msisdn,
+            destination: short_number,
+            esm_class: ESM_CLASS_RECEIPT,
+            data_coding: 0,
+            short_message: text.as_bytes(),
+            tlvs: if tlvs { &with } else { &[] },
+        },
+    );
+}
+
+/// The message_state TLV value of a 7-letter receipt state (SMPP 5.0 §4.8.4.37).
+fn message_state(stat: &str) -> u8 {
+    match stat {
+        "ENROUTE" => 1,
+        "DELIVRD" => 2,
+        "EXPIRED" => 3,
+        "DELETED" => 4,
+        "UNDELIV" => 5,
+        "ACCEPTD" => 6,
+        "REJECTD" => 8,
+        _ => 7,
+    }
+}
+
 /// A data_sm from `source` to `destination`: the submit_sm fields up to data_coding, then
 /// the text in `message_payload` (at most 65,535 octets; longer is cut).
 pub fn put_data_sm(
@@ -385,6 +467,8 @@ pub struct DeliverSm<'a> {
     pub destination: &'a [u8],
     /// esm_class.
     pub esm_class: u8,
+    /// registered_delivery: whether (and when) the sender wants a receipt.
+    pub registered_delivery: u8,
     /// data_coding.
     pub data_coding: u8,
     /// The message octets: message_payload if present, else short_message.
@@ -413,7 +497,7 @@ pub fn read_deliver_sm(body: &[u8]) -> Option<DeliverSm<'_>> {
     byte(&mut at)?; // priority_flag
     cstring(body, &mut at)?; // schedule_delivery_time
     cstring(body, &mut at)?; // validity_period
-    byte(&mut at)?; // registered_delivery
+    let registered_delivery = byte(&mut at)?;
     byte(&mut at)?; // replace_if_present_flag
     let data_coding = byte(&mut at)?;
     byte(&mut at)?; // sm_default_msg_id
@@ -444,6 +528,7 @@ pub fn read_deliver_sm(body: &[u8]) -> Option<DeliverSm<'_>> {
         source,
         destination,
         esm_class,
+        registered_delivery,
         data_coding,
         message,
         sar,
@@ -605,6 +690,39 @@ mod tests {
         assert_eq!(format!("{:?}", refused.command_id), "BindTransceiverResp");
         assert_eq!(refused.status.name(), Some("ESME_RINVPASWD"));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn receipts_read_as_icaze_reads_them() {
+        use icaze::smpp::IncomingSm;
+        use icaze::smpp::codec::decode;
+        use icaze::smpp::receipt::{Receipt, Stat};
+        assert_eq!(ReceiptIds::Hex.render(0xab12f0), "ab12f0");
+        assert_eq!(ReceiptIds::Decimal.render(0xab12f0), "11211504");
+        assert_eq!(ReceiptIds::Padded.render(0xab12f0), "0000000000AB12F0");
+        for tlvs in [false, true] {
+            let mut out = BytesMut::new();
+            put_receipt(
+                &mut out,
+                5,
+                "994501234567",
+                "8103",
+                "11211504",
+                "UNDELIV",
+                tlvs,
+            );
+            let frame = decode(&mut out, 64 * 1024).unwrap().unwrap();
+            let sm = IncomingSm::from_pdu(frame.pdu).unwrap();
+            assert!(sm.is_receipt());
+            assert_eq!(sm.receipted_message_id.is_some(), tlvs);
+            assert_eq!(
+                Receipt::of(&sm),
+                Receipt {
+                    id: Some("11211504".into()),
+                    stat: Some(Stat::Undeliverable)
+                }
+            );
+        }
     }
 
     #[test]

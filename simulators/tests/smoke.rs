@@ -22,6 +22,9 @@ fn rules_path() -> PathBuf {
 
 struct Running {
     addr: std::net::SocketAddr,
+    /// The gateway, held weakly: once its server task ends it is dropped (and its journal
+    /// unlocked for the next one).
+    gateway: std::sync::Weak<Gateway>,
     shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
@@ -70,6 +73,7 @@ async fn gateway_in(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
+    let weak = Arc::downgrade(&gateway);
     let done = tokio::spawn(icaze::gateway::listener::serve(
         gateway,
         listener,
@@ -77,6 +81,7 @@ async fn gateway_in(
     ));
     Running {
         addr,
+        gateway: weak,
         shutdown,
         done,
         _dir: None,
@@ -462,6 +467,51 @@ async fn smsc_with_a_real_gateway_in_connector_mode_gets_every_reply_right() {
     assert_eq!(json["totals"]["missing"], 0);
     gw.stop().await;
     assert_quick(started);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smsc_receipts_in_decimal_settle_every_reply_the_gateway_delivered() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let (listener, tables) = smsc_listener("transceiver", 1).await;
+    let tables = format!("{tables}registered_delivery = 1\n");
+    let gw = gateway_in(out.path(), &rules_path(), "", &tables).await;
+    let mut s = smsc_settings(1, out.path());
+    s.duration = Duration::from_millis(1500);
+    s.seed = 12;
+    s.receipts = Some(smsc::ReceiptSettings {
+        stat: "DELIVRD".into(),
+        ids: smsc::ReceiptIds::Decimal,
+        tlvs: false,
+    });
+    let report = smsc::run_on(listener, s).await.expect("smsc runs");
+    println!("{}", report.summary());
+    assert_clean(&report);
+    let text = gw
+        .gateway
+        .upgrade()
+        .expect("gateway running")
+        .metrics_text();
+    let value = |key: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map_or(0, |v| v.trim().parse::<f64>().expect("a number") as u64)
+    };
+    let delivered = value("icaze_replies_delivered_total{operator=\"smsc1\"} ");
+    let receipts = value("icaze_receipts_total{connector=\"smsc1\",state=\"delivered\"} ");
+    let settled = value("icaze_reply_delivery_total{connector=\"smsc1\",state=\"delivered\"} ");
+    let unmatched = value("icaze_receipts_total{connector=\"smsc1\",state=\"unmatched\"} ");
+    assert!(delivered > 100, "{text}");
+    assert_eq!(unmatched, 0, "every receipt matched its part");
+    assert!(
+        receipts >= delivered,
+        "a receipt per part: {receipts} for {delivered} replies"
+    );
+    // The last replies' receipts may still be on their way when the run unbinds.
+    assert!(
+        settled * 10 >= delivered * 9,
+        "{settled} of {delivered} replies settled"
+    );
+    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

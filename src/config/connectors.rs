@@ -49,6 +49,14 @@ pub struct Connector {
     pub language: ReplyLanguage,
     /// `tls = true`: dial the SMSC over TLS, checking its certificate as this says.
     pub tls: Option<crate::tls::Dialling>,
+    /// registered_delivery on every submit_sm part: 0 no receipt, 1 a receipt whatever
+    /// happens, 2 a receipt on failure only.
+    pub registered_delivery: u8,
+    /// How long an accepted part waits for its receipt before it is forgotten.
+    pub receipt_expiry: Duration,
+    /// Most parts waiting for a receipt at once (the oldest goes first past it); about 450
+    /// bytes each.
+    pub receipt_limit: usize,
 }
 
 impl Connector {
@@ -91,6 +99,9 @@ pub(super) struct RawConnector {
     tls: Option<bool>,
     ca: Option<String>,
     tls_name: Option<String>,
+    registered_delivery: Option<i64>,
+    receipt_expiry: Option<String>,
+    receipt_limit: Option<usize>,
 }
 
 /// Checks every `[[connectors]]` table, in order, keeping the usable ones.
@@ -197,6 +208,30 @@ fn connector(
     let tps = errs.at_least_one(&format!("{key}.tps"), c.tps, 1_000_000);
     let window = errs.at_least_one(&format!("{key}.window"), c.window, 256);
     let tls = super::tls::connector(errs, dir, key, &c.address, c.tls, c.ca, c.tls_name);
+    let registered_delivery = match c.registered_delivery {
+        None => 0,
+        Some(n @ 0..=2) => n as u8,
+        Some(other) => {
+            errs.push(
+                format!("{key}.registered_delivery"),
+                format!("{other}: use 0 (no receipt), 1 (always) or 2 (on failure only)"),
+            );
+            0
+        }
+    };
+    let receipt_expiry = errs.duration(
+        &format!("{key}.receipt_expiry"),
+        c.receipt_expiry.as_deref(),
+        Duration::from_secs(48 * 3600),
+    );
+    let receipt_limit = match c.receipt_limit {
+        Some(0) => {
+            errs.push(format!("{key}.receipt_limit"), "must be at least 1");
+            1
+        }
+        Some(n) => n,
+        None => 250_000,
+    };
     (errs.list.len() == before).then(|| Connector {
         name: c.name,
         address: c.address,
@@ -212,6 +247,9 @@ fn connector(
         queue: c.queue.unwrap_or(100_000),
         language,
         tls,
+        registered_delivery,
+        receipt_expiry,
+        receipt_limit,
     })
 }
 
@@ -233,11 +271,15 @@ mod tests {
             &path,
             "[[connectors]]\nname = \"azercell\"\naddress = \"smsc.example:2775\"\nsystem_id = \"icaze\"\n\
              password_env = \"SMSC_PW\"\nbind = \"pair\"\nbinds = 2\ninterface_version = \"5.0\"\n\
-             reconnect = \"500ms\"\nlanguage = \"ru\"\n",
+             reconnect = \"500ms\"\nlanguage = \"ru\"\nregistered_delivery = 1\nreceipt_expiry = \"24h\"\n",
             &env,
         )
         .unwrap();
         let c = &ok.connectors[0];
+        assert_eq!(
+            (c.registered_delivery, c.receipt_expiry, c.receipt_limit),
+            (1, Duration::from_secs(24 * 3600), 250_000)
+        );
         assert_eq!(
             (
                 c.name.as_str(),
@@ -270,7 +312,7 @@ mod tests {
             "[[connectors]]\nname = \"a\"\naddress = \"nowhere\"\nsystem_id = \"icaze\"\npassword = \"x\"\n\
              bind = \"both\"\nbinds = 0\n\
              [[connectors]]\nname = \"a\"\naddress = \"h:1\"\nsystem_id = \"icaze\"\npassword = \"too long a password\"\n\
-             interface_version = \"4\"\n",
+             interface_version = \"4\"\nregistered_delivery = 3\nreceipt_limit = 0\n",
             &env,
         )
         .unwrap_err()
@@ -284,6 +326,8 @@ mod tests {
                 "connectors[0].binds",
                 "connectors[1].password",
                 "connectors[1].interface_version",
+                "connectors[1].registered_delivery",
+                "connectors[1].receipt_limit",
             ]
         );
     }

@@ -157,6 +157,9 @@ mod tests {
             queue: 10,
             language: crate::permit::reply::ReplyLanguage::Fixed(Language::En),
             tls: None,
+            registered_delivery: 0,
+            receipt_expiry: Duration::from_secs(48 * 3600),
+            receipt_limit: 10,
         }
     }
 

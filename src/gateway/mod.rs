@@ -32,6 +32,7 @@ pub mod listener;
 pub mod message_id;
 pub mod outbound;
 pub mod pipeline;
+pub mod receipts;
 pub mod shutdown;
 pub mod stats;
 pub mod throttle;
@@ -101,6 +102,8 @@ pub struct OperatorState {
     pub throttle: Throttle,
     /// Its metric handles.
     pub metrics: OperatorMetrics,
+    /// A connector's delivery receipts (none for an operator bound to us).
+    pub receipts: Option<receipts::ReceiptBook>,
 }
 
 impl OperatorState {
@@ -114,6 +117,7 @@ impl OperatorState {
             queue: ReplyQueue::new(config.queue),
             throttle: Throttle::new(config.tps),
             config,
+            receipts: None,
         }
     }
 }
@@ -209,14 +213,19 @@ impl Gateway {
             .connectors
             .iter()
             .map(|c| {
-                (
-                    c.clone(),
-                    Arc::new(OperatorState::new(
-                        c.as_operator(),
-                        format!("@{}", c.name),
-                        &metrics,
-                    )),
-                )
+                let mut state =
+                    OperatorState::new(c.as_operator(), format!("@{}", c.name), &metrics);
+                let bounds = receipts::Bounds {
+                    registered_delivery: c.registered_delivery,
+                    expiry: c.receipt_expiry,
+                    limit: c.receipt_limit,
+                };
+                state.receipts = Some(receipts::ReceiptBook::new(
+                    &c.name,
+                    bounds,
+                    metrics.receipts(&c.name),
+                ));
+                (c.clone(), Arc::new(state))
             })
             .collect();
         let now = clock.now().timestamp();

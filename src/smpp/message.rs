@@ -116,6 +116,10 @@ pub struct IncomingSm {
     pub message_payload: Option<Bytes>,
     /// sar_* TLVs, when all three are present.
     pub sar: Option<Sar>,
+    /// receipted_message_id TLV: the message a delivery receipt reports on.
+    pub receipted_message_id: Option<String>,
+    /// message_state TLV: what became of that message.
+    pub message_state: Option<u8>,
 }
 
 /// One part of a (possibly concatenated) message: its concatenation info and its user data
@@ -228,12 +232,17 @@ impl IncomingSm {
     ) -> IncomingSm {
         let mut message_payload = None;
         let (mut ref_num, mut total, mut seq) = (None, None, None);
+        let (mut receipted_message_id, mut message_state) = (None, None);
         for tlv in tlvs {
             match tlv.into_parts().value {
                 Some(TlvValue::MessagePayload(p)) => message_payload = Some(p.value.into_bytes()),
                 Some(TlvValue::SarMsgRefNum(n)) => ref_num = Some(n),
                 Some(TlvValue::SarTotalSegments(n)) => total = Some(n),
                 Some(TlvValue::SarSegmentSeqnum(n)) => seq = Some(n),
+                Some(TlvValue::ReceiptedMessageId(id)) => {
+                    receipted_message_id = Some(id.as_str().to_string())
+                }
+                Some(TlvValue::MessageState(state)) => message_state = Some(u8::from(state)),
                 _ => {}
             }
         }
@@ -255,6 +264,8 @@ impl IncomingSm {
             short_message,
             message_payload,
             sar,
+            receipted_message_id,
+            message_state,
         }
     }
 
@@ -269,11 +280,12 @@ impl IncomingSm {
         self.esm_class & ESM_CLASS_UDHI != 0
     }
 
-    /// Whether esm_class marks this as a delivery receipt or acknowledgement rather than a
-    /// message someone typed (message type bits non-zero). Connector mode must not treat a
-    /// receipt as a permit request.
+    /// Whether this is a delivery receipt or acknowledgement rather than a message someone
+    /// typed: esm_class message type bits non-zero (0x04 SMSC receipt, 0x08 / 0x10
+    /// acknowledgements, 0x20 intermediate notification), or a receipted_message_id TLV.
+    /// A receipt is never a permit request, whatever its text says.
     pub fn is_receipt(&self) -> bool {
-        self.esm_class & ESM_CLASS_MESSAGE_TYPE_MASK != 0
+        self.esm_class & ESM_CLASS_MESSAGE_TYPE_MASK != 0 || self.receipted_message_id.is_some()
     }
 
     /// Splits the payload into concatenation info and user data (no copy).

@@ -5,6 +5,7 @@
 //!   and which field a refused body got wrong (in the private `diagnose`).
 //! - [`message`]: addresses, incoming short messages and their segments.
 //! - [`mt`]: reply parts, as PDUs or written straight to the wire.
+//! - [`receipt`]: delivery receipts read (id and state, from TLVs or the text).
 //! - [`response`]: error and bind responses, `generic_nack`.
 //! - [`session`]: the session without I/O: bind states, keep-alive, delivery window and retry.
 //! - [`text`]: data_coding (GSM 03.38, IA5, Latin-1, UCS-2), MT encoding and segmentation, UDH.
@@ -15,6 +16,7 @@ pub mod concat;
 mod diagnose;
 pub mod message;
 pub mod mt;
+pub mod receipt;
 pub mod response;
 pub mod session;
 pub mod status;

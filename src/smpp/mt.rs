@@ -130,6 +130,9 @@ pub struct ReplyPart<'a> {
     pub data_coding: u8,
     /// Whether `short_message` begins with a UDH (esm_class 0x40, else 0: always explicit).
     pub udh: bool,
+    /// registered_delivery: 0 no receipt, 1 a receipt whatever happens, 2 a receipt on
+    /// failure only (a connector's `registered_delivery`; 0 for deliver_sm).
+    pub registered_delivery: u8,
     /// The octets; more than 255 go into message_payload.
     pub short_message: &'a [u8],
 }
@@ -161,7 +164,8 @@ impl ReplyPart<'_> {
         dst.put_slice(self.destination.as_bytes());
         dst.put_u8(0);
         let esm_class = if self.udh { ESM_CLASS_UDHI } else { 0 };
-        dst.put_slice(&[esm_class, 0, 0, 0, 0, 0, 0, self.data_coding, 0]);
+        let rd = self.registered_delivery;
+        dst.put_slice(&[esm_class, 0, 0, 0, 0, rd, 0, self.data_coding, 0]);
         if payload {
             dst.put_u8(0);
             dst.put_u16(0x0424);
@@ -208,6 +212,7 @@ mod tests {
             destination: "994501234567",
             data_coding,
             udh,
+            registered_delivery: 0,
             short_message,
         }
     }
@@ -282,6 +287,20 @@ mod tests {
         let mo = IncomingSm::from_pdu(big.deliver_sm()).unwrap();
         assert!(mo.short_message.is_empty());
         assert_eq!(mo.payload().len(), 300);
+    }
+
+    #[test]
+    fn a_reply_part_asks_for_a_receipt_when_told() {
+        let mut buf = BytesMut::new();
+        let part = ReplyPart {
+            registered_delivery: 1,
+            ..to_citizen(0, false, b"hi")
+        };
+        part.encode(&mut buf, CommandId::SubmitSm, 3);
+        let frame = decode(&mut buf, DEFAULT_MAX_PDU_LEN).unwrap().unwrap();
+        let sm = IncomingSm::from_pdu(frame.pdu).unwrap();
+        assert_eq!(sm.registered_delivery, 1);
+        assert_eq!(&sm.short_message[..], b"hi");
     }
 
     #[test]

@@ -103,6 +103,31 @@ impl OperatorMetrics {
     }
 }
 
+/// What a receipt said of one part, for `icaze_receipts_total{connector,state}`, in
+/// [`RECEIPT_STATES`] order.
+pub const RECEIPT_STATES: [&str; 6] = [
+    "delivered",
+    "failed",
+    "expired",
+    "unknown",
+    "enroute",
+    "unmatched",
+];
+
+/// What became of a reply, for `icaze_reply_delivery_total{connector,state}`, in
+/// [`REPLY_STATES`] order.
+pub const REPLY_STATES: [&str; 4] = ["delivered", "failed", "expired", "unknown"];
+
+/// One connector's receipt handles, made when it is set up.
+#[derive(Debug, Clone)]
+pub struct ReceiptMetrics {
+    /// Receipts by what they say of their part ([`RECEIPT_STATES`]; `unmatched`: for no
+    /// part we know).
+    pub receipts: [Counter; 6],
+    /// Replies by their delivery state once it is known ([`REPLY_STATES`]).
+    pub replies: [Counter; 4],
+}
+
 /// Every family, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -125,6 +150,8 @@ pub struct Metrics {
     refused_binds: Family<Labels, Counter>,
     refused_connections: Family<Labels, Counter>,
     connector_up: Family<Labels, Gauge>,
+    receipts: Family<Labels, Counter>,
+    reply_delivery: Family<Labels, Counter>,
     /// Admin API requests refused for a missing or wrong token.
     pub unauthorized: Counter,
     /// Replies durable in the store's outbox and not yet delivered (set at each scrape).
@@ -170,6 +197,8 @@ impl Metrics {
             refused_binds: Family::default(),
             refused_connections: Family::default(),
             connector_up: Family::default(),
+            receipts: Family::default(),
+            reply_delivery: Family::default(),
             unauthorized: Counter::default(),
             replies_owed: Gauge::default(),
             operators: Mutex::new(Vec::new()),
@@ -239,6 +268,16 @@ impl Metrics {
             "connector_up",
             "Connector binds up, per connector",
             m.connector_up.clone(),
+        );
+        registry.register(
+            "receipts",
+            "Delivery receipts per connector, by what they say of their part (unmatched: for no part we know)",
+            m.receipts.clone(),
+        );
+        registry.register(
+            "reply_delivery",
+            "Replies per connector by delivery state, once their receipts tell it",
+            m.reply_delivery.clone(),
         );
         registry.register(
             "admin_unauthorized",
@@ -311,6 +350,15 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .push(om.clone());
         om
+    }
+
+    /// The receipt handles of connector `name`, made once.
+    pub fn receipts(&self, name: &str) -> ReceiptMetrics {
+        let label = |v: &str| vec![("connector", name.to_string()), ("state", v.to_string())];
+        ReceiptMetrics {
+            receipts: RECEIPT_STATES.map(|s| self.receipts.get_or_create_owned(&label(s))),
+            replies: REPLY_STATES.map(|s| self.reply_delivery.get_or_create_owned(&label(s))),
+        }
     }
 
     /// Counts a decision of `code` whose outcome is `outcome` (granted, active, or a

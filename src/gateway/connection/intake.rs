@@ -2,6 +2,7 @@
 //! handing a read's MOs to the gateway as one batch, and acknowledging them in order.
 
 use super::*;
+use crate::smpp::receipt::Receipt;
 use crate::telemetry::metrics::MoOutcome;
 
 /// An MO of the current read that passed the wire checks, with where its answer goes.
@@ -23,7 +24,10 @@ impl Connection {
             return;
         };
         if sm.is_receipt() {
-            // A delivery receipt for one of our replies: nothing to decide.
+            // A delivery receipt for one of our replies: never a citizen's SMS, whatever its
+            // text says, and always answered with status 0 (matched or not, readable or
+            // not), or the SMSC would send it again and again.
+            self.on_receipt(&sm);
             return self.session.respond(command_id, seq, Status::ESME_ROK, "");
         }
         if !self.gw.is_short_number(sm.destination.as_str()) {
@@ -89,6 +93,16 @@ impl Connection {
                 received: self.now,
             },
         });
+    }
+
+    /// A receipt from a connector's SMSC: matched to its reply part and counted (a
+    /// listener's peer sending one is only answered: we asked it for none).
+    fn on_receipt(&mut self, sm: &IncomingSm) {
+        let Some(book) = self.operator.as_ref().and_then(|o| o.receipts.as_ref()) else {
+            return;
+        };
+        let receipt = Receipt::of(sm);
+        book.receipt(&receipt, self.now);
     }
 
     /// A concatenated MO that will never complete: its parts were acknowledged, so the

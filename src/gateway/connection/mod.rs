@@ -450,6 +450,11 @@ impl Connection {
                 pdu,
             } => self.on_mo(command_id, sequence_number, pdu, intake),
             Event::Answered(answer) => self.on_mt_resp(answer),
+            Event::Accepted { answer, part } => {
+                // Booked before the answer settles the reply and forgets its parts.
+                self.on_accepted(&part);
+                self.on_mt_resp(answer)
+            }
             Event::Closing(why) => self.closing(why),
         }
     }

@@ -2,6 +2,7 @@
 //! sending parts, and what the peer's answers to them mean.
 
 use super::*;
+use crate::smpp::session::AcceptedPart;
 use crate::telemetry::metrics::Metrics;
 
 /// A reply being delivered on this bind, with its encoded parts.
@@ -44,9 +45,16 @@ impl Connection {
     /// Sends the parts whose time has come, within the window.
     pub(super) fn send_due(&mut self, now: Instant) {
         let Connection {
-            session, outgoing, ..
+            session,
+            outgoing,
+            operator,
+            ..
         } = self;
         let outgoing = &*outgoing;
+        let registered_delivery = operator
+            .as_ref()
+            .and_then(|o| o.receipts.as_ref())
+            .map_or(0, |r| r.registered_delivery());
         session.send_due(now, |id, part| {
             let o = outgoing.get(&id)?;
             Some(ReplyPart {
@@ -56,6 +64,7 @@ impl Connection {
                 destination: &o.mt.destination,
                 data_coding: o.encoded.data_coding,
                 udh: o.encoded.udh,
+                registered_delivery,
                 short_message: o.encoded.parts.get(part)?,
             })
         });
@@ -73,6 +82,24 @@ impl Connection {
                 break;
             };
             self.start_mt(mt);
+        }
+    }
+
+    /// The SMSC accepted a part and named it: booked for its receipt (connector mode).
+    pub(super) fn on_accepted(&mut self, part: &AcceptedPart) {
+        let (Some(op), Some(o)) = (&self.operator, self.outgoing.get(&part.id)) else {
+            return;
+        };
+        if let Some(book) = &op.receipts {
+            let parts = o.encoded.parts.len();
+            book.accepted(
+                &part.message_id,
+                part.id,
+                part.part,
+                parts,
+                &o.mt.destination,
+                self.now,
+            );
         }
     }
 

@@ -156,6 +156,11 @@ impl<K: Copy + Eq + Hash> Delivery<K> {
         }
     }
 
+    /// Which message and part went out under `seq`, while it is unanswered.
+    pub fn part_of(&self, seq: u32) -> Option<(K, usize)> {
+        self.inflight.get(&seq).map(|f| (f.key, f.part))
+    }
+
     /// The peer answered `seq` with `status` at `now`.
     pub fn answer(&mut self, seq: u32, status: Status, now: Instant) -> Answer<K> {
         let Some(f) = self.inflight.remove(&seq) else {

@@ -165,6 +165,8 @@ mod tests {
                 total_segments,
                 segment_seqnum,
             }),
+            receipted_message_id: None,
+            message_state: None,
         }
     }
 

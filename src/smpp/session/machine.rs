@@ -109,8 +109,27 @@ pub enum Event {
     },
     /// The peer's answer to one of our message parts, as the delivery window reads it.
     Answered(Answer<u64>),
+    /// The SMSC accepted one of our submit_sm parts and named it with a message_id (the id
+    /// its delivery receipt will carry); otherwise as [`Event::Answered`].
+    Accepted {
+        /// What the answer means for the message, as for [`Event::Answered`].
+        answer: Answer<u64>,
+        /// The part it accepted.
+        part: AcceptedPart,
+    },
     /// The session is closing for this reason; nothing more will be admitted.
     Closing(Close),
+}
+
+/// A part of ours the SMSC accepted, and the message_id it gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedPart {
+    /// The message's key (the gateway's reply id).
+    pub id: u64,
+    /// Which part (0-based).
+    pub part: usize,
+    /// The SMSC's message_id, as it wrote it.
+    pub message_id: String,
 }
 
 /// What a timer turn found, for the caller to log.
@@ -289,6 +308,21 @@ impl Session {
             Pdu::BindTransmitterResp(_)
             | Pdu::BindReceiverResp(_)
             | Pdu::BindTransceiverResp(_) => self.on_bind_resp(seq, frame.status),
+            Pdu::SubmitSmResp(resp) if frame.status.is_ok() && !resp.message_id().is_empty() => {
+                let sent = self.delivery.part_of(seq);
+                let answer = self.delivery.answer(seq, frame.status, now);
+                match sent {
+                    Some((id, part)) => Event::Accepted {
+                        answer,
+                        part: AcceptedPart {
+                            id,
+                            part,
+                            message_id: resp.message_id().as_str().to_string(),
+                        },
+                    },
+                    None => Event::Answered(answer),
+                }
+            }
             Pdu::DeliverSmResp(_) | Pdu::SubmitSmResp(_) | Pdu::DataSmResp(_) => {
                 Event::Answered(self.delivery.answer(seq, frame.status, now))
             }

@@ -21,4 +21,4 @@ pub mod machine;
 pub use bind::{BindKind, BindRequest, BindState, Role, allowed};
 pub use delivery::{Answer, Delivery, Policy};
 pub use keepalive::{Due, Keepalive};
-pub use machine::{Close, Event, Session, Tick, Timers};
+pub use machine::{AcceptedPart, Close, Event, Session, Tick, Timers};

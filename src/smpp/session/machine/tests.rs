@@ -71,6 +71,7 @@ fn reply_part() -> ReplyPart<'static> {
         destination: "994501234567",
         data_coding: 0,
         udh: false,
+        registered_delivery: 0,
         short_message: b"ICAZE VERILDI",
     }
 }
@@ -476,6 +477,43 @@ fn replies_go_out_within_the_window_and_their_answers_come_back() {
     assert!(matches!(
         c.on_frame(frame(part.sequence_number, Status::ESME_ROK, &resp), t0),
         Event::Answered(Answer::Delivered(2))
+    ));
+    // A submit_sm_resp naming the part hands its message_id over, for its receipt.
+    c.start(3, 2, t0);
+    c.send_due(t0, |_, _| Some(reply_part()));
+    let parts = sent(&mut c);
+    let named = |id: &str| {
+        Pdu::SubmitSmResp(
+            SubmitSmResp::builder()
+                .message_id(id.parse().unwrap())
+                .build(),
+        )
+    };
+    let second = c.on_frame(
+        frame(parts[1].sequence_number, Status::ESME_ROK, &named("00AB")),
+        t0,
+    );
+    let Event::Accepted { answer, part } = second else {
+        panic!("not accepted: {second:?}");
+    };
+    assert_eq!(answer, Answer::Part);
+    assert_eq!(
+        part,
+        AcceptedPart {
+            id: 3,
+            part: 1,
+            message_id: "00AB".into()
+        }
+    );
+    assert!(matches!(
+        c.on_frame(
+            frame(parts[0].sequence_number, Status::ESME_ROK, &named("7")),
+            t0
+        ),
+        Event::Accepted {
+            answer: Answer::Delivered(3),
+            part: AcceptedPart { part: 0, .. }
+        }
     ));
 }
 
