@@ -1,12 +1,14 @@
 //! Journal replay of corrupted files: the input becomes a grants segment (and a blocklist
-//! file) in a scratch data directory, which `icaze::store::journal::Journal::open` then
-//! replays.
+//! file, and a revocations file) in a scratch data directory, which
+//! `icaze::store::journal::Journal::open` then replays.
 //!
 //! Input: a flags byte, the grants file's part length (u16 BE), the grants part, the
 //! blocklist part. Flags say whether each file gets a valid header in front, whether its
 //! part is raw bytes or a list of chunks (`ctl` < 0x80: a valid, checksummed record built
 //! from the next body-length bytes; otherwise `ctl & 0x7F` raw bytes as they are), which
 //! day the segment is for (today, yesterday, long ago), and whether a blocklist exists.
+//! With the top flag bit, the blocklist part's second half is a `revocations.log` (a valid
+//! header, then chunks whose valid records are revocations of today's permits).
 //!
 //! What the journal documents, checked: open never panics, it fails only with an error or
 //! replays; a torn tail is cut off (the file ends where `Damage::TornTail` says); every
@@ -19,7 +21,7 @@
 use chrono_tz::Asia::Baku;
 use icaze::permit::document::Document;
 use icaze::store::GrantRecord;
-use icaze::store::journal::{BlockChange, Damage, Journal};
+use icaze::store::journal::{BlockChange, Damage, Journal, RevocationRecord};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 use std::sync::LazyLock;
@@ -30,6 +32,7 @@ const TODAY: i32 = 18_358;
 const THREE_HOURS: u32 = 3 * 3600;
 const GRANT_BODY: usize = 25;
 const BLOCK_BODY: usize = 49;
+const REVOKE_BODY: usize = 162;
 const SERIES: [&[u8]; 4] = [b"AZE", b"AA", b"MYI", b"MOM"];
 
 static SCRATCH: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
@@ -137,6 +140,36 @@ fn block(src: &[u8]) -> (Vec<u8>, BlockChange) {
     (body, c)
 }
 
+/// A revocation of a permit issued today (so replay keeps it), its reason ASCII letters.
+fn revocation(src: &[u8]) -> (Vec<u8>, RevocationRecord) {
+    let from = NOW - i64::from(src[9] % 12) * 3600 - i64::from(src[10]);
+    let len = usize::from(src[20]) % 129;
+    let reason: String = src[21..21 + len.min(src.len() - 21)]
+        .iter()
+        .map(|b| char::from(b'a' + b % 26))
+        .collect();
+    let r = RevocationRecord {
+        grant: GrantRecord {
+            document: document(src),
+            code: src[8],
+            from,
+            until: from + i64::from(THREE_HOURS),
+            phone: icaze::permit::id::PhoneTag::NONE,
+        },
+        at: le_i64(&src[12..]),
+        reason,
+    };
+    let mut body = vec![0u8; REVOKE_BODY];
+    body[..8].copy_from_slice(&r.grant.document.packed().to_le_bytes());
+    body[8] = r.grant.code;
+    body[9..17].copy_from_slice(&r.grant.from.to_le_bytes());
+    body[17..25].copy_from_slice(&r.grant.until.to_le_bytes());
+    body[25..33].copy_from_slice(&r.at.to_le_bytes());
+    body[33] = r.reason.len() as u8;
+    body[34..34 + r.reason.len()].copy_from_slice(r.reason.as_bytes());
+    (body, r)
+}
+
 /// Whether `want` appears in `got` in order (other records may lie between).
 fn subsequence<T: PartialEq>(want: &[T], got: &[T]) -> bool {
     let mut it = got.iter();
@@ -176,6 +209,20 @@ fuzz_target!(|data: &[u8]| {
     }
     let segment = dir.join(segment_name(day));
     std::fs::write(&segment, &grants_file).expect("write segment");
+
+    let (block_part, revoke_part) = if flags & 0x80 != 0 {
+        block_part.split_at(block_part.len() / 2)
+    } else {
+        (block_part, &[][..])
+    };
+    let mut want_revocations = Vec::new();
+    if flags & 0x80 != 0 {
+        let (bytes, records) = chunks(revoke_part, 3, REVOKE_BODY, revocation);
+        want_revocations = records;
+        let mut file = header(b'R', 0).to_vec();
+        file.extend_from_slice(&bytes);
+        std::fs::write(dir.join("revocations.log"), &file).expect("write revocations");
+    }
 
     let mut want_blocks = Vec::new();
     let blocklist = dir.join("blocklist.log");
@@ -223,6 +270,10 @@ fuzz_target!(|data: &[u8]| {
         subsequence(&want_blocks, &first.block_changes),
         "a block change was lost"
     );
+    assert!(
+        subsequence(&want_revocations, &first.revocations),
+        "a revocation was lost"
+    );
     for d in &first.damage {
         if let Damage::TornTail {
             path,
@@ -259,6 +310,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(first.grants, second.grants, "a second replay differs");
     assert_eq!(
         first.block_changes, second.block_changes,
+        "a second replay differs"
+    );
+    assert_eq!(
+        first.revocations, second.revocations,
         "a second replay differs"
     );
 });
