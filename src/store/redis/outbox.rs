@@ -96,7 +96,7 @@ impl RedisStore {
 
     /// Every reply node `node` owes, oldest first. Asked at start, when a cluster that has
     /// just formed (or is failing over) may still redirect the question (`MOVED`) or not
-    /// answer: asked again, with the slot map reloaded, for up to [`OWED_READ_FOR`].
+    /// answer: asked again, with the slot map reloaded, for up to 15 s.
     pub async fn owed(&self, node: u16) -> Result<Vec<OwedReply>, RedisError> {
         let mut all = redis::cmd("HGETALL");
         all.arg(outbox_key(node));
