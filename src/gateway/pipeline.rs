@@ -34,7 +34,7 @@ use crate::permit::request::PermitRequest;
 use crate::permit::rules::{DailyLimit, Rules};
 use crate::smpp::Status;
 use crate::store::outbox::OwedReply;
-use crate::store::redis::RedisVerdict;
+use crate::store::redis::{RedisError, RedisVerdict};
 use crate::store::{Store, StoreError, Tentative};
 use crate::telemetry::metrics::{Metrics, MoOutcome};
 use std::collections::HashMap;
@@ -191,6 +191,14 @@ impl Gateway {
                             .record_grant_by(&rules, t.code, t.document, t.validity, t.phone);
                     }
                 }
+            }
+            // Redis decided (its grants are made and durable there) but the outbox write
+            // failed (Redis lost right after): the citizen is told what Redis decided, the
+            // replies kept in memory only, as a "try again" reply is during an outage.
+            // (Refusing would leave a made grant unanswered.)
+            Err(StoreError::Redis(e)) if grants.is_empty() && !matches!(e, RedisError::Closed) => {
+                self.metrics.store_error(self.store.kind());
+                tracing::warn!(error = %e, replies = owed_count, "redis: replies owed could not be kept in the outbox; queued in memory only");
             }
             Err(e) => {
                 let refused = self.failed(&e, owed_count);
