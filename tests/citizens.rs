@@ -274,22 +274,7 @@ async fn node(store: &str, now: &str) -> TestGateway {
             .await
             .expect("gateway on redis"),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let done = tokio::spawn(icaze::gateway::listener::serve_with_tls(
-        gateway.clone(),
-        listener,
-        None,
-        shutdown.clone(),
-    ));
-    TestGateway {
-        addr,
-        gateway,
-        clock,
-        shutdown,
-        done,
-        dir,
-    }
+    TestGateway::serve(gateway, clock, shutdown, dir, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

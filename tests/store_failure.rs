@@ -108,22 +108,7 @@ async fn start(dir: tempfile::TempDir, data: &Path, faults: Option<Arc<Faults>>)
         Store::Journal(journal),
         clock.clone(),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let done = tokio::spawn(icaze::gateway::listener::serve(
-        gateway.clone(),
-        listener,
-        shutdown.clone(),
-    ));
-    TestGateway {
-        addr,
-        gateway,
-        clock,
-        shutdown,
-        done,
-        dir,
-    }
+    TestGateway::serve(gateway, clock, CancellationToken::new(), dir, None).await
 }
 
 /// Stops `gw` and gives back its directory, its journal closed.

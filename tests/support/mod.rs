@@ -82,9 +82,20 @@ impl TestGateway {
     ) -> TestGateway {
         let clock = Arc::new(FakeClock::new(at(MONDAY_10AM)));
         let gateway = Arc::new(Gateway::open(config, clock.clone(), false).expect("gateway opens"));
+        Self::serve(gateway, clock, CancellationToken::new(), dir, tls).await
+    }
+
+    /// Serves `gateway` (built by the caller: on another store, with a journal replayed by
+    /// hand) on a free port, TLS on `tls` if given, until `shutdown`.
+    pub async fn serve(
+        gateway: Arc<Gateway>,
+        clock: Arc<FakeClock>,
+        shutdown: CancellationToken,
+        dir: tempfile::TempDir,
+        tls: Option<tokio::net::TcpListener>,
+    ) -> TestGateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
         let done = tokio::spawn(icaze::gateway::listener::serve_with_tls(
             gateway.clone(),
             listener,
