@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use support::smpp::{self, Client, RawPdu};
+use support::smpp::{self, Client};
 use support::tls::TestCa;
 use support::{TestGateway, config};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -44,39 +44,11 @@ async fn answer_submit(c: &mut Client<impl AsyncRead + AsyncWrite + Unpin>, seq:
         .await;
 }
 
-/// Accepts icaze's next connection and reads its bind request.
-async fn accept_bind(smsc: &TcpListener) -> (Client, RawPdu) {
-    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())
-        .await
-        .expect("icaze connects to the SMSC")
-        .unwrap();
-    let mut c = Client::from_stream(stream);
-    let bind = c.read().await.expect("a bind request");
-    (c, bind)
-}
-
-/// Answers `bind` with `status`.
-async fn answer_bind(
-    c: &mut Client<impl AsyncRead + AsyncWrite + Unpin>,
-    bind: &RawPdu,
-    status: u32,
-) {
-    let mut body = b"SMSC\0".to_vec();
-    body.extend_from_slice(&[0x02, 0x10, 0x00, 0x01, 0x34]);
-    c.send_raw(&smpp::pdu(
-        bind.command_id | smpp::RESP,
-        status,
-        bind.seq,
-        &body,
-    ))
-    .await;
-}
-
 /// A bound transceiver session with icaze.
 async fn bound(smsc: &TcpListener) -> Client {
-    let (mut c, bind) = accept_bind(smsc).await;
+    let (mut c, bind) = smpp::accept_bind(smsc).await;
     assert_eq!(bind.command_id, smpp::BIND_TRANSCEIVER);
-    answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
+    smpp::answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
     c
 }
 
@@ -133,13 +105,13 @@ fn bind_fields(body: &[u8]) -> (String, String, u8) {
 #[tokio::test]
 async fn mo_as_deliver_sm_gets_its_permit_as_submit_sm() {
     let (smsc, gw) = smsc_and_gateway("").await;
-    let (mut c, bind) = accept_bind(&smsc).await;
+    let (mut c, bind) = smpp::accept_bind(&smsc).await;
     assert_eq!(bind.command_id, smpp::BIND_TRANSCEIVER);
     assert_eq!(
         bind_fields(&bind.body),
         ("icaze".into(), "s3cret".into(), 0x34)
     );
-    answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
+    smpp::answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
 
     let seq = inject(&mut c, "994501234567", "8103", "2 AZE 11111111").await;
     let (status, reply) = exchange(&mut c, seq).await;
@@ -188,8 +160,8 @@ async fn mo_as_deliver_sm_gets_its_permit_as_submit_sm() {
 #[tokio::test]
 async fn a_refused_bind_is_retried_until_the_smsc_accepts() {
     let (smsc, gw) = smsc_and_gateway("").await;
-    let (mut c, bind) = accept_bind(&smsc).await;
-    answer_bind(&mut c, &bind, smpp::ESME_RINVPASWD).await;
+    let (mut c, bind) = smpp::accept_bind(&smsc).await;
+    smpp::answer_bind(&mut c, &bind, smpp::ESME_RINVPASWD).await;
     // icaze closes that connection and comes back after its back-off.
     assert!(c.read().await.is_none(), "icaze closes a refused bind");
     let mut c = bound(&smsc).await;
@@ -203,8 +175,8 @@ async fn a_refused_bind_is_retried_until_the_smsc_accepts() {
 #[tokio::test]
 async fn pairs_take_mo_on_the_receiver_and_send_replies_on_the_transmitter() {
     let (smsc, gw) = smsc_and_gateway("bind = \"pair\"\n").await;
-    let (a, bind_a) = accept_bind(&smsc).await;
-    let (b, bind_b) = accept_bind(&smsc).await;
+    let (a, bind_a) = smpp::accept_bind(&smsc).await;
+    let (b, bind_b) = smpp::accept_bind(&smsc).await;
     let ((mut rx, bind_rx), (mut tx, bind_tx)) = if bind_a.command_id == smpp::BIND_RECEIVER {
         ((a, bind_a), (b, bind_b))
     } else {
@@ -215,7 +187,7 @@ async fn pairs_take_mo_on_the_receiver_and_send_replies_on_the_transmitter() {
         (smpp::BIND_RECEIVER, smpp::BIND_TRANSMITTER)
     );
     // Only the receiver is bound: the MO is decided and acknowledged, its reply waits.
-    answer_bind(&mut rx, &bind_rx, smpp::ESME_ROK).await;
+    smpp::answer_bind(&mut rx, &bind_rx, smpp::ESME_ROK).await;
     let seq = inject(&mut rx, "994551112233", "8103", "3 MYİ 7654321").await;
     let p = rx.read_skipping_enquire().await.unwrap();
     assert_eq!(
@@ -227,7 +199,7 @@ async fn pairs_take_mo_on_the_receiver_and_send_replies_on_the_transmitter() {
         "no reply on a receiver bind"
     );
     // The transmitter binds: the reply goes out on it.
-    answer_bind(&mut tx, &bind_tx, smpp::ESME_ROK).await;
+    smpp::answer_bind(&mut tx, &bind_tx, smpp::ESME_ROK).await;
     let p = tx.read_skipping_enquire().await.expect("the reply");
     assert_eq!(p.command_id, smpp::SUBMIT_SM);
     let reply = smpp::parse_sm(&p.body);
@@ -330,7 +302,7 @@ async fn a_connector_dials_a_tls_smsc_it_trusts_and_carries_mo_and_replies() {
     let mut c = Client::over(tls);
     let bind = c.read().await.expect("a bind request over TLS");
     assert_eq!(bind.command_id, smpp::BIND_TRANSCEIVER);
-    answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
+    smpp::answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
     let seq = inject(&mut c, "994501234567", "8103", "2 AZE 11111111").await;
     let (status, reply) = exchange(&mut c, seq).await;
     assert_eq!(status, smpp::ESME_ROK);

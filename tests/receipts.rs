@@ -30,17 +30,9 @@ async fn bound(language: &str, extra: &str) -> (TestGateway, Client, TcpListener
     );
     let config = config(dir.path(), "response_timeout = \"2s\"", &tables);
     let gw = TestGateway::start_with(config, dir).await;
-    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())
-        .await
-        .expect("icaze connects to the SMSC")
-        .unwrap();
-    let mut c = Client::from_stream(stream);
-    let bind = c.read().await.expect("a bind request");
+    let (mut c, bind) = smpp::accept_bind(&smsc).await;
     assert_eq!(bind.command_id, smpp::BIND_TRANSCEIVER);
-    let mut body = b"SMSC\0".to_vec();
-    body.extend_from_slice(&[0x02, 0x10, 0x00, 0x01, 0x34]);
-    c.send_raw(&smpp::pdu(bind.command_id | smpp::RESP, 0, bind.seq, &body))
-        .await;
+    smpp::answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
     (gw, c, smsc)
 }
 
@@ -260,16 +252,8 @@ async fn with_a_pair_the_receipt_on_the_receiver_matches_the_part_sent_on_the_tr
     let gw = TestGateway::start_with(config(dir.path(), "", &tables), dir).await;
     let (mut tx, mut rx) = (None, None);
     while tx.is_none() || rx.is_none() {
-        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())
-            .await
-            .expect("icaze connects to the SMSC")
-            .unwrap();
-        let mut c = Client::from_stream(stream);
-        let bind = c.read().await.expect("a bind request");
-        let mut body = b"SMSC\0".to_vec();
-        body.extend_from_slice(&[0x02, 0x10, 0x00, 0x01, 0x34]);
-        c.send_raw(&smpp::pdu(bind.command_id | smpp::RESP, 0, bind.seq, &body))
-            .await;
+        let (mut c, bind) = smpp::accept_bind(&smsc).await;
+        smpp::answer_bind(&mut c, &bind, smpp::ESME_ROK).await;
         match bind.command_id {
             smpp::BIND_TRANSMITTER => tx = Some(c),
             smpp::BIND_RECEIVER => rx = Some(c),

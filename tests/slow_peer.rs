@@ -152,17 +152,9 @@ async fn a_quiet_client_is_not_taken_for_one_that_stopped_reading() {
 
 /// Accepts icaze's next connection to the test's SMSC and binds it as a transceiver.
 async fn smsc_session(smsc: &TcpListener) -> Client {
-    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())
-        .await
-        .expect("icaze connects to the SMSC")
-        .unwrap();
-    let mut c = Client::from_stream(stream);
-    let bind = c.read().await.expect("a bind request");
+    let (mut c, bind) = accept_bind(smsc).await;
     assert_eq!(bind.command_id, BIND_TRANSCEIVER);
-    let mut body = b"SMSC\0".to_vec();
-    body.extend_from_slice(&[0x02, 0x10, 0x00, 0x01, 0x34]);
-    c.send_raw(&pdu(BIND_TRANSCEIVER | RESP, ESME_ROK, bind.seq, &body))
-        .await;
+    answer_bind(&mut c, &bind, ESME_ROK).await;
     c
 }
 

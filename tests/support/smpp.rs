@@ -450,3 +450,27 @@ pub fn permit_id(reply: &str) -> String {
         .unwrap_or_else(|| panic!("no permit id in {reply:?}"))
         .to_string()
 }
+
+/// Plays the SMSC a connector dials: accepts icaze's next connection (within 10 s) and
+/// reads its bind request.
+pub async fn accept_bind(smsc: &tokio::net::TcpListener) -> (Client, RawPdu) {
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), smsc.accept())
+        .await
+        .expect("icaze connects to the SMSC")
+        .unwrap();
+    let mut c = Client::from_stream(stream);
+    let bind = c.read().await.expect("a bind request");
+    (c, bind)
+}
+
+/// Answers `bind` with `status` (system_id `SMSC`, sc_interface_version 3.4).
+pub async fn answer_bind(
+    c: &mut Client<impl AsyncRead + AsyncWrite + Unpin>,
+    bind: &RawPdu,
+    status: u32,
+) {
+    let mut body = b"SMSC\0".to_vec();
+    body.extend_from_slice(&[0x02, 0x10, 0x00, 0x01, 0x34]);
+    c.send_raw(&pdu(bind.command_id | RESP, status, bind.seq, &body))
+        .await;
+}
