@@ -171,6 +171,47 @@ async fn replies_owed_at_kill_9_are_delivered_after_restart_on_redis() {
     replies_owed_survive_kill_9(&format!("store = {:?}", redis.url())).await;
 }
 
+/// Replies delivered while Redis is away are settled once it is back: a restart does not
+/// send them again. (Before, the `HDEL` that failed during the outage was dropped, so every
+/// reply delivered then stayed owed and went out a second time at the next start.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_delivered_while_redis_is_away_are_not_sent_again_after_a_restart() {
+    let Some(mut redis) = support::redis::RedisServer::start("replies_settled_after_outage") else {
+        return;
+    };
+    let top = format!("store = {:?}", redis.url());
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start_on(dir.path(), &top);
+    // Granted and owed while no receiver is bound.
+    let mut tx = Client::connect(addr).await;
+    assert_eq!(tx.bind(BIND_TRANSMITTER, "demo", "demo").await, ESME_ROK);
+    let texts: Vec<String> = (0..20)
+        .map(|i| format!("2 AZE {:08}", 40_000_000 + i))
+        .collect();
+    assert_eq!(send_all(&mut tx, &texts).await, texts.len());
+    // Redis goes away; a receiver binds and every reply is delivered and answered.
+    redis.kill();
+    let mut rx = Client::connect(addr).await;
+    assert_eq!(rx.bind(BIND_RECEIVER, "demo", "demo").await, ESME_ROK);
+    let got = receive(&mut rx, texts.len(), std::time::Duration::from_millis(300)).await;
+    assert_eq!(got.len(), texts.len());
+    // Redis is back: the settlements it missed reach it.
+    redis.start_again();
+    child.wait_settled().await;
+    child.kill_9();
+    drop((tx, rx));
+    let (child, addr) = start_on(dir.path(), &top);
+    let mut rx = Client::connect(addr).await;
+    assert_eq!(rx.bind(BIND_RECEIVER, "demo", "demo").await, ESME_ROK);
+    let again = receive(&mut rx, 0, std::time::Duration::from_secs(1)).await;
+    assert!(
+        again.is_empty(),
+        "{} replies delivered during the outage came again",
+        again.len()
+    );
+    drop(child);
+}
+
 /// Replies queued while no receiver is bound, kill -9, restart, bind a receiver: every
 /// owed reply arrives; once they are delivered and settled, a second kill -9 and restart
 /// sends none of them again.

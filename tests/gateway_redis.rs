@@ -261,6 +261,11 @@ async fn redis_restart_in_mid_traffic_loses_no_permit() {
     let mut kinds = HashMap::new();
     let mut permits = Vec::new();
     for (mo, r) in &answered {
+        assert!(
+            r.0 == ESME_ROK && r.1.len() == 1,
+            "{mo:?}: one acknowledged MO, one reply: {r:?}; the gateway's log:\n{}",
+            a.log_text()
+        );
         let reply = only_reply(r);
         let kind = if reply.starts_with(GRANTED) {
             permits.push((mo.clone(), permit_no(reply).unwrap().to_string()));
@@ -277,13 +282,24 @@ async fn redis_restart_in_mid_traffic_loses_no_permit() {
     let last = only_reply(&answered.last().unwrap().1);
     assert!(last.starts_with(GRANTED), "after the restart: {last:?}");
 
-    // A new node that has seen nothing asks Redis: every permit acknowledged before, during
-    // or after the restart is there, the same one.
-    let mut b = Icaze::spawn(dir.path(), "b", &store, "");
+    // A new node that has seen nothing (a node of its own: its own outbox) asks Redis:
+    // every permit acknowledged before, during or after the restart is there, the same one.
+    let mut b = Icaze::spawn(
+        dir.path(),
+        "b",
+        &format!("{store}\n[smpp]\nnode_id = 2"),
+        "",
+    );
     let mut cb = bound(&mut b).await;
     let asked: Vec<(String, String)> = permits.iter().map(|(mo, _)| mo.clone()).collect();
     let again = cb.converse(&asked).await;
     for ((mo, permit), r) in permits.iter().zip(&again) {
+        assert!(
+            r.0 == ESME_ROK && r.1.len() == 1,
+            "{mo:?}: one acknowledged MO, one reply: {r:?}; A's log:\n{}\nB's log:\n{}",
+            a.log_text(),
+            b.log_text()
+        );
         let r = only_reply(r);
         assert!(
             r.starts_with(ACTIVE),

@@ -311,10 +311,13 @@ impl Gateway {
         let gw = self.clone();
         let since = tokio::time::Instant::now();
         tokio::spawn(async move {
-            if let Err(e) = gw.store.owe(gw.node(), &[], &[&reply]).await {
-                tracing::warn!(error = %e, "a hint reply could not be made durable: queued all the same");
+            match gw.store.owe(gw.node(), &[], &[&reply]).await {
+                Ok(()) => operator.queue.push(Mt::owed(reply, since)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a hint reply could not be made durable: queued all the same");
+                    operator.queue.push(Mt::in_memory(reply, since));
+                }
             }
-            operator.queue.push(Mt::owed(reply, since));
         });
     }
 
@@ -323,9 +326,12 @@ impl Gateway {
         self.config.smpp.node_id
     }
 
-    /// Settles reply `id`: delivered, or refused for good.
-    pub fn settle(&self, id: u64) {
-        self.store.settle(self.node(), id);
+    /// Settles reply `mt`: delivered, or refused for good (nothing to do for a reply the
+    /// store never held).
+    pub fn settle(&self, mt: &Mt) {
+        if mt.kept {
+            self.store.settle(self.node(), mt.id);
+        }
     }
 
     /// A fresh outbox id for a reply.

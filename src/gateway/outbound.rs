@@ -57,6 +57,9 @@ pub struct Mt {
     pub attempts: u32,
     /// When the MO it answers was read: its delivery ends the MO→MT time.
     pub owed_since: tokio::time::Instant,
+    /// Whether the store's outbox holds it (and so must be told once it is delivered); a
+    /// reply kept in memory only (a "try again" during an outage) is not.
+    pub kept: bool,
 }
 
 impl Mt {
@@ -73,6 +76,18 @@ impl Mt {
             text: owed.text,
             attempts: 0,
             owed_since,
+            kept: true,
+        }
+    }
+
+    /// The reply `owed`, which the store could not keep: in memory only, nothing to settle.
+    pub fn in_memory(
+        owed: crate::store::outbox::OwedReply,
+        owed_since: tokio::time::Instant,
+    ) -> Mt {
+        Mt {
+            kept: false,
+            ..Mt::owed(owed, owed_since)
         }
     }
 }
@@ -218,6 +233,7 @@ mod tests {
             text: "ok".into(),
             attempts: 0,
             owed_since: tokio::time::Instant::now(),
+            kept: true,
         }
     }
 

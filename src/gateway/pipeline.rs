@@ -183,6 +183,8 @@ impl Gateway {
         }
         let owed_count = owed.len();
         drop(owed);
+        // Whether the outbox holds the replies it was given.
+        let mut kept = true;
         match durable {
             Ok(()) => {
                 if let Some(d) = &deferred {
@@ -199,6 +201,7 @@ impl Gateway {
             Err(StoreError::Redis(e)) if grants.is_empty() && !matches!(e, RedisError::Closed) => {
                 self.metrics.store_error(self.store.kind());
                 tracing::warn!(error = %e, replies = owed_count, "redis: replies owed could not be kept in the outbox; queued in memory only");
+                kept = false;
             }
             Err(e) => {
                 let refused = self.failed(&e, owed_count);
@@ -251,8 +254,19 @@ impl Gateway {
             );
             self.count(operator, &answer);
             match (answer, reply) {
+                (Answer::TryLater, Some(reply)) => {
+                    operator
+                        .queue
+                        .push_reserved(Mt::in_memory(reply, mo.received));
+                    results.push(MoResult::Accepted(self.message_id()));
+                }
                 (_, Some(reply)) => {
-                    operator.queue.push_reserved(Mt::owed(reply, mo.received));
+                    let mt = if kept {
+                        Mt::owed(reply, mo.received)
+                    } else {
+                        Mt::in_memory(reply, mo.received)
+                    };
+                    operator.queue.push_reserved(mt);
                     results.push(MoResult::Accepted(self.message_id()));
                 }
                 (answer, None) => {

@@ -56,7 +56,11 @@ impl Icaze {
                 "127.0.0.1:0",
             ])
             .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
+            // ICAZE_TEST_LOG (e.g. "debug") reads more of a gateway that misbehaves.
+            .env(
+                "RUST_LOG",
+                std::env::var("ICAZE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

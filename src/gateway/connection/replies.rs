@@ -20,7 +20,7 @@ impl Connection {
     /// Encodes a reply into parts and sends as many as the window allows.
     pub(super) fn start_mt(&mut self, mt: Mt) {
         let dropped = |conn: &Connection| {
-            conn.gw.settle(mt.id);
+            conn.gw.settle(&mt);
             if let Some(op) = &conn.operator {
                 op.metrics.reply_drops.inc();
             }
@@ -108,10 +108,11 @@ impl Connection {
         match answer {
             Answer::Stray | Answer::Part => {}
             Answer::Delivered(id) => {
-                self.gw.settle(id);
-                if let Some(o) = self.outgoing.remove(&id)
-                    && let Some(op) = &self.operator
-                {
+                let Some(o) = self.outgoing.remove(&id) else {
+                    return;
+                };
+                self.gw.settle(&o.mt);
+                if let Some(op) = &self.operator {
                     op.metrics.replies_delivered.inc();
                     let took = self.now.saturating_duration_since(o.mt.owed_since);
                     Metrics::observe(&self.gw.metrics.mo_to_mt, took);
@@ -125,8 +126,8 @@ impl Connection {
                 }
             }
             Answer::Refused(id, status) => {
-                self.gw.settle(id);
                 if let Some(o) = self.outgoing.remove(&id) {
+                    self.gw.settle(&o.mt);
                     if let Some(op) = &self.operator {
                         op.metrics.reply_drops.inc();
                     }

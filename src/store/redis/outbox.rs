@@ -24,32 +24,102 @@ const OWED_READ_FOR: std::time::Duration = std::time::Duration::from_secs(15);
 /// Settlements sent to Redis at most this many at a time.
 const SETTLE_BATCH: usize = 4096;
 
-/// Writes settlements as they come, batched per node; a failed `HDEL` is logged and its
-/// replies stay owed (delivered once more after a restart: at least once, never lost).
+/// Settlements Redis could not take yet (it is away), kept to be sent again: at most this
+/// many (8 bytes each). Past it the oldest are let go, and their replies stay owed: they
+/// go out once more after a restart (at least once, never lost).
+const UNSETTLED_LIMIT: usize = 1 << 20;
+
+/// First pause before settlements that failed are sent again; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(50);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Writes settlements as they come, batched per node. A failed `HDEL` (Redis away) is kept
+/// and sent again with backoff until Redis takes it, so a reply delivered during an outage
+/// is not delivered once more at the next start; logged once per outage.
 pub(super) async fn settle_loop(
     backend: Arc<super::Backend>,
     mut settled: mpsc::UnboundedReceiver<(u16, u64)>,
     owed: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::with_capacity(SETTLE_BATCH);
-    while settled.recv_many(&mut batch, SETTLE_BATCH).await > 0 {
-        let mut by_node: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
-        for (node, id) in batch.drain(..) {
-            by_node.entry(node).or_default().push(id);
+    let mut unsettled: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
+    let mut held = 0usize;
+    let mut pause = RETRY_MIN;
+    let mut failing = false;
+    loop {
+        if held == 0 {
+            if settled.recv_many(&mut batch, SETTLE_BATCH).await == 0 {
+                return;
+            }
+        } else {
+            // Redis was away: new settlements as they come, and the held ones again after
+            // the pause (together, so one HDEL per node carries both).
+            tokio::select! {
+                n = settled.recv_many(&mut batch, SETTLE_BATCH) => if n == 0 {
+                    tokio::time::sleep(pause).await;
+                },
+                _ = tokio::time::sleep(pause) => {}
+            }
         }
-        for (node, ids) in by_node {
-            let mut del = redis::cmd("HDEL");
-            del.arg(outbox_key(node)).arg(&ids);
-            match backend.command("HDEL of settled replies", del).await {
-                Ok(Value::Int(n)) => {
-                    let n = n.max(0) as u64;
-                    let _ = owed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
-                        Some(o.saturating_sub(n))
-                    });
+        for (node, id) in batch.drain(..) {
+            unsettled.entry(node).or_default().push(id);
+            held += 1;
+        }
+        let mut failed = None;
+        for (&node, ids) in unsettled.iter_mut() {
+            while !ids.is_empty() {
+                let n = ids.len().min(SETTLE_BATCH);
+                let mut del = redis::cmd("HDEL");
+                del.arg(outbox_key(node)).arg(&ids[..n]);
+                match backend.command("HDEL of settled replies", del).await {
+                    Ok(reply) => {
+                        if let Value::Int(n) = reply {
+                            let n = n.max(0) as u64;
+                            let _ = owed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                                Some(o.saturating_sub(n))
+                            });
+                        }
+                        ids.drain(..n);
+                        held -= n;
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, replies = ids.len(),
-                    "redis: settled replies could not be marked; they stay owed until a later restart delivers them again"),
+            }
+        }
+        unsettled.retain(|_, ids| !ids.is_empty());
+        match failed {
+            None => {
+                if failing {
+                    tracing::info!("redis: settled replies are marked again");
+                }
+                failing = false;
+                pause = RETRY_MIN;
+            }
+            Some(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, replies = held,
+                        "redis: settled replies could not be marked; kept and sent again until Redis takes them");
+                }
+                failing = true;
+                pause = (pause * 2).min(RETRY_MAX);
+                if held > UNSETTLED_LIMIT {
+                    let mut over = held - UNSETTLED_LIMIT;
+                    tracing::warn!(
+                        replies = over,
+                        "redis: too many settlements held while Redis is away; the oldest let go (their replies go out once more after a restart)"
+                    );
+                    for ids in unsettled.values_mut() {
+                        let k = over.min(ids.len());
+                        ids.drain(..k);
+                        held -= k;
+                        over -= k;
+                    }
+                    unsettled.retain(|_, ids| !ids.is_empty());
+                }
             }
         }
     }
