@@ -175,11 +175,29 @@ impl Document {
 
     /// The number with its leading zeros, e.g. `"0123456"`.
     pub fn number_string(self) -> String {
-        format!(
-            "{:0width$}",
-            self.number(),
-            width = self.digit_count() as usize
-        )
+        let mut out = String::with_capacity(16);
+        self.push_number(&mut out);
+        out
+    }
+
+    /// [`Document::number_string`] written onto `out`.
+    pub fn push_number(self, out: &mut String) {
+        let mut digits = [0u8; 20];
+        let mut n = self.number();
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for _ in (digits.len() - i)..self.digit_count() as usize {
+            out.push('0');
+        }
+        // ASCII digits only.
+        out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
     }
 
     /// The number with all but the last two digits hidden, for logs (`AZE******11`).
@@ -248,6 +266,28 @@ mod tests {
             Document::new(b"AAA", b"1234567").unwrap()
         );
         assert!(d.packed() < 1 << DOCUMENT_BITS);
+    }
+
+    #[test]
+    fn numbers_print_with_every_leading_zero_they_were_typed_with() {
+        for digits in [
+            "0",
+            "00",
+            "7",
+            "0000000",
+            "0000001",
+            "1000000",
+            "01111111",
+            "99999999",
+            "000000000",
+            "123456789",
+        ] {
+            let d = Document::new(b"AA", digits.as_bytes()).unwrap();
+            assert_eq!(d.number_string(), digits);
+            let mut out = String::from("x");
+            d.push_number(&mut out);
+            assert_eq!(out, format!("x{digits}"));
+        }
     }
 
     #[test]

@@ -241,7 +241,7 @@ impl<'a> Replier<'a> {
                     out.push_str(&r.labels[lang as usize]);
                 }
             }
-            Var::Document => out.push_str(&rules.document_display(decision.document)),
+            Var::Document => rules.push_document(out, decision.document),
             Var::Window => {
                 if let Some(v) = validity {
                     rules.calendar.push_hh_mm(v.from, out);

@@ -169,11 +169,22 @@ impl Rules {
 
     /// A document as printed in replies: `MYİ 1234567`.
     pub fn document_display(&self, document: Document) -> String {
-        format!(
-            "{} {}",
-            self.series_display(document),
-            document.number_string()
-        )
+        let mut out = String::with_capacity(16);
+        self.push_document(&mut out, document);
+        out
+    }
+
+    /// [`Rules::document_display`] written onto `out`, allocating nothing (a reply's
+    /// rendering does this for every MO).
+    pub fn push_document(&self, out: &mut String, document: Document) {
+        let (bytes, n) = document.series_bytes();
+        let key = &bytes[..n];
+        match self.documents.iter().find(|k| k.key.as_bytes() == key) {
+            Some(k) => out.push_str(&k.series),
+            None => out.push_str(&String::from_utf8_lossy(key)),
+        }
+        out.push(' ');
+        document.push_number(out);
     }
 
     /// Parses and validates a rules file's text; every problem is reported, not just the

@@ -57,7 +57,7 @@ pub(super) struct OutboxLog {
     pub(super) buf: Vec<u8>,
     /// Where each reply still owed is in the file: offset and frame length (what a
     /// rewrite copies).
-    live: HashMap<u64, (u64, u32)>,
+    live: HashMap<u64, (u64, u32), foldhash::fast::RandomState>,
     live_bytes: u64,
     /// Replies owed in this round: forgotten again if the round fails.
     added: Vec<u64>,
@@ -115,7 +115,7 @@ impl OutboxLog {
         let mut log = OutboxLog {
             seg: open_segment(&path, dir)?,
             buf: Vec::new(),
-            live: HashMap::with_capacity(owed.len()),
+            live: HashMap::with_capacity_and_hasher(owed.len(), Default::default()),
             live_bytes: 0,
             added: Vec::new(),
             settled,
@@ -212,13 +212,30 @@ impl OutboxLog {
         let reader = fs::File::open(&path).map_err(io_error("reading", &path))?;
         let mut bytes = Vec::with_capacity(self.live_bytes as usize);
         let mut records = Vec::with_capacity(ids.len());
-        for (id, (offset, len)) in ids {
+        // Replies owed one after another in the file are read in one go: one read per run
+        // of neighbours, not per reply.
+        let mut run: Option<(u64, u64)> = None;
+        let read = |run: (u64, u64), bytes: &mut Vec<u8>| {
             let start = bytes.len();
-            bytes.resize(start + len as usize, 0);
+            bytes.resize(start + (run.1 - run.0) as usize, 0);
             reader
-                .read_exact_at(&mut bytes[start..], offset)
-                .map_err(io_error("reading", &path))?;
+                .read_exact_at(&mut bytes[start..], run.0)
+                .map_err(io_error("reading", &path))
+        };
+        for (id, (offset, len)) in ids {
+            let end = offset + u64::from(len);
+            run = match run {
+                Some((from, to)) if to == offset => Some((from, end)),
+                Some(done) => {
+                    read(done, &mut bytes)?;
+                    Some((offset, end))
+                }
+                None => Some((offset, end)),
+            };
             records.push((id, len));
+        }
+        if let Some(done) = run {
+            read(done, &mut bytes)?;
         }
         write_whole(dir, &path, &bytes)?;
         self.seg = open_segment(&path, dir)?;
