@@ -8,51 +8,60 @@
 //! document is claimed waits until the claim is released, then is decided again against
 //! what the store committed. A round holds no claim while it waits, so rounds cannot wait
 //! for each other in a circle.
+//!
+//! Under `max_documents_per_phone` the asking phones are claimed the same way (a
+//! `Claims<PhoneTag>`): two MOs of one phone on two binds cannot both pass the phone's
+//! limit while neither grant is committed.
 
 use crate::permit::document::Document;
 use foldhash::fast::FixedState;
 use std::collections::HashSet;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::Notify;
 
 const SHARDS: usize = 64;
 
-/// The claimed documents, sharded so that rounds on different documents rarely meet.
+/// The claimed documents (or phones), sharded so that rounds on different ones rarely meet.
 #[derive(Debug)]
-pub(super) struct Claims {
-    shards: Box<[Shard]>,
+pub(super) struct Claims<K = Document> {
+    shards: Box<[Shard<K>]>,
     hasher: FixedState,
 }
 
-#[derive(Debug, Default)]
-struct Shard {
-    held: Mutex<HashSet<Document>>,
+#[derive(Debug)]
+struct Shard<K> {
+    held: Mutex<HashSet<K>>,
     released: Notify,
 }
 
-impl Shard {
-    fn held(&self) -> MutexGuard<'_, HashSet<Document>> {
+impl<K> Shard<K> {
+    fn held(&self) -> MutexGuard<'_, HashSet<K>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl Claims {
+impl<K: Copy + Eq + Hash> Claims<K> {
     pub(super) fn new() -> Self {
         Claims {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    held: Mutex::new(HashSet::new()),
+                    released: Notify::new(),
+                })
+                .collect(),
             hasher: FixedState::default(),
         }
     }
 
-    fn shard(&self, document: Document) -> &Shard {
+    fn shard(&self, document: K) -> &Shard<K> {
         let h = self.hasher.hash_one(document);
         &self.shards[(h >> 58) as usize % SHARDS]
     }
 
     /// Claims `document` for `round`, or says it is claimed already (by another round, or
     /// earlier in this one).
-    pub(super) fn try_claim(&self, round: &mut Round<'_>, document: Document) -> bool {
+    pub(super) fn try_claim(&self, round: &mut Round<'_, K>, document: K) -> bool {
         if self.shard(document).held().insert(document) {
             round.held.push(document);
             true
@@ -64,7 +73,7 @@ impl Claims {
     /// Waits until `document` is not claimed (returns at once if it is not). May return
     /// early after another document of its shard was released: the caller decides again
     /// and claims again anyway.
-    pub(super) async fn released(&self, document: Document) {
+    pub(super) async fn released(&self, document: K) {
         let shard = self.shard(document);
         let notified = shard.released.notified();
         tokio::pin!(notified);
@@ -77,7 +86,7 @@ impl Claims {
     }
 
     /// A new round with nothing claimed.
-    pub(super) fn round(&self) -> Round<'_> {
+    pub(super) fn round(&self) -> Round<'_, K> {
         Round {
             claims: self,
             held: Vec::new(),
@@ -88,12 +97,17 @@ impl Claims {
 /// The documents one round has claimed; released when it is dropped (also if the round's
 /// future is dropped mid-way), waking whoever waits for them.
 #[derive(Debug)]
-pub(super) struct Round<'a> {
-    claims: &'a Claims,
-    held: Vec<Document>,
+pub(super) struct Round<'a, K: Copy + Eq + Hash = Document> {
+    claims: &'a Claims<K>,
+    held: Vec<K>,
 }
 
-impl Round<'_> {
+impl<K: Copy + Eq + Hash> Round<'_, K> {
+    /// Whether this round holds `key`.
+    pub(super) fn holds(&self, key: K) -> bool {
+        self.held.contains(&key)
+    }
+
     /// Releases everything claimed so far; the round can claim again.
     pub(super) fn release(&mut self) {
         for document in self.held.drain(..) {
@@ -104,7 +118,7 @@ impl Round<'_> {
     }
 }
 
-impl Drop for Round<'_> {
+impl<K: Copy + Eq + Hash> Drop for Round<'_, K> {
     fn drop(&mut self) {
         self.release();
     }

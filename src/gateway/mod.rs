@@ -179,6 +179,8 @@ pub struct Gateway {
     message_ids: MessageIds,
     /// Documents whose possible grant is with the store right now.
     claims: Claims,
+    /// Phones whose possible grants are with the store now (under a per-phone limit).
+    phone_claims: Claims<crate::permit::id::PhoneTag>,
     /// Connection slots, unbound connections per address, failed binds per address.
     pub admission: Arc<Admission>,
     /// Every metric (`GET /metrics`).
@@ -252,6 +254,7 @@ impl Gateway {
             clock,
             message_ids: MessageIds::new(config.smpp.node_id, config.smpp.message_ids),
             claims: Claims::new(),
+            phone_claims: Claims::new(),
             admission: Arc::new(Admission::new(&config)),
             metrics,
             reply_ids,

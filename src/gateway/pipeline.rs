@@ -61,6 +61,8 @@ struct Deferred<'a> {
     tentative: Vec<Tentative>,
     #[allow(dead_code)] // held for its claims, released on drop
     round: super::claims::Round<'a>,
+    #[allow(dead_code)] // the asking phones, under max_documents_per_phone
+    phones: super::claims::Round<'a, PhoneTag>,
 }
 
 /// Where one MO's answer comes from: its text alone, or its requests (one per document).
@@ -361,6 +363,10 @@ impl Gateway {
         let mut granting: HashMap<PhoneTag, Vec<crate::permit::document::Document>> =
             HashMap::new();
         let mut round = self.claims.round();
+        // Under a per-phone limit a phone is claimed before its limit is looked at, so two
+        // rounds (two binds, two batches) cannot both admit one phone's documents.
+        let mut phone_round = self.phone_claims.round();
+        let mut phone_waiting = Vec::new();
         let mut decisions = Vec::with_capacity(requests.len());
         let mut pending: Vec<usize> = (0..requests.len()).collect();
         let mut again: Vec<PermitRequest> = Vec::new();
@@ -381,6 +387,7 @@ impl Gateway {
             tentative.clear();
             sent.clear();
             waiting.clear();
+            phone_waiting.clear();
             for (&k, decision) in pending.iter().zip(&decisions) {
                 let rule = match decision.outcome {
                     Outcome::Granted(_) => rules.code(decision.code),
@@ -392,6 +399,13 @@ impl Gateway {
                 };
                 let phone = phones.get(k).copied().unwrap_or_default();
                 if rules.max_documents_per_phone.is_some() {
+                    if phone.is_known()
+                        && !phone_round.holds(phone)
+                        && !self.phone_claims.try_claim(&mut phone_round, phone)
+                    {
+                        phone_waiting.push(k);
+                        continue;
+                    }
                     let pending = granting.get(&phone).map_or(&[][..], Vec::as_slice);
                     if !self
                         .engine
@@ -420,7 +434,11 @@ impl Gateway {
                 sent.push(k);
             }
 
-            if waiting.is_empty() && !tentative.is_empty() && self.store.grants_as_asked() {
+            if waiting.is_empty()
+                && phone_waiting.is_empty()
+                && !tentative.is_empty()
+                && self.store.grants_as_asked()
+            {
                 // The last round, on a store that grants as the engine computed: the grants
                 // are written with the batch's replies in one commit (see `take_mos`), and
                 // their documents stay claimed until then.
@@ -431,7 +449,11 @@ impl Gateway {
                         outcome: Outcome::Granted(t.validity),
                     })));
                 }
-                return Some(Deferred { tentative, round });
+                return Some(Deferred {
+                    tentative,
+                    round,
+                    phones: phone_round,
+                });
             }
             if rules.max_documents_per_phone.is_some() {
                 self.phones_in_redis(rules, now, &mut tentative, &mut sent, answers)
@@ -480,13 +502,20 @@ impl Gateway {
                 }
             }
             round.release();
-            if waiting.is_empty() {
+            phone_round.release();
+            if waiting.is_empty() && phone_waiting.is_empty() {
                 return None;
             }
             // Holding no claim now, so no round waits for this one while it waits.
             for &k in &waiting {
                 self.claims.released(requests[k].document).await;
             }
+            for &k in &phone_waiting {
+                self.phone_claims.released(phones[k]).await;
+            }
+            waiting.append(&mut phone_waiting);
+            // In the order asked, so a phone's documents are decided in that order again.
+            waiting.sort_unstable();
             std::mem::swap(&mut pending, &mut waiting);
         }
     }
