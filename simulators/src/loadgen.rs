@@ -33,6 +33,21 @@ fn roles(settings: &Settings) -> Result<Vec<Role>> {
     })
 }
 
+/// The gateway node session `id` binds to: the targets in turn, a transmitter + receiver
+/// pair (sessions `2k`, `2k + 1`) on one node, since a node sends its replies on its own
+/// receiver binds.
+fn node_of(settings: &Settings, id: usize) -> &str {
+    let n = settings.targets.len().max(1);
+    let turn = match settings.bind_kind {
+        BindKind::Transceiver => id,
+        BindKind::Pair => id / 2,
+    };
+    settings
+        .targets
+        .get(turn % n)
+        .map_or(settings.target.as_str(), String::as_str)
+}
+
 /// loadgen's sessions: connected and bound by us, all before sending starts, none later.
 struct Connect {
     settings: Settings,
@@ -45,7 +60,8 @@ impl Sessions for Connect {
         // turn.
         let mut connecting = Vec::new();
         for (id, &role) in self.roles.iter().enumerate() {
-            let settings = self.settings.clone();
+            let mut settings = self.settings.clone();
+            settings.target = node_of(&self.settings, id).to_string();
             let plan = Plan { id, role };
             connecting.push(tokio::spawn(async move {
                 bind::connect(&settings, &plan).await
@@ -87,6 +103,22 @@ pub async fn run(settings: Settings) -> Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binds_are_spread_over_the_nodes_and_a_pair_stays_on_one() {
+        let mut s = Settings::new("a:1");
+        s.targets = vec!["a:1".into(), "b:2".into(), "c:3".into()];
+        let nodes = |s: &Settings| {
+            (0..6)
+                .map(|id| node_of(s, id).to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(nodes(&s), ["a:1", "b:2", "c:3", "a:1", "b:2", "c:3"]);
+        s.bind_kind = BindKind::Pair;
+        assert_eq!(nodes(&s), ["a:1", "a:1", "b:2", "b:2", "c:3", "c:3"]);
+        s.targets = vec!["a:1".into()];
+        assert_eq!(nodes(&s), ["a:1"; 6]);
+    }
 
     #[test]
     fn binds_are_transceivers_or_even_pairs() {

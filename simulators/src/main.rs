@@ -56,9 +56,11 @@ enum Kind {
 
 #[derive(clap::Args)]
 struct LoadgenArgs {
-    /// The gateway's SMPP address.
-    #[arg(long, default_value = "127.0.0.1:2775")]
-    target: String,
+    /// The gateway's SMPP address; several (repeated, or separated by commas) for several
+    /// gateway nodes sharing one store: the binds are spread over them in turn (a
+    /// transmitter + receiver pair on one node), and one oracle spans them all.
+    #[arg(long, default_value = "127.0.0.1:2775", value_delimiter = ',')]
+    target: Vec<String>,
     /// The operator's system_id.
     #[arg(long, default_value = "demo")]
     system_id: String,
@@ -275,7 +277,11 @@ fn apply(a: RunArgs, mut s: Settings) -> Result<Settings> {
 }
 
 fn loadgen_settings(a: LoadgenArgs) -> Result<Settings> {
-    let mut s = Settings::new(a.target);
+    let Some(first) = a.target.first() else {
+        anyhow::bail!("--target needs an address");
+    };
+    let mut s = Settings::new(first.clone());
+    s.targets = a.target;
     s.system_id = a.system_id;
     s.password = a.password;
     s.binds = a.binds;

@@ -55,6 +55,8 @@ pub enum BindKind {
 pub struct Settings {
     /// loadgen: the gateway, `host:port`. smsc: where to listen for the gateway's binds.
     pub target: String,
+    /// loadgen: every gateway node (`target` is the first); binds are spread over them.
+    pub targets: Vec<String>,
     /// The system_id: loadgen binds with it, smsc accepts only it.
     pub system_id: String,
     /// Its password.
@@ -122,8 +124,10 @@ impl Settings {
     /// Defaults for `target`: the demo operator, 8 transceivers, 50,000 MO/s for 30 s over a
     /// million documents, the shipped rules.
     pub fn new(target: impl Into<String>) -> Settings {
+        let target = target.into();
         Settings {
-            target: target.into(),
+            targets: vec![target.clone()],
+            target,
             system_id: "demo".into(),
             password: "demo".into(),
             binds: 8,
@@ -438,7 +442,7 @@ pub(crate) async fn run(
     let frame = Frame {
         config: RunConfig {
             mode: side.name().into(),
-            target: settings.target.clone(),
+            target: settings.targets.join(","),
             binds: first_roles.len() as u32,
             bind_kind: bind_kind_of(&first_roles),
             rate: match settings.rate {
