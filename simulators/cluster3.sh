@@ -45,6 +45,7 @@ for i in 0 1 2 3 4 5; do
   mkdir -p "$work/redis-$port"
   redis-server --port "$port" --bind 127.0.0.1 --dir "$work/redis-$port" \
     --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+    --cluster-require-full-coverage no \
     --appendonly yes --save "" --daemonize no --logfile "$work/redis-$port/log" &
   redis_pid[$port]=$!
   pids+=($!)
@@ -87,7 +88,7 @@ start=$(date +%s.%N)
 set +e
 "$bin/icaze-sim" loadgen --target "$(IFS=,; echo "${targets[*]}")" --binds 12 \
   --rate "$rate" --duration "${secs}s" --population 1000000 --seed "$seed" \
-  --rules config/rules.toml --gateway-pid "${gw_pid[1]}" --quiet
+  --rules config/rules.toml --gateway-pid "${gw_pid[1]}" --quiet ${LOADGEN_ARGS:-}
 rc=$?
 set -e
 took=$(echo "$(date +%s.%N) - $start" | bc -l)

@@ -460,6 +460,35 @@ async fn a_primary_away_fails_only_its_own_asks_and_the_healthy_shards_grants_st
         "no document fell on the primary that is away"
     );
 
+    // No head-of-line blocking: an MO for the primary that is away, then (a write later,
+    // so another batch) one for a healthy primary: the second is answered first, not after
+    // the first's retry_for. (Code 1 this time: the same documents, so the same slots.)
+    let code_1 = |i: usize| (format!("{}1", mos[i].0), mos[i].1.replacen("2 ", "1 ", 1));
+    let (stuck, healthy) = (code_1(later[0]), code_1(granted[0]));
+    let stuck_seq = c.submit(&stuck.0, "8103", 0, stuck.1.as_bytes()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let healthy_seq = c.submit(&healthy.0, "8103", 0, healthy.1.as_bytes()).await;
+    let (mut answered, mut replies) = (Vec::new(), 0);
+    // Both answered, and both replies (a grant, a "try again") taken off the wire.
+    while answered.len() < 2 || replies < 2 {
+        let p = c
+            .read_skipping_enquire()
+            .await
+            .expect("the gateway answers");
+        if p.command_id == DELIVER_SM {
+            c.send_raw(&pdu(DELIVER_SM | RESP, 0, p.seq, &[0])).await;
+            // A reply of several parts counts once, when whole.
+            replies += usize::from(c.assemble(&p.body).is_some());
+        } else if p.command_id == SUBMIT_SM | RESP {
+            answered.push(p.seq);
+        }
+    }
+    assert_eq!(
+        answered,
+        [healthy_seq, stuck_seq],
+        "the healthy shard's MO waited behind the one for the primary that is away"
+    );
+
     // Back: a grant that was answered is the permit the citizen has (the re-send names
     // it); what was answered "try again" was never granted and is granted now.
     cluster.nodes[1].start_again();

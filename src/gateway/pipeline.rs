@@ -104,6 +104,10 @@ fn combine(answers: &mut [Option<Answer>]) -> Answer {
     }
 }
 
+/// How long a batch waits for Redis to say whether its "already active" repeats were
+/// revoked through another node.
+const REVOCATION_CHECK_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl Gateway {
     /// Decides a batch of MOs from `operator`, makes their grants durable, queues their
     /// replies, and says for each how to answer it. Results are in MO order. Each MO took a
@@ -545,10 +549,19 @@ impl Gateway {
             return;
         }
         let asked = active.iter().map(|&(_, id)| redis.revocation(id));
-        for (&(i, id), found) in active
-            .iter()
-            .zip(futures_util::future::join_all(asked).await)
-        {
+        // Waited for only briefly (the revocation stream tells this node within a second
+        // anyway): a primary that is away must not hold the batch up.
+        let Ok(found) =
+            tokio::time::timeout(REVOCATION_CHECK_WAIT, futures_util::future::join_all(asked))
+                .await
+        else {
+            tracing::warn!(
+                repeats = active.len(),
+                "redis: repeats not checked for a revocation in time; answered as active"
+            );
+            return;
+        };
+        for (&(i, id), found) in active.iter().zip(found) {
             match found {
                 Ok(Some((at, reason))) => {
                     permits.revoke(id, Revocation { reason, at });

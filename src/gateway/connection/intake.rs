@@ -1,5 +1,5 @@
 //! MOs in: the wire checks, concatenated parts, holding MOs while batches are under way,
-//! handing a read's MOs to the gateway as one batch, and acknowledging them in order.
+//! handing a read's MOs to the gateway as one batch, and acknowledging each batch once it is done.
 
 use super::*;
 use crate::smpp::receipt::Receipt;
@@ -148,7 +148,7 @@ impl Connection {
             mos.push(i.mo);
         }
         let gw = self.gw.clone();
-        self.batches.push_back(Box::pin(async move {
+        self.batches.push(Box::pin(async move {
             let mut results = Vec::with_capacity(mos.len());
             gw.take_mos(&op, &mos, &mut results).await;
             (owed, results)

@@ -35,7 +35,10 @@
 //! A batch handed to the gateway is not awaited in place: while its grants are being made
 //! durable (a journal fsync, a Redis round trip) the connection goes on reading, delivering
 //! replies and answering enquire_link. Up to `MAX_BATCHES` (4) batches are under way at once,
-//! started in the order they were read and answered in that order. Past that, MOs read
+//! started in the order they were read and each answered as soon as it is done (SMPP
+//! matches responses by sequence number): a batch waiting for a Redis primary that is away
+//! holds up only its own MOs, not the batches read after it. (Two MOs of one document are
+//! still decided in the order read: the later waits for the earlier's claim.) Past that, MOs read
 //! meanwhile are held (up to `MAX_HELD`) and go to the gateway as one batch when a slot
 //! frees, while the connection keeps reading: the peer's deliver_sm_resp must keep
 //! flowing, or a slow store would stall the replies too. Only with `MAX_HELD` MOs held
@@ -62,7 +65,7 @@ use crate::smpp::session::{
 use crate::smpp::text;
 use crate::telemetry::mask_msisdn;
 use bytes::{Buf, BytesMut};
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use rusmpp::{CommandId, Pdu};
 use std::collections::HashMap;
@@ -200,8 +203,8 @@ struct Connection {
     stalled_since: Instant,
     /// Replies being delivered on this bind, by id.
     outgoing: FastMap<u64, Outgoing>,
-    /// MO batches being decided and made durable, oldest first.
-    batches: FuturesOrdered<Batch>,
+    /// MO batches being decided and made durable, answered as each is done.
+    batches: FuturesUnordered<Batch>,
     /// MOs read while every batch slot was taken, in order, for the next batch.
     held: Vec<Taken>,
     /// The time of this turn of the loop, read once per wake-up rather than per PDU.
@@ -242,7 +245,7 @@ impl Connection {
             operator: None,
             stalled_since: now,
             outgoing: FastMap::default(),
-            batches: FuturesOrdered::new(),
+            batches: FuturesUnordered::new(),
             held: Vec::new(),
             now,
             ticket: None,

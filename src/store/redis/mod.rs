@@ -400,12 +400,24 @@ impl RedisStore {
         let writes = entries
             .iter()
             .map(|(set, _)| backend.command("SET of a permit index entry", set.clone()));
-        let results = futures_util::future::join_all(writes).await;
-        for ((set, until), written) in entries.into_iter().zip(results) {
-            if let Err(error) = written {
-                tracing::warn!(%error, "redis: a permit index entry is not written yet; retrying in the background");
-                tokio::spawn(index_later(backend.clone(), set, until));
+        // Waited for only briefly: a primary that is away (a failover) must not hold up
+        // the MOs whose grants are made; what is not written by then is written behind.
+        let results = tokio::time::timeout(INDEX_WAIT, futures_util::future::join_all(writes))
+            .await
+            .unwrap_or_default();
+        let mut late = 0usize;
+        for (k, (set, until)) in entries.into_iter().enumerate() {
+            match results.get(k) {
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "redis: a permit index entry is not written yet; retrying in the background")
+                }
+                None => late += 1,
             }
+            tokio::spawn(index_later(backend.clone(), set, until));
+        }
+        if late > 0 {
+            tracing::warn!(entries = late, wait = ?INDEX_WAIT, "redis: permit index entries not written in time; written in the background");
         }
     }
 
@@ -414,6 +426,10 @@ impl RedisStore {
         self.inner.backend.ping().await
     }
 }
+
+/// How long a batch waits for its permit index entries (a round trip takes well under a
+/// millisecond when the cluster is whole).
+const INDEX_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Writes a permit index entry that could not be written with its grant, every half
 /// second until it lands or the permit has ended (then nobody needs it).
