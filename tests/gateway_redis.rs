@@ -309,6 +309,54 @@ async fn redis_restart_in_mid_traffic_loses_no_permit() {
     }
 }
 
+/// `retry_for` counts from when an MO was read: MOs held while all of a connection's batch
+/// slots wait for an unreachable Redis get their answer `retry_for` after they were read,
+/// not a whole `retry_for` after their own batch could start (issue 15 point 5: MOs queued
+/// behind a stuck batch waited 8.6 s with `retry_for = 5s`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_for_counts_from_when_the_mo_was_read() {
+    let Some(mut redis) = RedisServer::start("retry_for_counts_from_when_the_mo_was_read") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("store = {:?}", redis.url());
+    let mut a = Icaze::spawn(dir.path(), "a", &store, "[redis]\nretry_for = \"2s\"\n");
+    let mut c = bound(&mut a).await;
+    let warm = c.converse(&requests("99460", 2, 0..1)).await;
+    assert!(only_reply(&warm[0]).starts_with(GRANTED), "{warm:?}");
+    redis.kill();
+    // Eight writes 30 ms apart: four batches take the connection's four slots, the last
+    // writes' MOs are held until one frees (about 2 s later).
+    let mut sent = Vec::new();
+    for (phone, text) in requests("99461", 2, 0..8) {
+        let seq = c.submit(&phone, "8103", 0, text.as_bytes()).await;
+        sent.push((seq, std::time::Instant::now()));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let (last_seq, last_sent) = sent[7];
+    let mut answered = 0;
+    let mut last_took = None;
+    while answered < 8 {
+        let p = c
+            .read_skipping_enquire()
+            .await
+            .expect("the gateway answers");
+        if p.command_id == DELIVER_SM {
+            c.send_raw(&pdu(DELIVER_SM | RESP, 0, p.seq, &[0])).await;
+        } else if p.command_id == SUBMIT_SM | RESP {
+            answered += 1;
+            if p.seq == last_seq {
+                last_took = Some(last_sent.elapsed());
+            }
+        }
+    }
+    let took = last_took.expect("the held MO is answered");
+    assert!(
+        took < Duration::from_millis(3_200),
+        "the held MO was answered {took:?} after it was read: retry_for (2 s) counted from its batch, not from its read"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_started_while_redis_is_down_says_so_and_keeps_trying() {
     let Some(mut redis) =

@@ -150,7 +150,14 @@ impl Gateway {
         }
         let mut answers: Vec<Option<Answer>> = vec![None; requests.len()];
         let deferred = self
-            .decide(&rules, now, &requests, &phones, &mut answers)
+            .decide(
+                &rules,
+                now,
+                &requests,
+                &phones,
+                mos.iter().map(|m| m.received).min(),
+                &mut answers,
+            )
             .await;
         self.revoked_elsewhere(&mut answers).await;
 
@@ -357,6 +364,7 @@ impl Gateway {
         now: i64,
         requests: &[PermitRequest],
         phones: &[PhoneTag],
+        read_at: Option<tokio::time::Instant>,
         answers: &mut [Option<Answer>],
     ) -> Option<Deferred<'_>> {
         if requests.is_empty() {
@@ -464,7 +472,7 @@ impl Gateway {
                     .await;
             }
             let started = tokio::time::Instant::now();
-            let decided = self.store.decide(rules, now, &tentative).await;
+            let decided = self.store.decide(rules, now, &tentative, read_at).await;
             if !tentative.is_empty() {
                 Metrics::observe(&self.metrics.store_latency, started.elapsed());
             }
@@ -670,7 +678,7 @@ mod tests {
             .collect();
         let mut answers = vec![None; requests.len()];
         let phones = vec![PhoneTag(1); requests.len()];
-        gw.decide(&rules, MONDAY_10AM, &requests, &phones, &mut answers)
+        gw.decide(&rules, MONDAY_10AM, &requests, &phones, None, &mut answers)
             .await;
         answers
             .into_iter()

@@ -263,12 +263,14 @@ impl Store {
     /// volatile grants them. On an error nothing of the round is durable (or, with Redis,
     /// known to be), and the caller must commit nothing. With Redis each grant has its own
     /// result: when one shard of a cluster is away only its grants fail (`Err` of
-    /// [`RedisError`]), and what the healthy shards granted is granted.
+    /// [`RedisError`]), and what the healthy shards granted is granted. `read_at` is when
+    /// the oldest MO behind the grants was read: Redis's `retry_for` counts from then.
     pub async fn decide(
         &self,
         rules: &Rules,
         now: i64,
         grants: &[Tentative],
+        read_at: Option<tokio::time::Instant>,
     ) -> Result<Vec<Result<RedisVerdict, RedisError>>, StoreError> {
         if grants.is_empty() {
             return Ok(Vec::new());
@@ -309,7 +311,7 @@ impl Store {
                         reason: "a tentative grant names a code the rules do not have".into(),
                     }));
                 }
-                Ok(redis.decide_each(&asks).await)
+                Ok(redis.decide_each_since(&asks, read_at).await)
             }
             Store::Volatile => Ok(granted(grants)),
         }

@@ -119,6 +119,8 @@ struct JobState {
     first: usize,
     left: usize,
     done: Option<oneshot::Sender<Vec<Result<RedisVerdict, RedisError>>>>,
+    /// Its asks are retried until then: `retry_for` after its oldest MO was read.
+    give_up_at: Instant,
 }
 
 impl JobState {
@@ -177,12 +179,15 @@ pub(super) struct Repairs {
 async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
     let mut pending = Vec::new();
     let mut states = Vec::with_capacity(jobs.len());
+    let started = Instant::now();
     for (j, job) in jobs.into_iter().enumerate() {
+        let since = job.read_at.map_or(started, |at| at.min(started));
         states.push(JobState {
             results: vec![None; job.asks.len()],
             first: pending.len(),
             left: job.asks.len(),
             done: Some(job.done),
+            give_up_at: since + tuning.retry_for,
         });
         pending.extend(job.asks.iter().map(|&ask| {
             Pending {
@@ -198,7 +203,6 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
         }));
     }
     let mut todo: Vec<usize> = (0..pending.len()).collect();
-    let started = Instant::now();
     let mut backoff = MIN_BACKOFF;
     let mut attempts = 0u32;
     loop {
@@ -229,9 +233,15 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
         let Some(fault) = last_fault.filter(|_| !retry.is_empty()) else {
             return;
         };
-        let waited = started.elapsed();
-        if waited >= tuning.retry_for {
-            let error = match fault {
+        let now = Instant::now();
+        let waited = now - started;
+        // Asks whose MOs have waited `retry_for` since they were read fail now; the rest
+        // are tried again.
+        let (expired, alive): (Vec<usize>, Vec<usize>) = retry
+            .iter()
+            .partition(|&&i| states[pending[i].job].give_up_at <= now);
+        if !expired.is_empty() {
+            let error = match fault.clone() {
                 Fault::Redis { node, error, .. } => RedisError::Unavailable {
                     node,
                     waited,
@@ -240,12 +250,19 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
                 },
                 Fault::NotDurable(error) => error,
             };
-            tracing::warn!(asks = retry.len(), %error, "redis: asks failed after retrying");
-            for &i in &retry {
+            tracing::warn!(asks = expired.len(), %error, "redis: asks failed after retrying");
+            for &i in &expired {
                 states[pending[i].job].settle(i, Err(error.clone()));
             }
-            return;
         }
+        let retry = alive;
+        let Some(next_give_up) = retry
+            .iter()
+            .map(|&i| states[pending[i].job].give_up_at)
+            .min()
+        else {
+            return;
+        };
         if attempts == 1 {
             match &fault {
                 Fault::Redis { node, error, .. } => {
@@ -256,7 +273,7 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
                 }
             }
         }
-        tokio::time::sleep(backoff.min(tuning.retry_for.saturating_sub(waited))).await;
+        tokio::time::sleep(backoff.min(next_give_up.saturating_duration_since(now))).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
         backend.repair(repairs).await;
         todo = retry;

@@ -264,6 +264,9 @@ struct Job {
     /// One result per ask, in order: an ask on a shard that failed does not fail the asks
     /// the healthy shards decided.
     done: oneshot::Sender<Vec<Result<RedisVerdict, RedisError>>>,
+    /// When the oldest MO behind these asks was read: `retry_for` counts from then, so an
+    /// MO that waited for a batch slot does not wait a whole `retry_for` more.
+    read_at: Option<tokio::time::Instant>,
 }
 
 impl RedisStore {
@@ -342,6 +345,16 @@ impl RedisStore {
     /// a grant the healthy shards made is a grant. A failed ask's grant may have been made
     /// (the reply was lost); asking again returns it rather than a new one.
     pub async fn decide_each(&self, asks: &[GrantAsk]) -> Vec<Result<RedisVerdict, RedisError>> {
+        self.decide_each_since(asks, None).await
+    }
+
+    /// [`RedisStore::decide_each`] for asks of MOs read at `read_at` (the oldest): their
+    /// retries end `retry_for` after it, however long they waited before being asked.
+    pub async fn decide_each_since(
+        &self,
+        asks: &[GrantAsk],
+        read_at: Option<tokio::time::Instant>,
+    ) -> Vec<Result<RedisVerdict, RedisError>> {
         if asks.is_empty() {
             return Vec::new();
         }
@@ -350,6 +363,7 @@ impl RedisStore {
         let job = Job {
             asks: asks.to_vec(),
             done,
+            read_at,
         };
         if self.inner.queue.send(job).await.is_err() {
             return closed();
