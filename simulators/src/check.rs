@@ -19,6 +19,7 @@ fn right_line(p: &Prediction, got: Class, redelivered: bool) -> bool {
     let line = Prediction {
         class: p.class.as_line(),
         alternative: p.alternative.map(Class::as_line),
+        undo: None,
     };
     right(&line, got, redelivered)
 }

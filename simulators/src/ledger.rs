@@ -334,6 +334,7 @@ impl Ledger {
                     Some(Prediction {
                         class,
                         alternative: None,
+                        undo: None,
                     }),
                 )
             }
@@ -345,6 +346,7 @@ impl Ledger {
                 Some(Prediction {
                     class: Class::Help,
                     alternative: None,
+                    undo: None,
                 }),
             ),
         };
@@ -451,6 +453,7 @@ impl Ledger {
                     f.prediction = Some(Prediction {
                         class: Class::Family,
                         alternative: None,
+                        undo: None,
                     });
                     f.lines = lines;
                 }
@@ -461,6 +464,7 @@ impl Ledger {
                     f.prediction = Some(Prediction {
                         class: Class::Status,
                         alternative: None,
+                        undo: None,
                     });
                     f.lines = lines;
                 }
@@ -500,6 +504,7 @@ impl Ledger {
         let line = |class| Prediction {
             class,
             alternative: None,
+            undo: None,
         };
         let mut lines = Vec::new();
         for &d in docs {
@@ -642,6 +647,13 @@ impl Ledger {
         if p.alternative.is_some() {
             self.stats.boundary += 1;
         }
+        // A grant predicted where "active" was right too, answered "active": the permit
+        // before ended later than the oracle dated it, and there is no new one.
+        if let Some(undo) = &p.undo
+            && got == Class::Active
+        {
+            self.oracle.undo(undo);
+        }
         *self.stats.expected.entry(p.class.name()).or_default() += 1;
         *self.stats.got.entry(got.name()).or_default() += 1;
         for line in &f.lines {
@@ -747,6 +759,7 @@ impl Ledger {
                         .or(f.hint.map(|class| Prediction {
                             class,
                             alternative: None,
+                            undo: None,
                         }))
                         .map_or_else(|| "?".into(), |p| p.class.name()),
                     acknowledged: f.acked,

@@ -120,6 +120,23 @@ pub struct Prediction {
     /// The class at the time the gateway acknowledged it, when that differs (a day boundary
     /// or an hours edge fell in between): either answer is right.
     pub alternative: Option<Class>,
+    /// For a grant predicted where "active" is right too (the permit before may have ended
+    /// later than the oracle dated it): what recording the grant changed, taken back with
+    /// [`Oracle::undo`] if the gateway answered "active".
+    pub undo: Option<Undo>,
+}
+
+/// The oracle's state of one document and code before a grant was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undo {
+    ui: usize,
+    until: u32,
+    late: Option<u32>,
+    di: usize,
+    day: u32,
+    ni: usize,
+    used: u32,
+    phone: Option<(u32, Option<(u32, u32)>)>,
 }
 
 impl Prediction {
@@ -147,6 +164,10 @@ pub struct Oracle {
     /// Per phone, for `max_documents_per_phone`: the local day and how many distinct
     /// documents got a new permit that day.
     phones: HashMap<u32, (u32, u32)>,
+    /// Grants whose MO was acknowledged in a later second than it was sent: the gateway
+    /// dated the permit somewhere in between, so it may end up to this late (the state
+    /// holds the end by the send second). Index as in `state`.
+    late: HashMap<usize, u32>,
 }
 
 impl Oracle {
@@ -173,6 +194,7 @@ impl Oracle {
             blocked,
             clock: (i64::MIN, 0, 0),
             phones: HashMap::new(),
+            late: HashMap::new(),
         }
     }
 
@@ -211,10 +233,80 @@ impl Oracle {
         } else {
             None
         };
+        // The permit before may end later than the state says (its grant was dated by the
+        // gateway after its send second): then "active" is right too.
+        let slot = self.slot(doc, code);
+        let now = unix.max(0) as u32;
+        let late_active = slot.is_some_and(|(ui, ..)| {
+            self.state.get(ui).is_some_and(|&u| u <= now)
+                && self.late.get(&ui).is_some_and(|&late| late > now)
+        });
+        let before = slot.map(|(ui, di, ni, _)| Undo {
+            ui,
+            until: self.state.get(ui).copied().unwrap_or(0),
+            late: self.late.get(&ui).copied(),
+            di,
+            day: self.state.get(di).copied().unwrap_or(0),
+            ni,
+            used: self.state.get(ni).copied().unwrap_or(0),
+            phone: phone.map(|p| (p, self.phones.get(&p).copied())),
+        });
         let class = self.evaluate(phone, doc, code, unix, true);
+        if class == Class::Granted
+            && let Some((ui, _, _, validity)) = slot
+        {
+            if ack_unix > unix {
+                self.late
+                    .insert(ui, (ack_unix.max(0) as u32).saturating_add(validity));
+            } else {
+                self.late.remove(&ui);
+            }
+        }
+        let mut alternative = at_ack.filter(|c| *c != class);
+        let mut undo = None;
+        if late_active && class != Class::Active {
+            alternative = Some(Class::Active);
+            if class == Class::Granted {
+                undo = before;
+            }
+        }
         Prediction {
             class,
-            alternative: at_ack.filter(|c| *c != class),
+            alternative,
+            undo,
+        }
+    }
+
+    /// Where `doc` and `code` are in `state`: the code's end, the group's day and count,
+    /// and the code's validity.
+    fn slot(&self, doc: u32, code: u8) -> Option<(usize, usize, usize, u32)> {
+        let (ci, rule) = self.rules.code(code)?;
+        let base = doc as usize * (self.codes + 2 * self.groups);
+        let g = base + self.codes + 2 * rule.group;
+        Some((base + ci, g, g + 1, rule.validity_secs))
+    }
+
+    /// Takes back a grant the oracle recorded where the gateway answered "active" (see
+    /// [`Prediction::undo`]).
+    pub fn undo(&mut self, undo: &Undo) {
+        for (i, v) in [
+            (undo.ui, undo.until),
+            (undo.di, undo.day),
+            (undo.ni, undo.used),
+        ] {
+            if let Some(s) = self.state.get_mut(i) {
+                *s = v;
+            }
+        }
+        match undo.late {
+            Some(late) => self.late.insert(undo.ui, late),
+            None => self.late.remove(&undo.ui),
+        };
+        if let Some((p, before)) = undo.phone {
+            match before {
+                Some(e) => self.phones.insert(p, e),
+                None => self.phones.remove(&p),
+            };
         }
     }
 
@@ -485,6 +577,35 @@ mod tests {
         assert_eq!(o.decide(5, 3, t + 7200, t + 7200).class, Class::Abuse);
         assert_eq!(o.grants_today(5, t + 7200), 2);
         assert_eq!(o.grants_today(5, tomorrow), 0);
+    }
+
+    #[test]
+    fn a_permit_dated_between_send_and_ack_may_end_later_and_is_taken_back_if_active() {
+        let (mut o, _, _) = setup("");
+        // Code 3: 3 h. Granted: sent at t, acknowledged a second later, so the gateway's
+        // permit ends at t + 3 h or t + 3 h + 1.
+        let t = baku(10, 0) + 59;
+        assert_eq!(o.decide(7, 3, t, t + 1).class, Class::Granted);
+        let end = t + 3 * 3600;
+        // Sent exactly at the earlier end: a new grant by the oracle's dating, still active
+        // by the later one; either is right.
+        let p = o.decide(7, 3, end, end);
+        assert_eq!(
+            (p.class, p.alternative),
+            (Class::Granted, Some(Class::Active))
+        );
+        // The gateway said "active": the oracle's grant is taken back, so the next request a
+        // second later is a grant again (not "active" until end + 3 h).
+        o.undo(p.undo.as_ref().expect("a grant that can be taken back"));
+        assert_eq!(o.decide(7, 3, end + 1, end + 1).class, Class::Granted);
+        // Acknowledged in its own second: no doubt, no alternative.
+        let q = o.decide(8, 3, t, t);
+        assert_eq!(q.class, Class::Granted);
+        let p = o.decide(8, 3, end, end);
+        assert_eq!(
+            (p.class, p.alternative, p.undo),
+            (Class::Granted, None, None)
+        );
     }
 
     #[test]
