@@ -5,6 +5,7 @@
 #
 #   simulators/cluster3.sh [RATE] [SECONDS] [SEED]      # defaults: 20000 MO/s, 30 s, 1701
 #
+# NODE_EXTRA is TOML appended to every node's config (e.g. $'[redis]\nreplicas = 1').
 # KILL_PRIMARY_AT=N kills (-9) the primary of the first slot range N seconds into the run,
 # so the cluster fails over under load (cluster-node-timeout 5 s). Needs redis-server and
 # redis-cli. Everything it starts is stopped at exit; its files are in a temp directory.
@@ -70,6 +71,8 @@ for n in 1 2 3; do
     -e "s|^store = .*|store = $store|" \
     -e "s|^node_id = [0-9]*|node_id = $n|" \
     config/icaze.toml >"$work/node$n.toml"
+  # NODE_EXTRA: TOML appended to each node's config, e.g. $'[redis]\nreplicas = 1'.
+  [ -n "${NODE_EXTRA:-}" ] && printf '\n%s\n' "$NODE_EXTRA" >>"$work/node$n.toml"
   "$bin/icaze" --config "$work/node$n.toml" serve --listen "127.0.0.1:$port" \
     --admin-listen 127.0.0.1:0 2>"$work/node$n.log" &
   gw_pid[$n]=$!

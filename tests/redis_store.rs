@@ -613,6 +613,7 @@ async fn waitaof_on_a_server_without_it_is_refused_at_connect() {
             local: 1,
             replicas: 0,
             timeout: Duration::from_millis(100),
+            received_only: false,
         }),
         ..RedisOptions::standalone(server.url())
     };
@@ -631,6 +632,72 @@ async fn waitaof_on_a_server_without_it_is_refused_at_connect() {
     }
 }
 
+/// `[redis] replicas = 1` (`WAIT`, any Redis): a grant is acknowledged only once a replica
+/// has received it, so a failover to that replica keeps it. With no replica it never is
+/// (retried until `retry_for`, then refused); once a replica follows, a re-send is told of
+/// the permit the unconfirmed attempts made, not granted a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_replica_confirms_or_refuses_acknowledgement() {
+    let Some(primary) =
+        RedisServer::start("waiting_for_a_replica_confirms_or_refuses_acknowledgement")
+    else {
+        return;
+    };
+    let store = connect(RedisOptions {
+        waitaof: Some(WaitAof {
+            local: 0,
+            replicas: 1,
+            timeout: Duration::from_millis(50),
+            received_only: true,
+        }),
+        retry_for: Duration::from_millis(300),
+        ..RedisOptions::standalone(primary.url())
+    })
+    .await;
+    let t = ten_am();
+    let a = ask(doc("AZE88888888"), 2, t);
+    let error = store.decide(&[a]).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RedisError::NotDurable {
+                replicas: 0,
+                wanted_replicas: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    // A replica follows the primary: asked again (a re-send), the permit the unconfirmed
+    // attempts made is acknowledged now, the same window, not a second grant.
+    let replica = RedisServer::start("waiting_for_a_replica (replica)").expect("a second server");
+    replica
+        .command(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !replica
+        .command(&["INFO", "replication"])
+        .unwrap()
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "the replica never synced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        one(&store, a).await,
+        RedisVerdict::Active(window(t, 3 * 3600))
+    );
+    // And the replica has it.
+    assert!(
+        !replica
+            .command(&["KEYS", "icaze:*AZE88888888*"])
+            .unwrap()
+            .trim()
+            .is_empty(),
+        "the grant is on the replica"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waitaof_confirms_or_refuses_acknowledgement() {
     let Some(binary) = redis_support::waitaof_server("waitaof_confirms_or_refuses_acknowledgement")
@@ -643,6 +710,7 @@ async fn waitaof_confirms_or_refuses_acknowledgement() {
             local: 1,
             replicas,
             timeout: Duration::from_millis(50),
+            received_only: false,
         })
     };
     let durable = connect(RedisOptions {

@@ -31,6 +31,10 @@ pub struct RedisConfig {
     /// `WAITAOF local replicas timeout` after each pipeline (Redis/Valkey 7.2+): grants are
     /// fsynced (and replicated) before the MO is acknowledged.
     pub waitaof: Option<(u32, u32, Duration)>,
+    /// `[redis] replicas = N`: `WAIT N timeout` after each pipeline (any Redis): N replicas
+    /// have received the grants before the MO is acknowledged, so a failover to one of
+    /// them keeps every acknowledged grant. With the wait's timeout.
+    pub replicas: Option<(u32, Duration)>,
 }
 
 /// `store` as written: `"journal"`, one URL, or a list of cluster nodes.
@@ -49,6 +53,8 @@ pub(super) struct RawRedis {
     flush_after: Option<String>,
     retry_for: Option<String>,
     waitaof: Option<RawWaitAof>,
+    replicas: Option<u32>,
+    replicas_timeout: Option<String>,
 }
 
 /// `[redis] waitaof` as written.
@@ -105,6 +111,24 @@ fn redis_config(
             ),
         )
     });
+    let replicas = match (redis.replicas, &redis.waitaof) {
+        (Some(0) | None, _) => None,
+        (Some(_), Some(_)) => {
+            errs.push(
+                "redis.replicas",
+                "set either replicas (WAIT) or waitaof.replicas (WAITAOF), not both",
+            );
+            None
+        }
+        (Some(n), None) => Some((
+            n,
+            errs.duration(
+                "redis.replicas_timeout",
+                redis.replicas_timeout.as_deref(),
+                Duration::from_millis(500),
+            ),
+        )),
+    };
     StoreConfig::Redis(RedisConfig {
         nodes,
         cluster,
@@ -120,6 +144,7 @@ fn redis_config(
             Duration::from_secs(5),
         ),
         waitaof,
+        replicas,
     })
 }
 
@@ -160,5 +185,37 @@ mod tests {
         .0;
         let keys: Vec<&str> = bad.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["store", "redis.retry_for"]);
+    }
+
+    #[test]
+    fn replicas_wait_for_a_replica_and_not_beside_waitaof() {
+        let (_dir, path) = beside_shipped_rules();
+        let redis = |extra: &str| {
+            Config::from_toml(
+                &path,
+                &format!("store = \"redis://127.0.0.1:7000\"\n[redis]\n{extra}\n"),
+                &key_only,
+            )
+        };
+        let StoreConfig::Redis(r) = redis("replicas = 1").unwrap().store else {
+            panic!("redis")
+        };
+        assert_eq!(r.replicas, Some((1, Duration::from_millis(500))));
+        let StoreConfig::Redis(r) = redis("replicas = 2\nreplicas_timeout = \"2s\"")
+            .unwrap()
+            .store
+        else {
+            panic!("redis")
+        };
+        assert_eq!(r.replicas, Some((2, Duration::from_secs(2))));
+        let StoreConfig::Redis(r) = redis("replicas = 0").unwrap().store else {
+            panic!("redis")
+        };
+        assert_eq!(r.replicas, None);
+        let both = redis("replicas = 1\nwaitaof = { local = 1 }")
+            .unwrap_err()
+            .0;
+        assert_eq!(both[0].key, "redis.replicas");
+        assert!(both[0].to_string().contains("not both"), "{}", both[0]);
     }
 }

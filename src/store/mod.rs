@@ -500,11 +500,20 @@ pub fn redis_options(config: &RedisConfig) -> RedisOptions {
         batch_max: config.batch_max,
         flush_after: config.flush_after,
         retry_for: config.retry_for,
-        waitaof: config.waitaof.map(|(local, replicas, timeout)| WaitAof {
-            local,
-            replicas,
-            timeout,
-        }),
+        waitaof: config
+            .waitaof
+            .map(|(local, replicas, timeout)| WaitAof {
+                local,
+                replicas,
+                timeout,
+                received_only: false,
+            })
+            .or(config.replicas.map(|(replicas, timeout)| WaitAof {
+                local: 0,
+                replicas,
+                timeout,
+                received_only: true,
+            })),
         ..RedisOptions::default()
     }
 }

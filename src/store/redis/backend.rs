@@ -75,6 +75,10 @@ impl Backend {
 
     /// Runs `WAITAOF` once on every primary, so a server that cannot is refused at start.
     pub(super) async fn probe_waitaof(&self, wait: WaitAof) -> Result<(), RedisError> {
+        if wait.received_only {
+            // `WAIT` is in every Redis.
+            return Ok(());
+        }
         let mut cmd = redis::cmd("WAITAOF");
         cmd.arg(wait.local).arg(0).arg(100);
         let targets: Vec<(String, Option<u16>)> = match self {

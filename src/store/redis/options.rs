@@ -13,6 +13,9 @@ pub struct WaitAof {
     /// How long Redis may wait for them; a batch not confirmed by then is retried (the
     /// grants are found again, not doubled) until [`RedisOptions::retry_for`].
     pub timeout: Duration,
+    /// `WAIT replicas timeout` instead (`[redis] replicas`, any Redis): the replicas have
+    /// received the writes, not necessarily fsynced them; `local` is then 0.
+    pub received_only: bool,
 }
 
 /// Where Redis is and how the store uses it. [`Default`] is a standalone Redis on

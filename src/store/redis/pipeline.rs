@@ -113,10 +113,15 @@ pub(super) fn pipeline(
         }
     }
     if let Some(w) = waitaof {
-        pipe.cmd("WAITAOF")
-            .arg(w.local)
-            .arg(w.replicas)
-            .arg(w.timeout.as_millis().max(1) as u64);
+        let timeout = w.timeout.as_millis().max(1) as u64;
+        if w.received_only {
+            pipe.cmd("WAIT").arg(w.replicas).arg(timeout);
+        } else {
+            pipe.cmd("WAITAOF")
+                .arg(w.local)
+                .arg(w.replicas)
+                .arg(timeout);
+        }
     }
     pipe
 }
@@ -357,6 +362,8 @@ pub(super) fn parse_verdict(item: &[Value]) -> Option<Result<RedisVerdict, Unrea
 /// `None` if `WAITAOF` confirmed enough; else why not, as a fault to retry.
 pub(super) fn check_waitaof(wait: WaitAof, node: &str, reply: Value) -> Option<Fault> {
     let counts = match &reply {
+        // `WAIT`: how many replicas have the writes.
+        Value::Int(replicas) if wait.received_only => Some((0, *replicas)),
         Value::Array(items) => match items.as_slice() {
             [Value::Int(local), Value::Int(replicas)] => Some((*local, *replicas)),
             _ => None,
@@ -473,6 +480,7 @@ mod tests {
             local: 1,
             replicas: 1,
             timeout: Duration::from_millis(250),
+            received_only: false,
         };
         let plan = Plan::chunked(&[0]);
         let pipe = pipeline(std::slice::from_ref(&p), &plan, Some(wait));
@@ -511,6 +519,7 @@ mod tests {
             local: 1,
             replicas: 1,
             timeout: Duration::from_millis(10),
+            received_only: false,
         };
         let reply = |l, r| Value::Array(vec![Value::Int(l), Value::Int(r)]);
         assert!(check_waitaof(wait, "n", reply(1, 1)).is_none());
@@ -525,6 +534,39 @@ mod tests {
         assert!(matches!(
             check_waitaof(wait, "n", Value::Nil),
             Some(Fault::Redis { .. })
+        ));
+    }
+
+    #[test]
+    fn wait_for_replicas_is_sent_and_its_count_checked() {
+        let wait = WaitAof {
+            local: 0,
+            replicas: 1,
+            timeout: Duration::from_millis(500),
+            received_only: true,
+        };
+        let p = Pending {
+            ask: ask(true),
+            expire_at: 1,
+            id: 0xabc,
+            job: 0,
+            permit: None,
+        };
+        let pipe = pipeline(std::slice::from_ref(&p), &Plan::chunked(&[0]), Some(wait));
+        let packed = String::from_utf8_lossy(&pipe.get_packed_pipeline()).into_owned();
+        assert!(
+            packed.ends_with("$4\r\nWAIT\r\n$1\r\n1\r\n$3\r\n500\r\n"),
+            "{packed}"
+        );
+        assert!(check_waitaof(wait, "n", Value::Int(1)).is_none());
+        assert!(check_waitaof(wait, "n", Value::Int(2)).is_none());
+        assert!(matches!(
+            check_waitaof(wait, "n", Value::Int(0)),
+            Some(Fault::NotDurable(RedisError::NotDurable {
+                replicas: 0,
+                wanted_replicas: 1,
+                ..
+            }))
         ));
     }
 }
