@@ -41,6 +41,26 @@ fn only_reply((status, replies): &(u32, Vec<String>)) -> &str {
     &replies[0]
 }
 
+/// Reads until `resps` submit_sm_resp and `replies` whole replies came (answering every
+/// deliver_sm): the responses' sequence numbers, in the order they came, and when.
+async fn answers(c: &mut Client, resps: usize, replies: usize) -> Vec<(u32, std::time::Instant)> {
+    let (mut answered, mut whole) = (Vec::new(), 0);
+    while answered.len() < resps || whole < replies {
+        let p = c
+            .read_skipping_enquire()
+            .await
+            .expect("the gateway answers");
+        if p.command_id == DELIVER_SM {
+            c.send_raw(&pdu(DELIVER_SM | RESP, 0, p.seq, &[0])).await;
+            // A reply of several parts counts once, when whole.
+            whole += usize::from(c.assemble(&p.body).is_some());
+        } else if p.command_id == SUBMIT_SM | RESP {
+            answered.push((p.seq, std::time::Instant::now()));
+        }
+    }
+    answered
+}
+
 async fn bound(node: &mut Icaze) -> Client {
     let mut c = Client::connect(node.addr()).await;
     assert_eq!(c.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
@@ -334,23 +354,12 @@ async fn retry_for_counts_from_when_the_mo_was_read() {
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     let (last_seq, last_sent) = sent[7];
-    let mut answered = 0;
-    let mut last_took = None;
-    while answered < 8 {
-        let p = c
-            .read_skipping_enquire()
-            .await
-            .expect("the gateway answers");
-        if p.command_id == DELIVER_SM {
-            c.send_raw(&pdu(DELIVER_SM | RESP, 0, p.seq, &[0])).await;
-        } else if p.command_id == SUBMIT_SM | RESP {
-            answered += 1;
-            if p.seq == last_seq {
-                last_took = Some(last_sent.elapsed());
-            }
-        }
-    }
-    let took = last_took.expect("the held MO is answered");
+    let took = answers(&mut c, 8, 0)
+        .await
+        .into_iter()
+        .find(|&(seq, _)| seq == last_seq)
+        .map(|(_, at)| at - last_sent)
+        .expect("the held MO is answered");
     assert!(
         took < Duration::from_millis(3_200),
         "the held MO was answered {took:?} after it was read: retry_for (2 s) counted from its batch, not from its read"
@@ -516,21 +525,12 @@ async fn a_primary_away_fails_only_its_own_asks_and_the_healthy_shards_grants_st
     let stuck_seq = c.submit(&stuck.0, "8103", 0, stuck.1.as_bytes()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let healthy_seq = c.submit(&healthy.0, "8103", 0, healthy.1.as_bytes()).await;
-    let (mut answered, mut replies) = (Vec::new(), 0);
     // Both answered, and both replies (a grant, a "try again") taken off the wire.
-    while answered.len() < 2 || replies < 2 {
-        let p = c
-            .read_skipping_enquire()
-            .await
-            .expect("the gateway answers");
-        if p.command_id == DELIVER_SM {
-            c.send_raw(&pdu(DELIVER_SM | RESP, 0, p.seq, &[0])).await;
-            // A reply of several parts counts once, when whole.
-            replies += usize::from(c.assemble(&p.body).is_some());
-        } else if p.command_id == SUBMIT_SM | RESP {
-            answered.push(p.seq);
-        }
-    }
+    let answered: Vec<u32> = answers(&mut c, 2, 2)
+        .await
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
     assert_eq!(
         answered,
         [healthy_seq, stuck_seq],

@@ -73,6 +73,21 @@ async fn connect(options: RedisOptions) -> RedisStore {
     RedisStore::connect(options).await.expect("store connects")
 }
 
+/// `error` says no replica confirmed a pipeline that wanted one.
+fn assert_unconfirmed_by_the_one_replica_wanted(error: &RedisError) {
+    assert!(
+        matches!(
+            error,
+            RedisError::NotDurable {
+                replicas: 0,
+                wanted_replicas: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
 async fn one(store: &RedisStore, ask: GrantAsk) -> RedisVerdict {
     store.decide(&[ask]).await.expect("decided")[0]
 }
@@ -657,17 +672,7 @@ async fn waiting_for_a_replica_confirms_or_refuses_acknowledgement() {
     let t = ten_am();
     let a = ask(doc("AZE88888888"), 2, t);
     let error = store.decide(&[a]).await.unwrap_err();
-    assert!(
-        matches!(
-            error,
-            RedisError::NotDurable {
-                replicas: 0,
-                wanted_replicas: 1,
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert_unconfirmed_by_the_one_replica_wanted(&error);
     // A replica follows the primary: asked again (a re-send), the permit the unconfirmed
     // attempts made is acknowledged now, the same window, not a second grant.
     let replica = RedisServer::start("waiting_for_a_replica (replica)").expect("a second server");
@@ -734,17 +739,7 @@ async fn waitaof_confirms_or_refuses_acknowledgement() {
     .await;
     let b = ask(doc("AZE77777777"), 2, t);
     let error = unconfirmed.decide(&[b]).await.unwrap_err();
-    assert!(
-        matches!(
-            error,
-            RedisError::NotDurable {
-                replicas: 0,
-                wanted_replicas: 1,
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert_unconfirmed_by_the_one_replica_wanted(&error);
     assert!(error.is_retryable());
     // The grant was made in memory; a retry that can be confirmed finds it, not a new one.
     assert_eq!(

@@ -467,15 +467,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn pipeline_ends_with_waitaof_when_asked() {
-        let p = Pending {
+    /// One ask in flight, as the pipeline tests send it.
+    fn one_pending() -> Pending {
+        Pending {
             ask: ask(true),
             expire_at: 1,
             id: 0xabc,
             job: 0,
             permit: None,
-        };
+        }
+    }
+
+    #[test]
+    fn pipeline_ends_with_waitaof_when_asked() {
+        let p = one_pending();
         let wait = WaitAof {
             local: 1,
             replicas: 1,
@@ -545,13 +550,7 @@ mod tests {
             timeout: Duration::from_millis(500),
             received_only: true,
         };
-        let p = Pending {
-            ask: ask(true),
-            expire_at: 1,
-            id: 0xabc,
-            job: 0,
-            permit: None,
-        };
+        let p = one_pending();
         let pipe = pipeline(std::slice::from_ref(&p), &Plan::chunked(&[0]), Some(wait));
         let packed = String::from_utf8_lossy(&pipe.get_packed_pipeline()).into_owned();
         assert!(
