@@ -832,3 +832,43 @@ async fn redis_decides_as_the_engine_does() {
     assert!(kinds(|v| matches!(v, RedisVerdict::Active(_))) > 50);
     assert!(kinds(|v| matches!(v, RedisVerdict::DailyLimit { .. })) > 50);
 }
+
+/// A command of the store's own (here: is this permit revoked?) that reaches a primary
+/// which no longer serves its slot follows the cluster's `MOVED` instead of failing, as
+/// right after a cluster formed, a slot moved or a failover (a checkpoint was once told
+/// "the store could not make it durable: ... Moved" by a node that had just started).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_for_a_slot_that_moved_follows_the_redirect() {
+    let Some(cluster) = RedisCluster::start("a_command_for_a_slot_that_moved_follows_the_redirect")
+    else {
+        return;
+    };
+    let store = connect(RedisOptions::cluster(cluster.urls())).await;
+    let key = icaze::permit::id::PermitKey::from_secret(b"moved");
+    let id = key.permit_id(doc("AZE11111111"), 2, ten_am(), ten_am() + 3600);
+    // Asked once, so redis-rs has its connections and slot map.
+    assert!(matches!(store.revocation(id).await, Ok(None)));
+
+    let slot_reply = cluster.nodes[0]
+        .command(&["CLUSTER", "KEYSLOT", &format!("icaze:revoked:{{{id}}}")])
+        .unwrap();
+    let slot: u32 = slot_reply.trim().trim_start_matches(':').parse().unwrap();
+    let owner = match slot {
+        0..=5460 => 0,
+        5461..=10922 => 1,
+        _ => 2,
+    };
+    let to = (owner + 1) % 3;
+    let to_id = cluster.nodes[to].command(&["CLUSTER", "MYID"]).unwrap();
+    let to_id = to_id.lines().nth(1).unwrap().trim().to_string();
+    for node in &cluster.nodes {
+        let reply = node
+            .command(&["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &to_id])
+            .unwrap();
+        assert!(reply.starts_with("+OK"), "SETSLOT: {reply}");
+    }
+    match store.revocation(id).await {
+        Ok(None) => {}
+        other => panic!("the moved slot was not followed: {other:?}"),
+    }
+}
