@@ -11,7 +11,10 @@
 //!   same documents on the other: each document still gets exactly one permit;
 //! - a gateway started while Redis is down says so, keeps trying, and serves once it is up;
 //! - a cluster primary away for longer than `retry_for`: only the MOs of its slots get the
-//!   "try again" reply, the grants the healthy primaries made in the same batch are grants;
+//!   "try again" reply, the grants the healthy primaries made in the same batch are grants,
+//!   and MOs read with them (even in the same read) are answered first;
+//! - a hung primary (the outbox's own) with every pipeline in flight waiting on it: an MO
+//!   for a healthy primary and a text that needs no Redis are answered before its MOs;
 //! - while Redis stalls, a connection with MOs waiting on it still answers enquire_link and
 //!   takes in more MOs, and every one is answered in order once Redis goes on.
 //!
@@ -59,6 +62,24 @@ async fn answers(c: &mut Client, resps: usize, replies: usize) -> Vec<(u32, std:
         }
     }
     answered
+}
+
+/// The submit_sm of `mos` as one write (one read for the gateway), and their sequence
+/// numbers.
+fn one_write(c: &mut Client, mos: &[(String, String)]) -> (Vec<u8>, Vec<u32>) {
+    let mut write = Vec::new();
+    let mut seqs = Vec::new();
+    for (source, text) in mos {
+        let seq = c.next_seq();
+        write.extend(pdu(
+            SUBMIT_SM,
+            0,
+            seq,
+            &sm_body(source, "8103", 0, 0, text.as_bytes(), &[]),
+        ));
+        seqs.push(seq);
+    }
+    (write, seqs)
 }
 
 async fn bound(node: &mut Icaze) -> Client {
@@ -537,6 +558,31 @@ async fn a_primary_away_fails_only_its_own_asks_and_the_healthy_shards_grants_st
         "the healthy shard's MO waited behind the one for the primary that is away"
     );
 
+    // Nor within one read: an MO for the primary that is away, one for a healthy primary
+    // and a text that needs no Redis, in one write: the two that need nothing of the
+    // primary that is away are answered first, not with it after its retry_for.
+    assert!(
+        granted.len() >= 2 && later.len() >= 2,
+        "documents on every primary"
+    );
+    let read = [
+        code_1(later[1]),
+        code_1(granted[1]),
+        ("994599".to_string(), "hello".to_string()),
+    ];
+    let (write, seqs) = one_write(&mut c, &read);
+    c.send_raw(&write).await;
+    let answered: Vec<u32> = answers(&mut c, 3, 3)
+        .await
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
+    assert_eq!(
+        answered.last(),
+        Some(&seqs[0]),
+        "an MO of the same read waited for the one for the primary that is away: {answered:?} (sent {seqs:?})"
+    );
+
     // Back: a grant that was answered is the permit the citizen has (the re-send names
     // it); what was answered "try again" was never granted and is granted now.
     cluster.nodes[1].start_again();
@@ -589,4 +635,99 @@ async fn a_primary_away_fails_only_its_own_asks_and_the_healthy_shards_grants_st
         left = still;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The primary (0, 1 or 2, as `RedisCluster` assigns slots) that serves `key`.
+fn primary_of(cluster: &RedisCluster, key: &str) -> usize {
+    let reply = cluster.nodes[0]
+        .command(&["CLUSTER", "KEYSLOT", key])
+        .expect("CLUSTER KEYSLOT");
+    let slot: u32 = reply
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT answered {reply:?}"));
+    match slot {
+        0..=5460 => 0,
+        5461..=10922 => 1,
+        _ => 2,
+    }
+}
+
+/// A primary that hangs (no answer and no error, as a machine gone from the network) holds
+/// up only the MOs for its own slots. Here it is also the primary of this node's outbox, and
+/// every pipeline the store keeps in flight is waiting on it: an MO for a healthy primary
+/// and a text that needs no Redis, sent after, are still answered before the hung primary's
+/// MOs get "try again" at their `retry_for`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_primary_holds_up_only_its_own_mos() {
+    let Some(cluster) = RedisCluster::start("a_hung_primary_holds_up_only_its_own_mos") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Icaze::spawn(
+        dir.path(),
+        "a",
+        &format!("store = {:?}", cluster.urls()),
+        "[redis]\nretry_for = \"4s\"\n",
+    );
+    let hung = primary_of(&cluster, "icaze:outbox:{0}");
+    let all = requests("99460", 2, 0..300);
+    let on = |node: usize| {
+        all.iter()
+            .filter(|(_, text)| {
+                let number = text.rsplit(' ').next().unwrap();
+                primary_of(&cluster, &format!("AZE{number}")) == node
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let stuck = on(hung);
+    let healthy = on((hung + 1) % 3);
+    assert!(stuck.len() >= 12 && !healthy.is_empty());
+
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(bound(&mut a).await);
+    }
+    let mut last = clients.pop().unwrap();
+    let warm = last.converse(&healthy[..1]).await;
+    assert!(only_reply(&warm[0]).starts_with(GRANTED), "{warm:?}");
+
+    cluster.nodes[hung].pause();
+    // Three binds, four writes each: as many batches as a bind keeps under way for one
+    // primary, 12 in all, each apart (the store gathers what comes within 1 ms), more than
+    // the store's pipelines in flight (8).
+    for round in 0..4 {
+        for (k, c) in clients.iter_mut().enumerate() {
+            let (source, text) = &stuck[round * 3 + k];
+            c.submit(source, "8103", 0, text.as_bytes()).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let read = [
+        healthy[1].clone(),
+        ("994609".to_string(), "hello".to_string()),
+    ];
+    let (write, _) = one_write(&mut last, &read);
+    last.send_raw(&write).await;
+
+    let (first, stuck_answers) = tokio::join!(
+        answers(&mut last, 2, 0),
+        // (Replies go out on any bind of the operator: only responses are counted.)
+        futures_util::future::join_all(clients.iter_mut().map(|c| answers(c, 4, 0)))
+    );
+    let answered_by = first.iter().map(|(_, at)| *at).max().unwrap();
+    let stuck_from = stuck_answers
+        .iter()
+        .flatten()
+        .map(|(_, at)| *at)
+        .min()
+        .unwrap();
+    assert!(
+        answered_by < stuck_from,
+        "the healthy primary's MO and the text that needs no Redis waited for the hung primary"
+    );
+    cluster.nodes[hung].resume();
 }

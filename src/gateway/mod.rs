@@ -28,6 +28,7 @@ mod citizens;
 mod claims;
 pub mod connection;
 pub mod connector;
+pub mod lanes;
 pub mod listener;
 pub mod message_id;
 pub mod outbound;

@@ -325,6 +325,16 @@ impl Store {
         matches!(self, Store::Journal(_) | Store::Volatile)
     }
 
+    /// Which shard decides each document, on a store of several independent parts (Redis:
+    /// one per primary); `None` on a store that decides every MO in one place (the
+    /// journal), where MOs need not be kept apart.
+    pub fn shards(&self) -> Option<crate::store::redis::Shards> {
+        match self {
+            Store::Redis(redis) => Some(redis.shards()),
+            Store::Journal(_) | Store::Volatile => None,
+        }
+    }
+
     /// Makes `grants` (of a store that [grants as asked](Store::grants_as_asked); empty
     /// otherwise) and the `replies` their batch owes durable in one round: the journal
     /// writes both in one commit (one `fdatasync` per file, shared with other connections'

@@ -127,17 +127,58 @@ impl Connection {
         self.gw.owe_later(op, reply);
     }
 
-    /// Hands held MOs to the gateway, [`MAX_HELD_BATCH`] at a time, while batch slots are free.
-    pub(super) fn take_held(&mut self) {
-        while !self.held.is_empty() && self.batches.len() < MAX_BATCHES {
-            let rest = self.held.split_off(self.held.len().min(MAX_HELD_BATCH));
-            let batch = std::mem::replace(&mut self.held, rest);
-            self.take(batch);
+    /// Hands a read's MOs to the gateway: one batch per lane (see `gateway/lanes.rs`), or
+    /// held while every batch slot of its lane is taken.
+    pub(super) fn admit(&mut self, intake: Vec<Taken>) {
+        let Some(lanes) = self.gw.lanes_of(intake.iter().map(|t| t.mo.text.as_str())) else {
+            return self.admit_lane(0, intake);
+        };
+        if let Some(&first) = lanes.first()
+            && lanes.iter().all(|&l| l == first)
+        {
+            return self.admit_lane(first, intake);
+        }
+        let mut split: [Vec<Taken>; LANES] = Default::default();
+        for (taken, lane) in intake.into_iter().zip(lanes) {
+            split[usize::from(lane)].push(taken);
+        }
+        for (lane, mos) in (0..).zip(split) {
+            if !mos.is_empty() {
+                self.admit_lane(lane, mos);
+            }
         }
     }
 
-    /// Hands the MOs of one read to the gateway as one batch, answered when it is done.
-    pub(super) fn take(&mut self, intake: Vec<Taken>) {
+    /// Hands `mos` of `lane` to the gateway as one batch, or holds them behind the lane's
+    /// held MOs while its batch slots are all taken.
+    fn admit_lane(&mut self, lane: Lane, mos: Vec<Taken>) {
+        let l = usize::from(lane);
+        if self.in_flight[l] < MAX_BATCHES && self.held[l].is_empty() {
+            self.take(lane, mos);
+        } else {
+            self.held_count += mos.len();
+            self.held[l].extend(mos);
+        }
+    }
+
+    /// Hands held MOs to the gateway, [`MAX_HELD_BATCH`] at a time, while their lane's
+    /// batch slots are free.
+    pub(super) fn take_held(&mut self) {
+        if self.held_count == 0 {
+            return;
+        }
+        for lane in 0..LANES {
+            while !self.held[lane].is_empty() && self.in_flight[lane] < MAX_BATCHES {
+                let rest = self.held[lane].split_off(self.held[lane].len().min(MAX_HELD_BATCH));
+                let batch = std::mem::replace(&mut self.held[lane], rest);
+                self.held_count -= batch.len();
+                self.take(lane as Lane, batch);
+            }
+        }
+    }
+
+    /// Hands MOs of `lane` to the gateway as one batch, answered when it is done.
+    fn take(&mut self, lane: Lane, intake: Vec<Taken>) {
         let Some(op) = self.operator.clone() else {
             return;
         };
@@ -147,16 +188,18 @@ impl Connection {
             owed.push((i.command_id, i.sequence_number));
             mos.push(i.mo);
         }
+        self.in_flight[usize::from(lane)] += 1;
         let gw = self.gw.clone();
         self.batches.push(Box::pin(async move {
             let mut results = Vec::with_capacity(mos.len());
             gw.take_mos(&op, &mos, &mut results).await;
-            (owed, results)
+            (lane, owed, results)
         }));
     }
 
     /// Acknowledges (or refuses) the MOs of a finished batch.
-    pub(super) fn answer_batch(&mut self, owed: Owed, results: Vec<MoResult>) {
+    pub(super) fn answer_batch(&mut self, lane: Lane, owed: Owed, results: Vec<MoResult>) {
+        self.in_flight[usize::from(lane)] -= 1;
         for ((command_id, seq), result) in owed.into_iter().zip(results) {
             match result {
                 MoResult::Accepted(id) => {

@@ -34,12 +34,15 @@
 //!
 //! A batch handed to the gateway is not awaited in place: while its grants are being made
 //! durable (a journal fsync, a Redis round trip) the connection goes on reading, delivering
-//! replies and answering enquire_link. Up to `MAX_BATCHES` (4) batches are under way at once,
-//! started in the order they were read and each answered as soon as it is done (SMPP
-//! matches responses by sequence number): a batch waiting for a Redis primary that is away
-//! holds up only its own MOs, not the batches read after it. (Two MOs of one document are
-//! still decided in the order read: the later waits for the earlier's claim.) Past that, MOs read
-//! meanwhile are held (up to `MAX_HELD`) and go to the gateway as one batch when a slot
+//! replies and answering enquire_link. On Redis a read's MOs are split by lane (see
+//! `gateway/lanes.rs`: texts answered from the text alone, status questions, one lane per
+//! primary); on the journal there is one lane. Up to `MAX_BATCHES` (4) batches per lane are
+//! under way at once, started in the order they were read and each answered as soon as it
+//! is done (SMPP matches responses by sequence number): a primary that is away holds up
+//! only the MOs of its own lane, not the other primaries' nor the texts that need no Redis.
+//! (Two MOs of one document are still decided in the order read: they are in one lane, and
+//! the later waits for the earlier's claim.) Past that, MOs read meanwhile are held per lane
+//! (up to `MAX_HELD` in all) and go to the gateway as one batch when a slot of their lane
 //! frees, while the connection keeps reading: the peer's deliver_sm_resp must keep
 //! flowing, or a slow store would stall the replies too. Only with `MAX_HELD` MOs held
 //! does the connection stop reading (backpressure on the peer). A held MO is not
@@ -53,6 +56,7 @@ use intake::Taken;
 use replies::{Outgoing, pop};
 
 use crate::gateway::admission::Ticket;
+use crate::gateway::lanes::{LANES, Lane};
 use crate::gateway::outbound::{self, Mt};
 use crate::gateway::stats::ReplyTimes;
 use crate::gateway::{Gateway, Mo, MoResult, OperatorState};
@@ -88,7 +92,7 @@ const READ_BOUND: usize = 16 * 1024;
 const READ_UNBOUND: usize = 512;
 /// Unsent bytes at which we stop reading from the peer until it takes some.
 const MAX_UNSENT: usize = 1 << 20;
-/// MO batches of one connection under way in the gateway at once.
+/// MO batches of one connection and lane under way in the gateway at once.
 const MAX_BATCHES: usize = 4;
 /// MOs read while [`MAX_BATCHES`] are under way, held for the next batch; at this many the
 /// connection stops reading.
@@ -103,7 +107,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// Where a batch's answers go: each MO's command and sequence number, in batch order.
 type Owed = Vec<(CommandId, u32)>;
 /// A batch under way in the gateway; yields its MOs' answers and their results.
-type Batch = Pin<Box<dyn Future<Output = (Owed, Vec<MoResult>)> + Send>>;
+type Batch = Pin<Box<dyn Future<Output = (Lane, Owed, Vec<MoResult>)> + Send>>;
 
 /// One connection's bytes: plain TCP, or TLS over it (the handshake done).
 #[derive(Debug)]
@@ -205,8 +209,13 @@ struct Connection {
     outgoing: FastMap<u64, Outgoing>,
     /// MO batches being decided and made durable, answered as each is done.
     batches: FuturesUnordered<Batch>,
-    /// MOs read while every batch slot was taken, in order, for the next batch.
-    held: Vec<Taken>,
+    /// MOs read while every batch slot of their lane was taken, per lane, in order, for
+    /// the lane's next batch.
+    held: [Vec<Taken>; LANES],
+    /// How many MOs `held` holds in all.
+    held_count: usize,
+    /// Batches under way, per lane.
+    in_flight: [usize; LANES],
     /// The time of this turn of the loop, read once per wake-up rather than per PDU.
     now: Instant,
     /// The listener's connection slot and this address's unbound share (none for a
@@ -246,7 +255,9 @@ impl Connection {
             stalled_since: now,
             outgoing: FastMap::default(),
             batches: FuturesUnordered::new(),
-            held: Vec::new(),
+            held: Default::default(),
+            held_count: 0,
+            in_flight: [0; LANES],
             now,
             ticket: None,
             answer_after: None,
@@ -298,7 +309,7 @@ impl Connection {
             };
             let operator = self.operator.clone();
             let pull = self.can_pull(now);
-            let read_more = self.held.len() < MAX_HELD && self.session.out().len() < MAX_UNSENT;
+            let read_more = self.held_count < MAX_HELD && self.session.out().len() < MAX_UNSENT;
             let draining = self.session.is_draining();
             inbuf.reserve(if self.operator.is_some() {
                 READ_BOUND
@@ -317,9 +328,9 @@ impl Connection {
                     unflushed = buffered && written?;
                     self.stalled_since = Instant::now();
                 }
-                Some((owed, results)) = self.batches.next(), if !self.batches.is_empty() => {
+                Some((lane, owed, results)) = self.batches.next(), if !self.batches.is_empty() => {
                     self.now = Instant::now();
-                    self.answer_batch(owed, results);
+                    self.answer_batch(lane, owed, results);
                     self.take_held();
                 }
                 read = rd.read_buf(&mut inbuf), if read_more => {
@@ -371,8 +382,8 @@ impl Connection {
             }
             if self.session.closing().is_some() {
                 // Acknowledge what was handed to the gateway before leaving.
-                while let Some((owed, results)) = self.batches.next().await {
-                    self.answer_batch(owed, results);
+                while let Some((lane, owed, results)) = self.batches.next().await {
+                    self.answer_batch(lane, owed, results);
                 }
                 if let Some(at) = self.answer_after {
                     tokio::time::sleep_until(at).await;
@@ -414,11 +425,7 @@ impl Connection {
         }
         self.session.buffered(self.now, !inbuf.is_empty());
         if !intake.is_empty() {
-            if self.batches.len() < MAX_BATCHES && self.held.is_empty() {
-                self.take(intake);
-            } else {
-                self.held.extend(intake);
-            }
+            self.admit(intake);
         }
         self.fill_window();
         self.hand_over_reply_times();
@@ -506,7 +513,7 @@ impl Connection {
 
     fn on_timers(&mut self, now: Instant) {
         let idle = self.batches.is_empty()
-            && self.held.is_empty()
+            && self.held_count == 0
             && !self.operator.as_ref().is_some_and(|o| {
                 self.session.state().sends_messages(self.session.role()) && !o.queue.is_empty()
             });
@@ -541,7 +548,8 @@ impl Connection {
         }
         // MOs held for a batch that never started: unacknowledged, the operator resends
         // them; their places in the queue go back.
-        op.queue.release(std::mem::take(&mut self.held).len());
+        op.queue.release(std::mem::take(&mut self.held_count));
+        self.held = Default::default();
         let owed: Vec<Mt> = self
             .session
             .owed()

@@ -14,6 +14,7 @@ use redis::cluster_routing::{
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// How long a connection attempt may take before it counts as failed.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -159,23 +160,28 @@ impl Backend {
     }
 
     /// One attempt at the asks `todo` (indices into `pending`, in the order asked): an
-    /// outcome for each, as (index, outcome); `repairs` says what to fix before another
-    /// attempt.
+    /// outcome for each, handed to `on` as (index, outcome) as soon as its pipeline
+    /// answered; `repairs` says what to fix before another attempt. `place` is the
+    /// attempt's place among the pipelines in flight (a cluster may give it up early).
     pub(super) async fn attempt(
         &self,
         pending: &[Pending],
         todo: &[usize],
         waitaof: Option<WaitAof>,
         repairs: &mut Repairs,
-    ) -> Vec<(usize, AskOutcome)> {
+        place: &mut Option<OwnedSemaphorePermit>,
+        on: &mut (dyn FnMut(usize, AskOutcome) + Send),
+    ) {
         match self {
             Backend::Single(b) => {
                 let plan = Plan::chunked(todo);
                 let pipe = pipeline(pending, &plan, waitaof);
                 let result = b.conn().req_packed_commands(&pipe, 0, pipe.len()).await;
-                outcomes(pending, &plan, &b.node, result, waitaof, repairs)
+                for (i, outcome) in outcomes(pending, &plan, &b.node, result, waitaof, repairs) {
+                    on(i, outcome);
+                }
             }
-            Backend::Cluster(b) => b.attempt(pending, todo, waitaof, repairs).await,
+            Backend::Cluster(b) => b.attempt(pending, todo, waitaof, repairs, place, on).await,
         }
     }
 

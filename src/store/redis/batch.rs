@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 /// First pause between two attempts of a failed ask; it doubles up to [`MAX_BACKOFF`].
@@ -64,8 +64,10 @@ pub(super) struct Batcher {
 
 impl Batcher {
     /// Gathers jobs until `flush_after` has passed since the first or `batch_max` asks wait,
-    /// then sends them on a task of its own (at most `pipelines_in_flight` at once). Ends
-    /// when every [`RedisStore`](super::RedisStore) clone is gone.
+    /// then sends them on a task of its own (at most `pipelines_in_flight` attempts at once;
+    /// a batch waiting to retry holds no place, so a shard that is away cannot take every
+    /// place and stall the asks for the healthy ones). Ends when every
+    /// [`RedisStore`](super::RedisStore) clone is gone.
     pub(super) async fn run(self, mut jobs: mpsc::Receiver<Job>) {
         let tuning = Arc::new(self.tuning);
         while let Some(first) = jobs.recv().await {
@@ -91,9 +93,9 @@ impl Batcher {
             };
             let backend = self.backend.clone();
             let tuning = tuning.clone();
+            let in_flight = self.in_flight.clone();
             tokio::spawn(async move {
-                run_batch(&backend, &tuning, batch).await;
-                drop(permit);
+                run_batch(&backend, &tuning, batch, &in_flight, permit).await;
             });
         }
     }
@@ -111,6 +113,8 @@ pub(super) struct Pending {
     pub(super) job: usize,
     /// The id a grant for it gets, when the permit index is written.
     pub(super) permit: Option<crate::permit::id::PermitId>,
+    /// Retried until then (its job's): `retry_for` after the job's oldest MO was read.
+    pub(super) give_up_at: Instant,
 }
 
 /// A job of a batch in flight.
@@ -119,8 +123,6 @@ struct JobState {
     first: usize,
     left: usize,
     done: Option<oneshot::Sender<Vec<Result<RedisVerdict, RedisError>>>>,
-    /// Its asks are retried until then: `retry_for` after its oldest MO was read.
-    give_up_at: Instant,
 }
 
 impl JobState {
@@ -176,18 +178,27 @@ pub(super) struct Repairs {
 }
 
 /// Decides a batch: attempts, retries with backoff until `retry_for`, answers every job.
-async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
+/// Each attempt holds a place of `in_flight` (`first` is the first attempt's), given back
+/// before the pause to a retry. A job is answered as soon as its own asks are decided: in a
+/// cluster, as soon as the sub-pipelines of their primaries answer, whatever the others do.
+async fn run_batch(
+    backend: &Backend,
+    tuning: &Tuning,
+    jobs: Vec<Job>,
+    in_flight: &Arc<Semaphore>,
+    first: OwnedSemaphorePermit,
+) {
     let mut pending = Vec::new();
     let mut states = Vec::with_capacity(jobs.len());
     let started = Instant::now();
     for (j, job) in jobs.into_iter().enumerate() {
         let since = job.read_at.map_or(started, |at| at.min(started));
+        let give_up_at = since + tuning.retry_for;
         states.push(JobState {
             results: vec![None; job.asks.len()],
             first: pending.len(),
             left: job.asks.len(),
             done: Some(job.done),
-            give_up_at: since + tuning.retry_for,
         });
         pending.extend(job.asks.iter().map(|&ask| {
             Pending {
@@ -199,34 +210,55 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
                     .permit_key
                     .as_ref()
                     .map(|k| k.permit_id(ask.document, ask.code, ask.now, ask.until())),
+                give_up_at,
             }
         }));
     }
     let mut todo: Vec<usize> = (0..pending.len()).collect();
     let mut backoff = MIN_BACKOFF;
     let mut attempts = 0u32;
+    let mut place = Some(first);
     loop {
+        let mut held = match place.take() {
+            Some(place) => Some(place),
+            None => match in_flight.clone().acquire_owned().await {
+                Ok(place) => Some(place),
+                Err(_) => {
+                    for &i in &todo {
+                        states[pending[i].job].settle(i, Err(RedisError::Closed));
+                    }
+                    return;
+                }
+            },
+        };
         attempts += 1;
         let mut repairs = Repairs::default();
-        let outcomes = backend
-            .attempt(&pending, &todo, tuning.waitaof, &mut repairs)
-            .await;
         let mut retry = Vec::new();
         let mut last_fault = None;
-        for (i, outcome) in outcomes {
-            let state = &mut states[pending[i].job];
-            if !state.open() {
-                continue;
-            }
-            match outcome {
-                AskOutcome::Done(verdict) => state.settle(i, Ok(verdict)),
-                AskOutcome::Failed(error) => state.settle(i, Err(error)),
-                AskOutcome::Retry(fault) => {
-                    retry.push(i);
-                    last_fault = Some(fault);
-                }
-            }
-        }
+        backend
+            .attempt(
+                &pending,
+                &todo,
+                tuning.waitaof,
+                &mut repairs,
+                &mut held,
+                &mut |i, outcome| {
+                    let state = &mut states[pending[i].job];
+                    if !state.open() {
+                        return;
+                    }
+                    match outcome {
+                        AskOutcome::Done(verdict) => state.settle(i, Ok(verdict)),
+                        AskOutcome::Failed(error) => state.settle(i, Err(error)),
+                        AskOutcome::Retry(fault) => {
+                            retry.push(i);
+                            last_fault = Some(fault);
+                        }
+                    }
+                },
+            )
+            .await;
+        drop(held);
         retry.retain(|&i| states[pending[i].job].open());
         // In the order asked, so a document's asks are decided in that order again.
         retry.sort_unstable();
@@ -237,9 +269,8 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
         let waited = now - started;
         // Asks whose MOs have waited `retry_for` since they were read fail now; the rest
         // are tried again.
-        let (expired, alive): (Vec<usize>, Vec<usize>) = retry
-            .iter()
-            .partition(|&&i| states[pending[i].job].give_up_at <= now);
+        let (expired, alive): (Vec<usize>, Vec<usize>) =
+            retry.iter().partition(|&&i| pending[i].give_up_at <= now);
         if !expired.is_empty() {
             let error = match fault.clone() {
                 Fault::Redis { node, error, .. } => RedisError::Unavailable {
@@ -256,11 +287,7 @@ async fn run_batch(backend: &Backend, tuning: &Tuning, jobs: Vec<Job>) {
             }
         }
         let retry = alive;
-        let Some(next_give_up) = retry
-            .iter()
-            .map(|&i| states[pending[i].job].give_up_at)
-            .min()
-        else {
+        let Some(next_give_up) = retry.iter().map(|&i| pending[i].give_up_at).min() else {
             return;
         };
         if attempts == 1 {

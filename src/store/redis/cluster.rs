@@ -9,14 +9,22 @@ use super::pipeline::{Plan, abbreviate, keys, outcomes, pipeline};
 use redis::Value;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 /// Slots of a Redis Cluster.
 const SLOTS: usize = 16_384;
 /// A slot no primary serves, in [`SlotMap::owner`].
 const NO_OWNER: u16 = u16::MAX;
+
+/// How long an attempt keeps its place among the pipelines in flight (see
+/// [`ClusterBackend::attempt`]): a hung primary (until the response timeout) must not take
+/// every place from the healthy ones.
+const STRAGGLER_GRACE: Duration = Duration::from_millis(50);
 
 /// A Redis Cluster through [`RedisOptions::pipelines_in_flight`] redis-rs cluster
 /// connections, with the store's own slot map to split batches by primary.
@@ -26,6 +34,10 @@ pub(super) struct ClusterBackend {
     /// The seed nodes, host:port, for logs.
     pub(super) seeds: String,
     pub(super) slots: RwLock<Arc<SlotMap>>,
+    /// Per primary (host:port), its pipelines in flight: at most `pipelines_in_flight`.
+    gates: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Permits of each gate.
+    per_primary: usize,
 }
 
 /// Which primary serves each slot, as `CLUSTER SLOTS` last said.
@@ -85,6 +97,8 @@ impl ClusterBackend {
                 owner: vec![NO_OWNER; SLOTS],
                 nodes: Vec::new(),
             })),
+            gates: Mutex::new(HashMap::new()),
+            per_primary: options.pipelines_in_flight,
         };
         backend.refresh_slots().await?;
         Ok(backend)
@@ -94,6 +108,17 @@ impl ClusterBackend {
     pub(super) fn conn(&self) -> ClusterConnection {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.conns[n % self.conns.len()].clone()
+    }
+
+    /// The gate of the primary at `node` (host:port).
+    fn gate(&self, node: &str) -> Arc<Semaphore> {
+        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(gate) = gates.get(node) {
+            return gate.clone();
+        }
+        let gate = Arc::new(Semaphore::new(self.per_primary));
+        gates.insert(node.to_string(), gate.clone());
+        gate
     }
 
     pub(super) fn slots(&self) -> Arc<SlotMap> {
@@ -137,14 +162,20 @@ impl ClusterBackend {
     }
 
     /// One attempt: one sub-pipeline per primary, sent concurrently, each routed to its
-    /// node by the slot of its first ask.
+    /// node by the slot of its first ask; each sub-pipeline's outcomes go to `on` as soon as
+    /// it answers, so a primary that is slow to fail holds up only its own asks. `place` is
+    /// the batch's place among the pipelines in flight, given up after
+    /// [`STRAGGLER_GRACE`]; each sub-pipeline waits for a turn at its primary's gate
+    /// instead.
     pub(super) async fn attempt(
         &self,
         pending: &[Pending],
         todo: &[usize],
         waitaof: Option<WaitAof>,
         repairs: &mut Repairs,
-    ) -> Vec<(usize, AskOutcome)> {
+        place: &mut Option<OwnedSemaphorePermit>,
+        on: &mut (dyn FnMut(usize, AskOutcome) + Send),
+    ) {
         let map = self.slots();
         // Per primary, then one more per slot no primary serves: (slot, index) in the
         // order asked.
@@ -168,33 +199,69 @@ impl ClusterBackend {
                 .nodes
                 .get(g)
                 .map_or_else(|| format!("the node of slot {slot}"), |n| n.addr.clone());
+            // Waited for no longer than the first of its asks may wait.
+            let give_up_at = asks
+                .iter()
+                .map(|&(_, i)| pending[i].give_up_at)
+                .min()
+                .unwrap_or_else(Instant::now);
             let plan = Plan::by_slot(asks);
             let pipe = pipeline(pending, &plan, waitaof);
             let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
             let mut conn = self.conn();
+            let gate = self.gate(&node);
             tasks.spawn(async move {
                 let count = pipe.len();
+                let Ok(Ok(_turn)) = tokio::time::timeout_at(give_up_at, gate.acquire_owned()).await
+                else {
+                    let busy = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "every pipeline to this primary is in flight and none came back",
+                    );
+                    return (plan, node, Err(redis::RedisError::from(busy)));
+                };
                 let result = conn.route_pipeline(pipe, 0, count, route).await;
                 (plan, node, result)
             });
         }
-        let mut outs = Vec::with_capacity(todo.len());
-        while let Some(joined) = tasks.join_next().await {
+        let mut answered = vec![false; pending.len()];
+        let mut count = 0;
+        let held_until = Instant::now() + STRAGGLER_GRACE;
+        loop {
+            // The batch's place is kept for STRAGGLER_GRACE: the time a healthy cluster
+            // takes, so jobs gather into the next batch meanwhile. A primary slower than
+            // that (away, hung) is waited for without it, and its gate (at most
+            // `pipelines_in_flight` pipelines per primary) bounds what waits on it.
+            let joined = if place.is_some() {
+                match tokio::time::timeout_at(held_until, tasks.join_next()).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        drop(place.take());
+                        continue;
+                    }
+                }
+            } else {
+                tasks.join_next().await
+            };
+            let Some(joined) = joined else {
+                break;
+            };
             match joined {
                 Ok((plan, node, result)) => {
-                    outs.extend(outcomes(pending, &plan, &node, result, waitaof, repairs));
+                    for (i, outcome) in outcomes(pending, &plan, &node, result, waitaof, repairs) {
+                        if !std::mem::replace(&mut answered[i], true) {
+                            count += 1;
+                        }
+                        on(i, outcome);
+                    }
                 }
                 Err(panic) => {
                     tracing::error!(error = %panic, "redis: a cluster sub-pipeline task failed");
                 }
             }
         }
-        if outs.len() < todo.len() {
+        if count < todo.len() {
             // A task failed: its asks get no verdict, and fail rather than wait forever.
-            let mut answered = vec![false; pending.len()];
-            for (i, _) in &outs {
-                answered[*i] = true;
-            }
             let error = RedisError::UnexpectedReply {
                 action: "a pipeline of FCALLs",
                 node: self.seeds.clone(),
@@ -202,11 +269,44 @@ impl ClusterBackend {
             };
             for &i in todo {
                 if !answered[i] {
-                    outs.push((i, AskOutcome::Failed(error.clone())));
+                    on(i, AskOutcome::Failed(error.clone()));
                 }
             }
         }
-        outs
+    }
+}
+
+/// Which primary decides a document's asks, as the store's slot map said when this was
+/// taken: to keep MOs for different primaries apart, so one that is away holds up only its
+/// own. A hint for scheduling only: the asks themselves are routed by the map of their
+/// attempt.
+pub struct Shards(Option<Arc<SlotMap>>);
+
+impl Shards {
+    /// Every document on one shard (a standalone Redis).
+    pub(super) fn one() -> Shards {
+        Shards(None)
+    }
+
+    pub(super) fn of(map: Arc<SlotMap>) -> Shards {
+        Shards(Some(map))
+    }
+
+    /// The shard of `document`'s keys: the index of its slot's primary (the primaries
+    /// known, for a slot none serves); 0 on a standalone Redis.
+    pub fn shard_of(&self, document: crate::permit::document::Document) -> u16 {
+        let Some(map) = &self.0 else {
+            return 0;
+        };
+        let mut tag = [0u8; 32];
+        let mut w = std::io::Cursor::new(&mut tag[..]);
+        // A document's canonical form is at most 4 letters and 19 digits: it fits.
+        let _ = std::io::Write::write_fmt(&mut w, format_args!("{document}"));
+        let len = usize::try_from(w.position()).unwrap_or(0);
+        match map.owner[usize::from(key_slot(&tag[..len]))] {
+            NO_OWNER => u16::try_from(map.nodes.len()).unwrap_or(u16::MAX),
+            owner => owner,
+        }
     }
 }
 

@@ -118,6 +118,7 @@ mod pipeline;
 
 pub use admin::RedisRevocation;
 pub use citizens::{PhoneAsk, StatusEntry};
+pub use cluster::Shards;
 pub use error::RedisError;
 pub use options::{RedisOptions, WaitAof};
 
@@ -326,6 +327,14 @@ impl RedisStore {
                 cluster_index: options.permit_key.clone().filter(|_| options.cluster),
             }),
         })
+    }
+
+    /// Which primary decides each document now (see [`Shards`]).
+    pub fn shards(&self) -> Shards {
+        match &*self.inner.backend {
+            Backend::Cluster(b) => Shards::of(b.slots()),
+            Backend::Single(_) => Shards::one(),
+        }
     }
 
     /// Decides `asks`, one verdict per ask in order, batched with other callers' asks. A

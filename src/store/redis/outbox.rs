@@ -21,6 +21,10 @@ pub(super) fn outbox_key(node: u16) -> String {
 /// How long the outbox is asked for at start before the node gives up (and exits).
 const OWED_READ_FOR: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// How long a batch waits for its replies to be written to the outbox (see
+/// [`RedisStore::owe`]).
+const OWE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Settlements sent to Redis at most this many at a time.
 const SETTLE_BATCH: usize = 4096;
 
@@ -140,11 +144,23 @@ impl RedisStore {
             encode_body(&mut body, r);
             set.arg(r.id).arg(&body[..]);
         }
-        let added = self
-            .inner
-            .backend
-            .command("HSET of replies owed", set)
-            .await?;
+        // Waited for only so long: when the outbox's primary is away (hung, failing over),
+        // every batch of this node would wait on it, for whatever primary its own asks went
+        // to. The gateway then keeps the replies in memory, as for an outbox that failed.
+        let added = tokio::time::timeout(
+            OWE_WAIT,
+            self.inner.backend.command("HSET of replies owed", set),
+        )
+        .await
+        .map_err(|_| RedisError::Unavailable {
+            node: format!("the primary of {}", outbox_key(node)),
+            waited: OWE_WAIT,
+            attempts: 1,
+            source: Arc::new(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the outbox write was not answered in time",
+            ))),
+        })??;
         if let Value::Int(n) = added {
             self.inner
                 .owed

@@ -475,6 +475,7 @@ mod tests {
             id: 0xabc,
             job: 0,
             permit: None,
+            give_up_at: tokio::time::Instant::now(),
         }
     }
 
