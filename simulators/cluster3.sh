@@ -9,6 +9,8 @@
 # KILL_PRIMARY_AT=N kills (-9) the primary of the first slot range N seconds into the run,
 # so the cluster fails over under load (cluster-node-timeout 5 s). Needs redis-server and
 # redis-cli. Everything it starts is stopped at exit; its files are in a temp directory.
+# Node N's admin API (and /metrics) listens on 127.0.0.1:SMPP_BASE_PORT+10+N (2821-2823);
+# SAMPLE=FILE writes every node's MO counters there once a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-20000}
@@ -73,8 +75,8 @@ for n in 1 2 3; do
     config/icaze.toml >"$work/node$n.toml"
   # NODE_EXTRA: TOML appended to each node's config, e.g. $'[redis]\nreplicas = 1'.
   [ -n "${NODE_EXTRA:-}" ] && printf '\n%s\n' "$NODE_EXTRA" >>"$work/node$n.toml"
-  "$bin/icaze" --config "$work/node$n.toml" serve --listen "127.0.0.1:$port" \
-    --admin-listen 127.0.0.1:0 2>"$work/node$n.log" &
+  RUST_LOG=${NODE_LOG:-info} "$bin/icaze" --config "$work/node$n.toml" serve --listen "127.0.0.1:$port" \
+    --admin-listen "127.0.0.1:$((smpp_base + 10 + n))" 2>"$work/node$n.log" &
   gw_pid[$n]=$!
   pids+=($!)
   targets+=("127.0.0.1:$port")
@@ -86,6 +88,13 @@ for n in 1 2 3; do before[gw$n]=$(ticks "${gw_pid[$n]}"); done
 for p in "${!redis_pid[@]}"; do before[r$p]=$(ticks "${redis_pid[$p]}"); done
 if [ -n "${KILL_PRIMARY_AT:-}" ]; then
   (sleep "$KILL_PRIMARY_AT"; kill -9 "${redis_pid[$base]}"; echo "killed the primary on $base at ${KILL_PRIMARY_AT}s" >&2) &
+fi
+# SAMPLE=FILE: every second, each node's MOs answered so far by outcome (from /metrics).
+if [ -n "${SAMPLE:-}" ]; then
+  (t=0; while sleep 1; do t=$((t + 1)); for n in 1 2 3; do
+    curl -s "127.0.0.1:$((smpp_base + 10 + n))/metrics" | grep -E '^icaze_(mos_total|store|redis)' |
+      sed "s/^/$t node$n /"; done; done >"$SAMPLE") &
+  pids+=($!)
 fi
 start=$(date +%s.%N)
 set +e

@@ -11,10 +11,11 @@
 //!   same documents on the other: each document still gets exactly one permit;
 //! - a gateway started while Redis is down says so, keeps trying, and serves once it is up;
 //! - a cluster primary away for longer than `retry_for`: only the MOs of its slots get the
-//!   "try again" reply, the grants the healthy primaries made in the same batch are grants,
-//!   and MOs read with them (even in the same read) are answered first;
+//!   "try again" reply, the grants the healthy primaries made in the same batch are grants;
 //! - a hung primary (the outbox's own) with every pipeline in flight waiting on it: an MO
 //!   for a healthy primary and a text that needs no Redis are answered before its MOs;
+//! - a primary away for a while has its MOs answered "try again" at once, not after
+//!   `retry_for`, and a family needing it does not hold up the healthy primary's MOs;
 //! - while Redis stalls, a connection with MOs waiting on it still answers enquire_link and
 //!   takes in more MOs, and every one is answered in order once Redis goes on.
 //!
@@ -538,50 +539,21 @@ async fn a_primary_away_fails_only_its_own_asks_and_the_healthy_shards_grants_st
         "no document fell on the primary that is away"
     );
 
-    // No head-of-line blocking: an MO for the primary that is away, then (a write later,
-    // so another batch) one for a healthy primary: the second is answered first, not after
-    // the first's retry_for. (Code 1 this time: the same documents, so the same slots.)
+    // The primary has been away for over a second now: an MO for it, one for a healthy
+    // primary and a text that needs no Redis, in one write, are all answered at once (the
+    // first "try again" without waiting its retry_for; the order they come in is tested in
+    // a_primary_away_for_a_while_is_answered_at_once and a_hung_primary_holds_up_only_its_own_mos).
+    // (Code 1 this time: the same documents, so the same slots.)
     let code_1 = |i: usize| (format!("{}1", mos[i].0), mos[i].1.replacen("2 ", "1 ", 1));
-    let (stuck, healthy) = (code_1(later[0]), code_1(granted[0]));
-    let stuck_seq = c.submit(&stuck.0, "8103", 0, stuck.1.as_bytes()).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let healthy_seq = c.submit(&healthy.0, "8103", 0, healthy.1.as_bytes()).await;
-    // Both answered, and both replies (a grant, a "try again") taken off the wire.
-    let answered: Vec<u32> = answers(&mut c, 2, 2)
-        .await
-        .into_iter()
-        .map(|(seq, _)| seq)
-        .collect();
-    assert_eq!(
-        answered,
-        [healthy_seq, stuck_seq],
-        "the healthy shard's MO waited behind the one for the primary that is away"
-    );
-
-    // Nor within one read: an MO for the primary that is away, one for a healthy primary
-    // and a text that needs no Redis, in one write: the two that need nothing of the
-    // primary that is away are answered first, not with it after its retry_for.
-    assert!(
-        granted.len() >= 2 && later.len() >= 2,
-        "documents on every primary"
-    );
     let read = [
-        code_1(later[1]),
-        code_1(granted[1]),
+        code_1(later[0]),
+        code_1(granted[0]),
         ("994599".to_string(), "hello".to_string()),
     ];
-    let (write, seqs) = one_write(&mut c, &read);
-    c.send_raw(&write).await;
-    let answered: Vec<u32> = answers(&mut c, 3, 3)
-        .await
-        .into_iter()
-        .map(|(seq, _)| seq)
-        .collect();
-    assert_eq!(
-        answered.last(),
-        Some(&seqs[0]),
-        "an MO of the same read waited for the one for the primary that is away: {answered:?} (sent {seqs:?})"
-    );
+    let now = c.converse(&read).await;
+    assert!(only_reply(&now[0]).contains(TRY_LATER), "{now:?}");
+    assert!(only_reply(&now[1]).starts_with(GRANTED), "{now:?}");
+    assert!(!only_reply(&now[2]).contains(TRY_LATER), "{now:?}");
 
     // Back: a grant that was answered is the permit the citizen has (the re-send names
     // it); what was answered "try again" was never granted and is granted now.
@@ -730,4 +702,87 @@ async fn a_hung_primary_holds_up_only_its_own_mos() {
         "the healthy primary's MO and the text that needs no Redis waited for the hung primary"
     );
     cluster.nodes[hung].resume();
+}
+
+/// A primary that has been away for a while (killed, its replica not yet promoted) has its
+/// MOs answered "try again" at their first failed attempt, long before `retry_for` (here
+/// 10 s): MOs each waiting `retry_for` filled the operators' windows, so the healthy
+/// primaries' MOs could not be sent either. And a family with documents on that primary and
+/// a healthy one does not hold up a single MO of the healthy primary read with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_away_for_a_while_is_answered_at_once() {
+    let Some(mut cluster) = RedisCluster::start("a_primary_away_for_a_while_is_answered_at_once")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Icaze::spawn(
+        dir.path(),
+        "a",
+        &format!("store = {:?}", cluster.urls()),
+        "[redis]\nretry_for = \"10s\"\n",
+    );
+    let away = (primary_of(&cluster, "icaze:outbox:{0}") + 1) % 3;
+    let healthy = (away + 1) % 3;
+    let docs: Vec<u32> = (0..300).collect();
+    let on = |node: usize| -> Vec<u32> {
+        docs.iter()
+            .copied()
+            .filter(|i| primary_of(&cluster, &format!("AZE{:08}", 71_000_000 + i)) == node)
+            .collect()
+    };
+    let (dead, alive) = (on(away), on(healthy));
+    let mut c = bound(&mut a).await;
+    let warm = c
+        .converse(&[(
+            "99461000000".to_string(),
+            format!("2 AZE {}", 71_000_000 + alive[0]),
+        )])
+        .await;
+    assert!(only_reply(&warm[0]).starts_with(GRANTED), "{warm:?}");
+
+    cluster.nodes[away].kill();
+    // Right away (the store still retries the primary that is away): a family needing it
+    // and a healthy primary's MO in one write; the single MO is answered first.
+    let read = [
+        (
+            "99461000002".to_string(),
+            format!(
+                "2 AZE {} AZE {}",
+                71_000_000 + alive[1],
+                71_000_000 + dead[1]
+            ),
+        ),
+        (
+            "99461000003".to_string(),
+            format!("2 AZE {}", 71_000_000 + alive[2]),
+        ),
+    ];
+    let (write, seqs) = one_write(&mut c, &read);
+    c.send_raw(&write).await;
+    let order: Vec<u32> = answers(&mut c, 2, 2)
+        .await
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
+    assert_eq!(
+        order,
+        [seqs[1], seqs[0]],
+        "the healthy primary's MO waited for a family that needs the primary that is away"
+    );
+    // Away for a while now: its MOs are answered at once, not after retry_for.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let sent = std::time::Instant::now();
+    let late = c
+        .converse(&[(
+            "99461000004".to_string(),
+            format!("2 AZE {}", 71_000_000 + dead[2]),
+        )])
+        .await;
+    assert!(only_reply(&late[0]).contains(TRY_LATER), "{late:?}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "an MO for the primary that is away waited {:?}, as if for retry_for (10 s)",
+        sent.elapsed()
+    );
 }

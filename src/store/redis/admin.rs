@@ -12,8 +12,6 @@ use crate::permit::id::PermitId;
 use crate::store::GrantRecord;
 use redis::Value;
 use redis::aio::ConnectionLike;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{ErrorKind, ServerErrorKind};
 use std::sync::Arc;
 
 /// Revocations the stream keeps (older ones are trimmed; their permits have long ended).
@@ -94,10 +92,7 @@ impl Backend {
                 b.node.clone(),
                 b.conn().req_packed_commands(&pipe, 0, n).await,
             ),
-            Backend::Cluster(b) => (
-                b.seeds.clone(),
-                b.conn().req_packed_commands(&pipe, 0, n).await,
-            ),
+            Backend::Cluster(b) => b.pipeline(&pipe).await,
         };
         let replies = result.map_err(|source| RedisError::Command {
             action,
@@ -116,9 +111,9 @@ impl Backend {
         Ok(())
     }
 
-    /// Runs one command (a cluster routes it by its first key, and follows one `MOVED`:
-    /// redis-rs is told not to retry, and a cluster that has just formed or failed over
-    /// may still send a command to a node whose slot map is older).
+    /// Runs one command (a cluster routes it by its first key, and follows one `MOVED`: a
+    /// cluster that has just formed or failed over may still send a command to a node whose
+    /// slot map is older).
     pub(super) async fn command(
         &self,
         action: &'static str,
@@ -132,33 +127,7 @@ impl Backend {
                     .await
                     .and_then(|v| v.extract_error()),
             ),
-            Backend::Cluster(b) => {
-                let mut conn = b.conn();
-                let mut result = conn
-                    .req_packed_command(&cmd)
-                    .await
-                    .and_then(|v| v.extract_error());
-                let moved = match &result {
-                    Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Moved) => e
-                        .redirect_node()
-                        .and_then(|(addr, _)| addr.rsplit_once(':'))
-                        .and_then(|(host, port)| Some((host.to_string(), port.parse().ok()?))),
-                    _ => None,
-                };
-                if let Some((host, port)) = moved {
-                    result = conn
-                        .route_command(
-                            cmd,
-                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                                host,
-                                port,
-                            }),
-                        )
-                        .await
-                        .and_then(|v| v.extract_error());
-                }
-                (b.seeds.clone(), result)
-            }
+            Backend::Cluster(b) => b.command(&cmd).await,
         };
         result.map_err(|source| RedisError::Command {
             action,

@@ -234,6 +234,9 @@ async fn run_batch(
         attempts += 1;
         let mut repairs = Repairs::default();
         let mut retry = Vec::new();
+        // Asks for a primary that has been away for a while: not retried (see
+        // `Backend::away_long`).
+        let mut given_up = Vec::new();
         let mut last_fault = None;
         backend
             .attempt(
@@ -251,6 +254,11 @@ async fn run_batch(
                         AskOutcome::Done(verdict) => state.settle(i, Ok(verdict)),
                         AskOutcome::Failed(error) => state.settle(i, Err(error)),
                         AskOutcome::Retry(fault) => {
+                            if let Fault::Redis { node, .. } = &fault
+                                && backend.away_long(node)
+                            {
+                                given_up.push(i);
+                            }
                             retry.push(i);
                             last_fault = Some(fault);
                         }
@@ -259,6 +267,7 @@ async fn run_batch(
             )
             .await;
         drop(held);
+        given_up.sort_unstable();
         retry.retain(|&i| states[pending[i].job].open());
         // In the order asked, so a document's asks are decided in that order again.
         retry.sort_unstable();
@@ -267,10 +276,11 @@ async fn run_batch(
         };
         let now = Instant::now();
         let waited = now - started;
-        // Asks whose MOs have waited `retry_for` since they were read fail now; the rest
-        // are tried again.
-        let (expired, alive): (Vec<usize>, Vec<usize>) =
-            retry.iter().partition(|&&i| pending[i].give_up_at <= now);
+        // Asks whose MOs have waited `retry_for` since they were read, or whose primary
+        // has been away for a while, fail now; the rest are tried again.
+        let (expired, alive): (Vec<usize>, Vec<usize>) = retry
+            .iter()
+            .partition(|&&i| pending[i].give_up_at <= now || given_up.binary_search(&i).is_ok());
         if !expired.is_empty() {
             let error = match fault.clone() {
                 Fault::Redis { node, error, .. } => RedisError::Unavailable {

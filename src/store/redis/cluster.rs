@@ -1,14 +1,22 @@
-//! A Redis Cluster: redis-rs cluster connections, and the store's own slot map to split a
-//! batch into one sub-pipeline per primary.
+//! A Redis Cluster: the store's own connections to each primary and its own slot map
+//! (`CLUSTER SLOTS`), to split a batch into one sub-pipeline per primary.
+//!
+//! redis-rs's cluster client is not used: it repairs itself on the one task every request
+//! goes through, so during a failover each request to the dead primary started another
+//! repair and the requests for the healthy primaries waited behind them (three nodes at
+//! 10,000 MO/s answered nothing for seconds, then a few thousand a second, long after the
+//! replica had taken over). Here each node has its own connections, made when first needed
+//! and again after one breaks; a node that refuses a connection is taken as down for
+//! [`DOWN_FOR`]; and the slot map is reloaded (one reload at a time) when a primary fails
+//! or answers `MOVED`.
 
 use super::backend::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
 use super::batch::{AskOutcome, Pending, Repairs};
 use super::error::RedisError;
 use super::options::{RedisOptions, WaitAof};
 use super::pipeline::{Plan, abbreviate, keys, outcomes, pipeline};
-use redis::Value;
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, ServerErrorKind, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -26,18 +34,33 @@ const NO_OWNER: u16 = u16::MAX;
 /// every place from the healthy ones.
 const STRAGGLER_GRACE: Duration = Duration::from_millis(50);
 
-/// A Redis Cluster through [`RedisOptions::pipelines_in_flight`] redis-rs cluster
-/// connections, with the store's own slot map to split batches by primary.
+/// How long a node that refused a connection (or did not take one in time) is taken as down:
+/// requests for it fail at once meanwhile, instead of each trying to connect.
+const DOWN_FOR: Duration = Duration::from_millis(200);
+
+/// The slot map is reloaded at most this often (a failover makes every request for the dead
+/// primary ask for a reload).
+const REFRESH_EVERY: Duration = Duration::from_millis(100);
+
+/// A Redis Cluster through the store's own connections to each node
+/// ([`RedisOptions::pipelines_in_flight`] per node), with its own slot map to split batches
+/// by primary.
 pub(super) struct ClusterBackend {
-    pub(super) conns: Vec<ClusterConnection>,
-    pub(super) next: AtomicUsize,
     /// The seed nodes, host:port, for logs.
     pub(super) seeds: String,
+    /// The seeds' host:port, asked for the slot map when no known primary answers.
+    seed_addrs: Vec<String>,
+    /// How to connect (credentials, database, protocol): the first seed's, its address
+    /// replaced per node.
+    template: ConnectionInfo,
+    config: redis::AsyncConnectionConfig,
     pub(super) slots: RwLock<Arc<SlotMap>>,
-    /// Per primary (host:port), its pipelines in flight: at most `pipelines_in_flight`.
-    gates: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Permits of each gate.
-    per_primary: usize,
+    /// Every node talked to, by host:port.
+    nodes: Mutex<HashMap<String, Arc<Node>>>,
+    /// Connections per node, and the permits of each primary's gate.
+    per_node: usize,
+    /// When the slot map was last reloaded; held while reloading (one reload at a time).
+    refreshed: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// Which primary serves each slot, as `CLUSTER SLOTS` last said.
@@ -55,70 +78,224 @@ pub(super) struct SlotOwner {
     pub(super) first_slot: u16,
 }
 
+/// One node: its connections, made when first needed and again after one breaks, and its
+/// gate (at most `per_node` pipelines of asks in flight to it).
+struct Node {
+    client: redis::Client,
+    conns: Vec<Mutex<Option<MultiplexedConnection>>>,
+    next: AtomicUsize,
+    /// After a failed connect: requests fail at once until then.
+    down_until: Mutex<Option<Instant>>,
+    /// Since when every request to it has failed for want of a connection (none since it
+    /// last answered).
+    away_since: Mutex<Option<Instant>>,
+    gate: Arc<Semaphore>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether `error` says the connection it came on is of no more use.
+fn breaks_connection(error: &redis::RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error()
+}
+
+impl Node {
+    /// A connection to this node: one of its own, or a new one.
+    async fn conn(
+        &self,
+        config: &redis::AsyncConnectionConfig,
+    ) -> redis::RedisResult<MultiplexedConnection> {
+        let slot = &self.conns[self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len()];
+        if let Some(conn) = lock(slot).clone() {
+            return Ok(conn);
+        }
+        if lock(&self.down_until).is_some_and(|until| Instant::now() < until) {
+            return Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "the node refused a connection a moment ago",
+            )));
+        }
+        let made = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.client
+                .get_multiplexed_async_connection_with_config(config),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connecting took longer than the connect timeout",
+            )))
+        });
+        match made {
+            Ok(conn) => {
+                *lock(slot) = Some(conn.clone());
+                *lock(&self.down_until) = None;
+                Ok(conn)
+            }
+            Err(error) => {
+                *lock(&self.down_until) = Some(Instant::now() + DOWN_FOR);
+                Err(error)
+            }
+        }
+    }
+
+    /// Notes how a request ended: a connection-level failure starts (or continues) an
+    /// absence, anything the node answered ends it.
+    fn note<T>(&self, result: &redis::RedisResult<T>) {
+        let mut away = lock(&self.away_since);
+        match result {
+            Err(error) if breaks_connection(error) => {
+                away.get_or_insert_with(Instant::now);
+            }
+            _ => *away = None,
+        }
+    }
+
+    /// Drops every connection after one broke: the next request connects again.
+    fn forget(&self) {
+        for slot in &self.conns {
+            *lock(slot) = None;
+        }
+    }
+
+    async fn pipeline(
+        &self,
+        config: &redis::AsyncConnectionConfig,
+        pipe: &redis::Pipeline,
+    ) -> redis::RedisResult<Vec<Value>> {
+        let result = match self.conn(config).await {
+            Ok(mut conn) => conn.req_packed_commands(pipe, 0, pipe.len()).await,
+            Err(error) => Err(error),
+        };
+        self.note(&result);
+        if let Err(error) = &result
+            && breaks_connection(error)
+        {
+            self.forget();
+        }
+        result
+    }
+
+    async fn command(
+        &self,
+        config: &redis::AsyncConnectionConfig,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<Value> {
+        let result = match self.conn(config).await {
+            Ok(mut conn) => conn.req_packed_command(cmd).await,
+            Err(error) => Err(error),
+        };
+        self.note(&result);
+        let result = result.and_then(|v| v.extract_error());
+        if let Err(error) = &result
+            && breaks_connection(error)
+        {
+            self.forget();
+        }
+        result
+    }
+}
+
+/// The first key of `cmd`: its first argument, or for `FCALL`/`EVAL`-like commands the
+/// first of its keys.
+fn first_key(cmd: &redis::Cmd) -> Option<Vec<u8>> {
+    let args: Vec<&[u8]> = cmd
+        .args_iter()
+        .filter_map(|a| match a {
+            redis::Arg::Simple(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let name = args.first()?.to_ascii_uppercase();
+    let at = if matches!(
+        &name[..],
+        b"FCALL" | b"FCALL_RO" | b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO"
+    ) {
+        3
+    } else {
+        1
+    };
+    args.get(at).map(|k| k.to_vec())
+}
+
 impl ClusterBackend {
     pub(super) async fn connect(options: &RedisOptions) -> Result<ClusterBackend, RedisError> {
-        let mut seeds = Vec::new();
+        let mut seed_addrs = Vec::new();
+        let mut template = None;
         for url in &options.nodes {
             let client = redis::Client::open(url.as_str()).map_err(|e| RedisError::Config {
                 reason: format!("cluster node URL is not a Redis URL: {e}"),
             })?;
-            seeds.push(client.get_connection_info().addr().to_string());
+            let info = client.get_connection_info().clone();
+            seed_addrs.push(info.addr().to_string());
+            template.get_or_insert(info);
         }
-        let seeds = seeds.join(",");
+        let Some(template) = template else {
+            return Err(RedisError::Config {
+                reason: "a cluster needs at least one node URL".into(),
+            });
+        };
         let wait = options.waitaof.map_or(Duration::ZERO, |w| w.timeout);
-        // No retries inside redis-rs: it would resend a whole pipeline after a partial
-        // failure (a MOVED on one command resends all of them elsewhere) and hide that the
-        // asks may have run; the store retries per ask and knows.
-        let client = redis::cluster::ClusterClientBuilder::new(options.nodes.clone())
-            .retries(0)
-            .connection_timeout(CONNECT_TIMEOUT)
-            .response_timeout(RESPONSE_TIMEOUT + wait)
-            .build()
-            .map_err(|e| RedisError::Config {
-                reason: format!("cluster client: {e}"),
-            })?;
-        let mut conns = Vec::with_capacity(options.pipelines_in_flight);
-        for _ in 0..options.pipelines_in_flight {
-            let conn =
-                client
-                    .get_async_connection()
-                    .await
-                    .map_err(|e| RedisError::Unreachable {
-                        nodes: seeds.clone(),
-                        source: Arc::new(e),
-                    })?;
-            conns.push(conn);
-        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT + wait));
         let backend = ClusterBackend {
-            conns,
-            next: AtomicUsize::new(0),
-            seeds,
+            seeds: seed_addrs.join(","),
+            seed_addrs,
+            template,
+            config,
             slots: RwLock::new(Arc::new(SlotMap {
                 owner: vec![NO_OWNER; SLOTS],
                 nodes: Vec::new(),
             })),
-            gates: Mutex::new(HashMap::new()),
-            per_primary: options.pipelines_in_flight,
+            nodes: Mutex::new(HashMap::new()),
+            per_node: options.pipelines_in_flight.max(1),
+            refreshed: tokio::sync::Mutex::new(None),
         };
-        backend.refresh_slots().await?;
+        backend.reload_slots().await?;
         Ok(backend)
     }
 
-    /// The next connection, round robin, so pipelines in flight use different ones.
-    pub(super) fn conn(&self) -> ClusterConnection {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        self.conns[n % self.conns.len()].clone()
-    }
-
-    /// The gate of the primary at `node` (host:port).
-    fn gate(&self, node: &str) -> Arc<Semaphore> {
-        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(gate) = gates.get(node) {
-            return gate.clone();
+    /// The node at `addr` (host:port), known from now on.
+    fn node(&self, addr: &str) -> Result<Arc<Node>, redis::RedisError> {
+        if let Some(node) = lock(&self.nodes).get(addr) {
+            return Ok(node.clone());
         }
-        let gate = Arc::new(Semaphore::new(self.per_primary));
-        gates.insert(node.to_string(), gate.clone());
-        gate
+        let bad = || {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the cluster named a node address that is not host:port: {addr}"),
+            ))
+        };
+        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let mut at = self.template.addr().clone();
+        match &mut at {
+            ConnectionAddr::Tcp(h, p)
+            | ConnectionAddr::TcpTls {
+                host: h, port: p, ..
+            } => {
+                *h = host.to_string();
+                *p = port;
+            }
+            _ => at = ConnectionAddr::Tcp(host.to_string(), port),
+        }
+        let client = redis::Client::open(self.template.clone().set_addr(at))?;
+        let node = Arc::new(Node {
+            client,
+            conns: (0..self.per_node).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            down_until: Mutex::new(None),
+            away_since: Mutex::new(None),
+            gate: Arc::new(Semaphore::new(self.per_node)),
+        });
+        Ok(lock(&self.nodes)
+            .entry(addr.to_string())
+            .or_insert(node)
+            .clone())
     }
 
     pub(super) fn slots(&self) -> Arc<SlotMap> {
@@ -128,45 +305,187 @@ impl ClusterBackend {
             .clone()
     }
 
-    /// Reloads the slot map from `CLUSTER SLOTS` of any node.
+    /// Reloads the slot map, unless it was reloaded less than [`REFRESH_EVERY`] ago (or is
+    /// being reloaded: then this waits for that).
     pub(super) async fn refresh_slots(&self) -> Result<(), RedisError> {
-        let reply = self
-            .conn()
-            .route_command(
-                redis::cmd("CLUSTER").arg("SLOTS").clone(),
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-            )
-            .await
-            .and_then(|v| v.extract_error())
-            .map_err(|e| {
-                if e.is_io_error() {
-                    RedisError::Unreachable {
-                        nodes: self.seeds.clone(),
-                        source: Arc::new(e),
-                    }
-                } else {
-                    RedisError::Command {
-                        action: "CLUSTER SLOTS",
-                        node: self.seeds.clone(),
-                        source: Arc::new(e),
-                    }
+        {
+            let last = self.refreshed.lock().await;
+            if last.is_some_and(|at| at.elapsed() < REFRESH_EVERY) {
+                return Ok(());
+            }
+        }
+        self.reload_slots().await
+    }
+
+    /// Reloads the slot map from `CLUSTER SLOTS` of the first node that answers: the
+    /// primaries known, then the seeds.
+    async fn reload_slots(&self) -> Result<(), RedisError> {
+        let mut last = self.refreshed.lock().await;
+        if last.is_some_and(|at| at.elapsed() < REFRESH_EVERY) {
+            return Ok(());
+        }
+        let mut asked: Vec<String> = self.slots().nodes.iter().map(|n| n.addr.clone()).collect();
+        for seed in &self.seed_addrs {
+            if !asked.contains(seed) {
+                asked.push(seed.clone());
+            }
+        }
+        let cmd = redis::cmd("CLUSTER").arg("SLOTS").clone();
+        let mut failure = None;
+        for addr in &asked {
+            let reply = match self.node(addr) {
+                Ok(node) => node.command(&self.config, &cmd).await,
+                Err(e) => Err(e),
+            };
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(e) => {
+                    failure = Some(e);
+                    continue;
                 }
-            })?;
-        let map = parse_cluster_slots(&reply).ok_or_else(|| RedisError::UnexpectedReply {
-            action: "CLUSTER SLOTS",
-            node: self.seeds.clone(),
-            reply: abbreviate(&reply),
-        })?;
-        *self.slots.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+            };
+            let Some(map) = parse_cluster_slots(&reply).filter(|m| !m.nodes.is_empty()) else {
+                return Err(RedisError::UnexpectedReply {
+                    action: "CLUSTER SLOTS",
+                    node: addr.clone(),
+                    reply: abbreviate(&reply),
+                });
+            };
+            *self.slots.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+            *last = Some(Instant::now());
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        let source = failure.unwrap_or_else(|| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "no node to ask",
+            ))
+        });
+        Err(RedisError::Unreachable {
+            nodes: self.seeds.clone(),
+            source: Arc::new(source),
+        })
+    }
+
+    /// The node serving `key`'s slot, by the slot map; `Err` if none does.
+    fn node_of(&self, key: &[u8]) -> redis::RedisResult<(String, Arc<Node>)> {
+        let map = self.slots();
+        let slot = key_slot(key);
+        match map.owner[usize::from(slot)] {
+            NO_OWNER => Err(redis::RedisError::from((
+                ErrorKind::Server(ServerErrorKind::ClusterDown),
+                "no primary serves the slot",
+                format!("slot {slot}"),
+            ))),
+            owner => {
+                let addr = map.nodes[usize::from(owner)].addr.clone();
+                let node = self.node(&addr)?;
+                Ok((addr, node))
+            }
+        }
+    }
+
+    /// Runs one command on the primary of its first key's slot, following one `MOVED` (the
+    /// slot map is reloaded behind it). The node is named in the result.
+    pub(super) async fn command(&self, cmd: &redis::Cmd) -> (String, redis::RedisResult<Value>) {
+        let key = first_key(cmd).unwrap_or_default();
+        let (addr, result) = match self.node_of(&key) {
+            Ok((addr, node)) => (addr, node.command(&self.config, cmd).await),
+            Err(e) => (self.seeds.clone(), Err(e)),
+        };
+        let Err(error) = &result else {
+            return (addr, result);
+        };
+        if breaks_connection(error)
+            || error.kind() == ErrorKind::Server(ServerErrorKind::ClusterDown)
+        {
+            let _ = self.refresh_slots().await;
+            return (addr, result);
+        }
+        let Some((to, _)) = error.redirect_node() else {
+            return (addr, result);
+        };
+        let to = to.to_string();
+        let _ = self.refresh_slots().await;
+        match self.node(&to) {
+            Ok(node) => (to, node.command(&self.config, cmd).await),
+            Err(e) => (to, Err(e)),
+        }
+    }
+
+    /// Runs a pipeline whose keys share one slot on that slot's primary (no redirect
+    /// followed: the caller retries).
+    pub(super) async fn pipeline(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> (String, redis::RedisResult<Vec<Value>>) {
+        let key = pipe
+            .cmd_iter()
+            .next()
+            .and_then(first_key)
+            .unwrap_or_default();
+        match self.node_of(&key) {
+            Ok((addr, node)) => {
+                let result = node.pipeline(&self.config, pipe).await;
+                if result.as_ref().is_err_and(breaks_connection) {
+                    let _ = self.refresh_slots().await;
+                }
+                (addr, result)
+            }
+            Err(e) => (self.seeds.clone(), Err(e)),
+        }
+    }
+
+    /// Runs `cmd` on every primary; the first failure, naming its node.
+    pub(super) async fn on_every_primary(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<(), (String, redis::RedisError)> {
+        let map = self.slots();
+        let runs = map.nodes.iter().map(|n| async move {
+            let result = match self.node(&n.addr) {
+                Ok(node) => node.command(&self.config, cmd).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            result.map_err(|e| (n.addr.clone(), e))
+        });
+        for result in futures_util::future::join_all(runs).await {
+            result?;
+        }
         Ok(())
     }
 
-    /// One attempt: one sub-pipeline per primary, sent concurrently, each routed to its
-    /// node by the slot of its first ask; each sub-pipeline's outcomes go to `on` as soon as
-    /// it answers, so a primary that is slow to fail holds up only its own asks. `place` is
-    /// the batch's place among the pipelines in flight, given up after
-    /// [`STRAGGLER_GRACE`]; each sub-pipeline waits for a turn at its primary's gate
-    /// instead.
+    /// How long the node at `addr` has been unreachable (every request failing for want of
+    /// a connection); `None` if it answered its last request.
+    pub(super) fn away_for(&self, addr: &str) -> Option<Duration> {
+        let node = lock(&self.nodes).get(addr).cloned()?;
+        lock(&node.away_since).map(|since| since.elapsed())
+    }
+
+    /// The primaries now, as (host:port, a slot each serves).
+    pub(super) fn primaries(&self) -> Vec<(String, u16)> {
+        self.slots()
+            .nodes
+            .iter()
+            .map(|n| (n.addr.clone(), n.first_slot))
+            .collect()
+    }
+
+    /// Runs `cmd` on the primary at `addr`.
+    pub(super) async fn command_on(
+        &self,
+        addr: &str,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<Value> {
+        self.node(addr)?.command(&self.config, cmd).await
+    }
+
+    /// One attempt: one sub-pipeline per primary, sent concurrently on its own connection,
+    /// each outcome handed to `on` as soon as its sub-pipeline answers, so a primary that is
+    /// slow to fail holds up only its own asks. `place` is the batch's place among the
+    /// pipelines in flight, given up after [`STRAGGLER_GRACE`]; each sub-pipeline waits
+    /// for a turn at its primary's gate instead.
     pub(super) async fn attempt(
         &self,
         pending: &[Pending],
@@ -195,10 +514,6 @@ impl ClusterBackend {
             let Some(&(slot, _)) = asks.first() else {
                 continue;
             };
-            let node = map
-                .nodes
-                .get(g)
-                .map_or_else(|| format!("the node of slot {slot}"), |n| n.addr.clone());
             // Waited for no longer than the first of its asks may wait.
             let give_up_at = asks
                 .iter()
@@ -207,21 +522,31 @@ impl ClusterBackend {
                 .unwrap_or_else(Instant::now);
             let plan = Plan::by_slot(asks);
             let pipe = pipeline(pending, &plan, waitaof);
-            let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
-            let mut conn = self.conn();
-            let gate = self.gate(&node);
+            let target = match map.nodes.get(g) {
+                Some(n) => self.node(&n.addr).map(|node| (n.addr.clone(), node)),
+                None => Err(redis::RedisError::from((
+                    ErrorKind::Server(ServerErrorKind::ClusterDown),
+                    "no primary serves the slot",
+                    format!("slot {slot}"),
+                ))),
+            };
+            let config = self.config.clone();
             tasks.spawn(async move {
-                let count = pipe.len();
+                let (addr, node) = match target {
+                    Ok(target) => target,
+                    Err(e) => return (plan, format!("the node of slot {slot}"), Err(e)),
+                };
+                let gate = node.gate.clone();
                 let Ok(Ok(_turn)) = tokio::time::timeout_at(give_up_at, gate.acquire_owned()).await
                 else {
                     let busy = std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         "every pipeline to this primary is in flight and none came back",
                     );
-                    return (plan, node, Err(redis::RedisError::from(busy)));
+                    return (plan, addr, Err(redis::RedisError::from(busy)));
                 };
-                let result = conn.route_pipeline(pipe, 0, count, route).await;
-                (plan, node, result)
+                let result = node.pipeline(&config, &pipe).await;
+                (plan, addr, result)
             });
         }
         let mut answered = vec![false; pending.len()];

@@ -61,16 +61,12 @@
 //! several times that of deciding one ask, and sharing it is most of the throughput.
 //!
 //! In a cluster, the keys of one command must be in one slot, so there a call holds the asks
-//! of one document (one slot). And the commands of one pipeline must be too: redis-rs 1.8's
-//! async cluster connection routes a pipeline by the slot of its first keyed command and
-//! fails one whose commands name different slots ("Received crossed slots in pipeline",
-//! `CROSSSLOT`, before anything is sent); its
-//! [`route_pipeline`](redis::cluster_async::ClusterConnection::route_pipeline) sends a whole
-//! pipeline to one node of our choosing. So the store keeps its own slot map (`CLUSTER
-//! SLOTS`), splits a batch into one sub-pipeline per primary, routes each to its node by the
-//! slot of its first ask, and sends them concurrently. A stale map shows as `MOVED`: the map
-//! is reloaded and the asks retried. redis-rs's own retries are off for the cluster: after a
-//! `MOVED` on one command it would resend the whole pipeline elsewhere.
+//! of one document (one slot); a pipeline goes to one primary. The store keeps its own slot
+//! map (`CLUSTER SLOTS`) and its own connections to each node (see `cluster.rs`: redis-rs's
+//! cluster client repairs itself on the one task every request waits behind, which stalled
+//! every primary's requests during a failover), splits a batch into one sub-pipeline per
+//! primary and sends them concurrently. A stale map shows as `MOVED` (or a primary that
+//! cannot be reached): the map is reloaded and the asks retried.
 //!
 //! # Durability
 //! With `appendonly yes` and `appendfsync always` Redis writes and fsyncs the AOF before it
@@ -280,7 +276,7 @@ impl RedisStore {
     pub async fn connect(options: RedisOptions) -> Result<RedisStore, RedisError> {
         validate(&options)?;
         let backend = if options.cluster {
-            Backend::Cluster(ClusterBackend::connect(&options).await?)
+            Backend::Cluster(Box::new(ClusterBackend::connect(&options).await?))
         } else {
             Backend::Single(SingleBackend::connect(&options).await?)
         };

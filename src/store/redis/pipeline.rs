@@ -316,9 +316,11 @@ fn note_repairs(error: &redis::RedisError, repairs: &mut Repairs) {
     if missing_function(error) {
         repairs.reload_library = true;
     }
+    // A node that cannot be reached may have been replaced (a failover): the slot map says.
     if matches!(
         error.kind(),
-        ErrorKind::ClusterConnectionNotFound
+        ErrorKind::Io
+            | ErrorKind::ClusterConnectionNotFound
             | ErrorKind::Server(
                 ServerErrorKind::Moved
                     | ServerErrorKind::Ask
