@@ -184,6 +184,9 @@ pub struct Stats {
     pub latency: Histogram<u64>,
     /// Per second since the start of sending.
     pub seconds: Vec<Second>,
+    /// Mismatches by what was predicted and what came ("granted → try_later"): a double
+    /// grant would show as "active → granted".
+    pub mismatch_kinds: BTreeMap<String, u64>,
     /// The first mismatches.
     pub mismatch_list: Vec<MismatchRecord>,
     /// The first duplicate or unsolicited replies.
@@ -224,6 +227,7 @@ impl Stats {
             languages: BTreeMap::new(),
             latency: histogram(3),
             seconds: Vec::new(),
+            mismatch_kinds: BTreeMap::new(),
             mismatch_list: Vec::new(),
             duplicate_list: Vec::new(),
         }
@@ -648,11 +652,20 @@ impl Ledger {
             self.stats.boundary += 1;
         }
         // A grant predicted where "active" was right too, answered "active": the permit
-        // before ended later than the oracle dated it, and there is no new one.
+        // before ended later than the oracle dated it, and there is no new one. A grant
+        // answered "try again later" was not made either (a family's: none of its lines).
         if let Some(undo) = &p.undo
-            && got == Class::Active
+            && ((got == Class::Active && p.alternative == Some(Class::Active))
+                || got == Class::TryLater)
         {
             self.oracle.undo(undo);
+        }
+        if got == Class::TryLater {
+            for line in &f.lines {
+                if let Some(undo) = &line.undo {
+                    self.oracle.undo(undo);
+                }
+            }
         }
         *self.stats.expected.entry(p.class.name()).or_default() += 1;
         *self.stats.got.entry(got.name()).or_default() += 1;
@@ -696,7 +709,24 @@ impl Ledger {
             return;
         }
         self.stats.mismatches += 1;
-        if self.stats.mismatch_list.len() < LISTED {
+        // A second permit for a document (a family's line included) is named as such.
+        let kind = if why
+            .iter()
+            .any(|w| w.contains("expected active, got granted"))
+        {
+            "active → granted".to_string()
+        } else {
+            let predicted = match f.expect {
+                Expect::Request { .. } | Expect::Invalid(_) | Expect::Help => p.class.name(),
+                Expect::Family(_) => "family".into(),
+                Expect::Status(_) => "status".into(),
+            };
+            format!("{predicted} → {}", got.name())
+        };
+        let of_kind = self.stats.mismatch_kinds.entry(kind).or_default();
+        *of_kind += 1;
+        // The first of every kind too, not only the first of the run.
+        if self.stats.mismatch_list.len() < LISTED || *of_kind <= 3 {
             let expected = match f.expect {
                 Expect::Request { doc, code } => {
                     format!("{} (code {code}, {})", p.class.name(), self.display(doc))
@@ -889,6 +919,12 @@ mod tests {
         );
         let s = w.ledger.stats();
         assert_eq!(s.mismatches, 1);
+        assert_eq!(
+            s.mismatch_kinds.get("active → granted"),
+            Some(&1),
+            "a second permit is counted as one: {:?}",
+            s.mismatch_kinds
+        );
         assert!(
             s.mismatch_list[0]
                 .why

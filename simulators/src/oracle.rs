@@ -120,9 +120,10 @@ pub struct Prediction {
     /// The class at the time the gateway acknowledged it, when that differs (a day boundary
     /// or an hours edge fell in between): either answer is right.
     pub alternative: Option<Class>,
-    /// For a grant predicted where "active" is right too (the permit before may have ended
-    /// later than the oracle dated it): what recording the grant changed, taken back with
-    /// [`Oracle::undo`] if the gateway answered "active".
+    /// For a grant: what recording it changed, taken back with [`Oracle::undo`] if the
+    /// gateway did not grant it: it answered "try again later" (the store was away), or,
+    /// where "active" is right too (the permit before may have ended later than the oracle
+    /// dated it, `alternative`), "active".
     pub undo: Option<Undo>,
 }
 
@@ -263,12 +264,13 @@ impl Oracle {
             }
         }
         let mut alternative = at_ack.filter(|c| *c != class);
-        let mut undo = None;
+        let undo = if class == Class::Granted {
+            before
+        } else {
+            None
+        };
         if late_active && class != Class::Active {
             alternative = Some(Class::Active);
-            if class == Class::Granted {
-                undo = before;
-            }
         }
         Prediction {
             class,
@@ -602,10 +604,11 @@ mod tests {
         let q = o.decide(8, 3, t, t);
         assert_eq!(q.class, Class::Granted);
         let p = o.decide(8, 3, end, end);
-        assert_eq!(
-            (p.class, p.alternative, p.undo),
-            (Class::Granted, None, None)
-        );
+        assert_eq!((p.class, p.alternative), (Class::Granted, None));
+        // A grant answered "try again later" was never made: taken back, the next request
+        // is a grant, not "active".
+        o.undo(p.undo.as_ref().expect("every grant can be taken back"));
+        assert_eq!(o.decide(8, 3, end + 1, end + 1).class, Class::Granted);
     }
 
     #[test]

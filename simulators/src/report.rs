@@ -224,6 +224,8 @@ pub struct Report {
     pub cpu: Cpu,
     /// Sessions that ended with an error.
     pub session_errors: Vec<String>,
+    /// Mismatches by prediction and reply ("granted → try_later").
+    pub mismatch_kinds: BTreeMap<String, u64>,
     /// The first mismatches.
     pub mismatches: Vec<MismatchRecord>,
     /// The first missing replies.
@@ -344,6 +346,7 @@ impl Report {
             languages: stats.languages.clone(),
             cpu: frame.cpu,
             session_errors: frame.session_errors,
+            mismatch_kinds: stats.mismatch_kinds.clone(),
             mismatches: stats.mismatch_list.clone(),
             missing: missing_list,
             duplicates: stats.duplicate_list.clone(),
@@ -448,6 +451,14 @@ impl Report {
         );
         for e in &self.session_errors {
             let _ = writeln!(s, "session      {e}");
+        }
+        if !self.mismatch_kinds.is_empty() {
+            let kinds: Vec<String> = self
+                .mismatch_kinds
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(s, "mismatches   {}", kinds.join(", "));
         }
         for m in self.mismatches.iter().take(5) {
             let _ = writeln!(
