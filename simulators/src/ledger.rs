@@ -945,6 +945,36 @@ mod tests {
     }
 
     #[test]
+    fn a_grant_answered_try_again_is_not_counted_as_made() {
+        let mut w = world();
+        let doc = w.pop.docs_of(0).start;
+        let d = w.doc_text(doc);
+        // Predicted a grant, answered "try again later" (the store was away): a mismatch,
+        // and no permit in the oracle's books.
+        let a = w.request(doc, 2);
+        w.ledger.on_ack(a, 0, Instant::now(), NOW);
+        w.reply(
+            doc,
+            "Sorğunuzu indi emal etmək mümkün olmadı. Bir neçə dəqiqədən sonra yenidən göndərin.",
+        );
+        // So the re-send is predicted a grant again, and a grant is right.
+        let b = w.request(doc, 2);
+        w.ledger.on_ack(b, 0, Instant::now(), NOW);
+        w.reply(
+            doc,
+            &format!("İCAZƏ VERİLDİ: kod 2 (x), {d}, 10:00–13:00. İcazə № A"),
+        );
+        let s = w.ledger.stats();
+        assert_eq!(s.mismatches, 1, "{:?}", s.mismatch_list);
+        assert_eq!(
+            s.mismatch_kinds.get("granted → try_later"),
+            Some(&1),
+            "{:?}",
+            s.mismatch_kinds
+        );
+    }
+
+    #[test]
     fn a_help_word_gets_the_usage_reply() {
         let mut w = world();
         let sms = Sms {
