@@ -83,6 +83,19 @@ fn one_write(c: &mut Client, mos: &[(String, String)]) -> (Vec<u8>, Vec<u32>) {
     (write, seqs)
 }
 
+/// Node "a" on `store` (a Redis URL, or a cluster's URLs) with `[redis] retry_for`, in a
+/// fresh directory that lives as long as the returned guard.
+fn node_a(store: impl std::fmt::Debug, retry_for: &str) -> (tempfile::TempDir, Icaze) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Icaze::spawn(
+        dir.path(),
+        "a",
+        &format!("store = {store:?}"),
+        &format!("[redis]\nretry_for = {retry_for:?}\n"),
+    );
+    (dir, node)
+}
+
 async fn bound(node: &mut Icaze) -> Client {
     let mut c = Client::connect(node.addr()).await;
     assert_eq!(c.bind(BIND_TRANSCEIVER, "demo", "demo").await, ESME_ROK);
@@ -449,13 +462,7 @@ async fn a_stalled_redis_does_not_stall_the_link() {
     let Some(redis) = RedisServer::start("a_stalled_redis_does_not_stall_the_link") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = Icaze::spawn(
-        dir.path(),
-        "a",
-        &format!("store = {:?}", redis.url()),
-        "[redis]\nretry_for = \"30s\"\n",
-    );
+    let (_dir, mut a) = node_a(redis.url(), "30s");
     let mut c = bound(&mut a).await;
     let warm = c.converse(&requests("99456", 2, 0..1)).await;
     assert!(only_reply(&warm[0]).starts_with(GRANTED), "{warm:?}");
@@ -504,13 +511,7 @@ async fn a_primary_away_fails_only_its_own_asks_and_the_healthy_shards_grants_st
     ) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = Icaze::spawn(
-        dir.path(),
-        "a",
-        &format!("store = {:?}", cluster.urls()),
-        "[redis]\nretry_for = \"1s\"\n",
-    );
+    let (_dir, mut a) = node_a(cluster.urls(), "1s");
     let mut c = bound(&mut a).await;
     let warm = c.converse(&requests("99458", 2, 0..1)).await;
     assert!(only_reply(&warm[0]).starts_with(GRANTED), "{warm:?}");
@@ -636,13 +637,7 @@ async fn a_hung_primary_holds_up_only_its_own_mos() {
     let Some(cluster) = RedisCluster::start("a_hung_primary_holds_up_only_its_own_mos") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = Icaze::spawn(
-        dir.path(),
-        "a",
-        &format!("store = {:?}", cluster.urls()),
-        "[redis]\nretry_for = \"4s\"\n",
-    );
+    let (_dir, mut a) = node_a(cluster.urls(), "4s");
     let hung = primary_of(&cluster, "icaze:outbox:{0}");
     let all = requests("99460", 2, 0..300);
     let on = |node: usize| {
@@ -715,13 +710,7 @@ async fn a_primary_away_for_a_while_is_answered_at_once() {
     else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = Icaze::spawn(
-        dir.path(),
-        "a",
-        &format!("store = {:?}", cluster.urls()),
-        "[redis]\nretry_for = \"10s\"\n",
-    );
+    let (_dir, mut a) = node_a(cluster.urls(), "10s");
     let away = (primary_of(&cluster, "icaze:outbox:{0}") + 1) % 3;
     let healthy = (away + 1) % 3;
     let docs: Vec<u32> = (0..300).collect();

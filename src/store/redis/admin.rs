@@ -120,13 +120,7 @@ impl Backend {
         cmd: redis::Cmd,
     ) -> Result<Value, RedisError> {
         let (node, result) = match self {
-            Backend::Single(b) => (
-                b.node.clone(),
-                b.conn()
-                    .req_packed_command(&cmd)
-                    .await
-                    .and_then(|v| v.extract_error()),
-            ),
+            Backend::Single(b) => (b.node.clone(), b.command(&cmd).await),
             Backend::Cluster(b) => b.command(&cmd).await,
         };
         result.map_err(|source| RedisError::Command {

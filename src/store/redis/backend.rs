@@ -40,23 +40,23 @@ impl Backend {
         }
     }
 
+    /// Runs `cmd` on the server, or on every primary of a cluster: the node that failed
+    /// first (or the nodes, for logs) and the result.
+    async fn on_every_primary(&self, cmd: &redis::Cmd) -> (String, redis::RedisResult<Value>) {
+        match self {
+            Backend::Single(b) => (b.node.clone(), b.command(cmd).await),
+            Backend::Cluster(b) => match b.on_every_primary(cmd).await {
+                Ok(()) => (b.seeds.clone(), Ok(Value::Okay)),
+                Err((node, error)) => (node, Err(error)),
+            },
+        }
+    }
+
     /// Loads [`LIBRARY`] on every primary.
     pub(super) async fn load_library(&self) -> Result<(), RedisError> {
         let mut cmd = redis::cmd("FUNCTION");
         cmd.arg("LOAD").arg("REPLACE").arg(LIBRARY);
-        let (node, result) = match self {
-            Backend::Single(b) => (
-                b.node.clone(),
-                b.conn()
-                    .req_packed_command(&cmd)
-                    .await
-                    .and_then(|v| v.extract_error()),
-            ),
-            Backend::Cluster(b) => match b.on_every_primary(&cmd).await {
-                Ok(()) => (b.seeds.clone(), Ok(Value::Okay)),
-                Err((node, error)) => (node, Err(error)),
-            },
-        };
+        let (node, result) = self.on_every_primary(&cmd).await;
         match result {
             Ok(_) => Ok(()),
             // Down, or up and still loading its data after a restart: both pass.
@@ -89,11 +89,7 @@ impl Backend {
         for node in targets {
             let reply = match self {
                 Backend::Cluster(b) => b.command_on(&node, &cmd).await,
-                Backend::Single(b) => b
-                    .conn()
-                    .req_packed_command(&cmd)
-                    .await
-                    .and_then(|v| v.extract_error()),
+                Backend::Single(b) => b.command(&cmd).await,
             };
             match reply {
                 Ok(_) => {}
@@ -121,19 +117,7 @@ impl Backend {
 
     pub(super) async fn ping(&self) -> Result<(), RedisError> {
         let cmd = redis::cmd("PING");
-        let (node, result) = match self {
-            Backend::Single(b) => (
-                b.node.clone(),
-                b.conn()
-                    .req_packed_command(&cmd)
-                    .await
-                    .and_then(|v| v.extract_error()),
-            ),
-            Backend::Cluster(b) => match b.on_every_primary(&cmd).await {
-                Ok(()) => (b.seeds.clone(), Ok(Value::Okay)),
-                Err((node, error)) => (node, Err(error)),
-            },
-        };
+        let (node, result) = self.on_every_primary(&cmd).await;
         match result {
             Ok(_) => Ok(()),
             Err(error) => Err(RedisError::Unavailable {
@@ -215,6 +199,14 @@ impl SingleBackend {
     pub(super) fn conn(&self) -> ConnectionManager {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.conns[n % self.conns.len()].clone()
+    }
+
+    /// Runs one command; a server error in its reply is an error.
+    pub(super) async fn command(&self, cmd: &redis::Cmd) -> redis::RedisResult<Value> {
+        self.conn()
+            .req_packed_command(cmd)
+            .await
+            .and_then(|v| v.extract_error())
     }
 
     pub(super) async fn connect(options: &RedisOptions) -> Result<SingleBackend, RedisError> {
