@@ -199,26 +199,29 @@ impl Node {
     }
 }
 
-/// The first key of `cmd`: its first argument, or for `FCALL`/`EVAL`-like commands the
-/// first of its keys.
-fn first_key(cmd: &redis::Cmd) -> Option<Vec<u8>> {
-    let args: Vec<&[u8]> = cmd
-        .args_iter()
-        .filter_map(|a| match a {
-            redis::Arg::Simple(a) => Some(a),
-            _ => None,
-        })
-        .collect();
-    let name = args.first()?.to_ascii_uppercase();
-    let at = if matches!(
-        &name[..],
-        b"FCALL" | b"FCALL_RO" | b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO"
-    ) {
-        3
-    } else {
-        1
-    };
-    args.get(at).map(|k| k.to_vec())
+/// The slot of `cmd`'s first key: its first argument, or for `FCALL`/`EVAL`-like commands
+/// the first of its keys (slot 0 for a command with no key). Computed on the command's own
+/// bytes: this runs for every single command of the message path.
+fn slot_of(cmd: &redis::Cmd) -> u16 {
+    let mut args = cmd.args_iter().filter_map(|a| match a {
+        redis::Arg::Simple(a) => Some(a),
+        _ => None,
+    });
+    let script = args.next().is_some_and(|name| {
+        [
+            &b"FCALL"[..],
+            b"FCALL_RO",
+            b"EVAL",
+            b"EVALSHA",
+            b"EVAL_RO",
+            b"EVALSHA_RO",
+        ]
+        .iter()
+        .any(|s| name.eq_ignore_ascii_case(s))
+    });
+    // FCALL name numkeys key ...: the key is two arguments further on.
+    let key = if script { args.nth(2) } else { args.next() };
+    key_slot(key.unwrap_or_default())
 }
 
 impl ClusterBackend {
@@ -368,10 +371,9 @@ impl ClusterBackend {
         })
     }
 
-    /// The node serving `key`'s slot, by the slot map; `Err` if none does.
-    fn node_of(&self, key: &[u8]) -> redis::RedisResult<(String, Arc<Node>)> {
+    /// The node serving `slot`, by the slot map; `Err` if none does.
+    fn node_of(&self, slot: u16) -> redis::RedisResult<(String, Arc<Node>)> {
         let map = self.slots();
-        let slot = key_slot(key);
         match map.owner[usize::from(slot)] {
             NO_OWNER => Err(redis::RedisError::from((
                 ErrorKind::Server(ServerErrorKind::ClusterDown),
@@ -389,8 +391,7 @@ impl ClusterBackend {
     /// Runs one command on the primary of its first key's slot, following one `MOVED` (the
     /// slot map is reloaded behind it). The node is named in the result.
     pub(super) async fn command(&self, cmd: &redis::Cmd) -> (String, redis::RedisResult<Value>) {
-        let key = first_key(cmd).unwrap_or_default();
-        let (addr, result) = match self.node_of(&key) {
+        let (addr, result) = match self.node_of(slot_of(cmd)) {
             Ok((addr, node)) => (addr, node.command(&self.config, cmd).await),
             Err(e) => (self.seeds.clone(), Err(e)),
         };
@@ -420,12 +421,8 @@ impl ClusterBackend {
         &self,
         pipe: &redis::Pipeline,
     ) -> (String, redis::RedisResult<Vec<Value>>) {
-        let key = pipe
-            .cmd_iter()
-            .next()
-            .and_then(first_key)
-            .unwrap_or_default();
-        match self.node_of(&key) {
+        let slot = pipe.cmd_iter().next().map_or(0, slot_of);
+        match self.node_of(slot) {
             Ok((addr, node)) => {
                 let result = node.pipeline(&self.config, pipe).await;
                 if result.as_ref().is_err_and(breaks_connection) {
@@ -729,6 +726,20 @@ fn crc16_xmodem(data: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_is_routed_by_its_first_key() {
+        let get = redis::cmd("GET").arg("{user1000}.x").clone();
+        assert_eq!(slot_of(&get), key_slot(b"user1000"));
+        let call = redis::cmd("fcall")
+            .arg("icaze_note")
+            .arg(1)
+            .arg("icaze:{AZE1}:s")
+            .arg("v")
+            .clone();
+        assert_eq!(slot_of(&call), key_slot(b"AZE1"));
+        assert_eq!(slot_of(&redis::cmd("PING")), key_slot(b""));
+    }
 
     #[test]
     fn slots_match_redis() {
