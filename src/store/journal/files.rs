@@ -72,13 +72,23 @@ pub(super) fn lock_dir(dir: &Path) -> Result<File, JournalError> {
 
 /// `fdatasync` of a file.
 pub(super) fn sync_file(file: &File, path: &Path) -> Result<(), JournalError> {
+    sync_data(file).map_err(|e| sync_error(path, e))
+}
+
+/// `fdatasync` of a file, timed for the fsync histogram.
+pub(super) fn sync_data(file: &File) -> io::Result<()> {
     let started = std::time::Instant::now();
     let synced = file.sync_data();
     crate::telemetry::metrics::JOURNAL_FSYNC.observe(started.elapsed().as_secs_f64());
-    synced.map_err(|e| JournalError::Sync {
+    synced
+}
+
+/// A failed sync of `path`.
+pub(super) fn sync_error(path: &Path, e: io::Error) -> JournalError {
+    JournalError::Sync {
         path: path.to_path_buf(),
         source: Arc::new(e),
-    })
+    }
 }
 
 /// `fsync` of a directory, so created, renamed and removed names are durable.
@@ -94,7 +104,8 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
 /// One open journal file and its length (where the next round's bytes go).
 pub(super) struct Segment {
     pub(super) path: PathBuf,
-    pub(super) file: File,
+    /// Shared with the sync threads ([`super::syncers`]) while a round syncs.
+    pub(super) file: Arc<File>,
     pub(super) len: u64,
 }
 
@@ -109,6 +120,13 @@ impl Segment {
             file.write_all(&header(kind, day))?;
             len = HEADER_LEN as u64;
         }
-        Ok((Segment { path, file, len }, created))
+        Ok((
+            Segment {
+                path,
+                file: Arc::new(file),
+                len,
+            },
+            created,
+        ))
     }
 }

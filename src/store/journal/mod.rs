@@ -66,6 +66,7 @@ mod files;
 mod format;
 mod outbox;
 mod replay;
+mod syncers;
 #[cfg(test)]
 mod tests;
 mod writer;

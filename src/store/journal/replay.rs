@@ -200,6 +200,7 @@ impl Journal {
             entry_buf: Vec::new(),
             pending_blocks: Vec::new(),
             waiters: Vec::new(),
+            syncers: Default::default(),
             rewrite_threshold: options.blocklist_rewrite_records,
             faults: options.faults.clone(),
         };

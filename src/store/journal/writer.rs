@@ -3,7 +3,9 @@
 
 use super::error::{JournalError, io_error};
 use super::faults::{FaultHook, Step, inject};
-use super::files::{Segment, first_kept_day, remove_segments_before, sync_dir, sync_file};
+use super::files::{
+    Segment, first_kept_day, remove_segments_before, sync_dir, sync_error, sync_file,
+};
 use super::format::{
     BLOCK_FRAME, BLOCKLIST_FILE, BLOCKLIST_TMP, HEADER_LEN, KIND_BLOCKLIST, KIND_GRANTS,
     encode_block, encode_block_entry, encode_grant, encode_revocation, header, segment_name,
@@ -61,6 +63,8 @@ pub(super) struct Writer {
     /// This round's blocklist changes, applied to `net` once durable.
     pub(super) pending_blocks: Vec<BlockChange>,
     pub(super) waiters: Vec<Done>,
+    /// Kept threads for the syncs of a round's other files.
+    pub(super) syncers: super::syncers::Syncers,
     pub(super) rewrite_threshold: usize,
     /// Injected faults (tests only).
     pub(super) faults: Option<Arc<dyn FaultHook>>,
@@ -248,35 +252,29 @@ impl Writer {
         }
         self.outbox_unsynced = false;
         // Every touched segment is still open: segments are closed only between rounds.
+        let mut syncers = std::mem::take(&mut self.syncers);
         let segments: Vec<&Segment> = targets
             .iter()
             .filter_map(|&t| self.segment_ref(t))
             .collect();
+        // A fault injected at a file's sync fails it before it is synced (tests only).
         let faults = self.faults.as_deref();
-        let sync_one = |seg: &Segment| {
-            inject(faults, Step::Sync)
-                .map_err(|e| JournalError::Sync {
-                    path: seg.path.clone(),
-                    source: Arc::new(e),
-                })
-                .and_then(|()| sync_file(&seg.file, &seg.path))
-        };
-        let synced = match &segments[..] {
-            [] => Ok(()),
-            [one] => sync_one(one),
-            [first, rest @ ..] => std::thread::scope(|scope| {
-                let others: Vec<_> = rest
-                    .iter()
-                    .map(|seg| scope.spawn(move || sync_one(seg)))
-                    .collect();
-                let mut result = sync_one(first);
-                for other in others {
-                    let r = other.join().unwrap_or(Err(JournalError::Closed));
-                    result = result.and(r);
-                }
-                result
-            }),
-        };
+        let mut synced = Ok(());
+        let mut syncing: Vec<&Segment> = Vec::with_capacity(segments.len());
+        for seg in segments {
+            match inject(faults, Step::Sync) {
+                Ok(()) => syncing.push(seg),
+                Err(e) => synced = synced.and(Err(sync_error(&seg.path, e))),
+            }
+        }
+        if let [first, rest @ ..] = &syncing[..] {
+            let others: Vec<Arc<File>> = rest.iter().map(|seg| seg.file.clone()).collect();
+            let results = syncers.sync_all(&first.file, &others);
+            for (seg, result) in syncing.iter().zip(results) {
+                synced = synced.and(result.map_err(|e| sync_error(&seg.path, e)));
+            }
+        }
+        self.syncers = syncers;
         if let Err(e) = synced {
             return Err(self.fail(e));
         }
