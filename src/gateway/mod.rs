@@ -243,10 +243,13 @@ impl Gateway {
             rules_change: Mutex::new(()),
             smpp_listening: AtomicBool::new(false),
             // A seed every node with the same permit key shares, so distinct phones add up.
+            // The day's sets get the engine's reserve; what is first seen is kept for Redis.
             stats: stats::Stats::with_seed(
                 crate::permit::document::Document::new(b"AA", b"0000000")
                     .map_or(0, |d| config.permit_key.permit_id(d, 0, 0, 0).bits()),
-            ),
+            )
+            .reserving(config.engine_reserve)
+            .sharing(matches!(store, Store::Redis(_))),
             key: config.permit_key.clone(),
             engine,
             store,

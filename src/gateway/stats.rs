@@ -151,9 +151,66 @@ pub struct Day {
     pub decide_us: [u64; BUCKETS_US.len() + 1],
     /// Replies per reply-time bucket ([`REPLY_BUCKETS_MS`], then the open one).
     pub reply_ms: [u64; REPLY_BUCKETS_MS.len() + 1],
-    documents: HashSet<u64, foldhash::fast::RandomState>,
-    phones: HashSet<u64, foldhash::fast::RandomState>,
-    /// Documents and phones first seen since the last [`Stats::take_deltas`].
+    distinct_documents: usize,
+    distinct_phones: usize,
+}
+
+/// Shards of a day's distinct sets: a set growing copies itself under the figures' lock
+/// while every batch waits to be counted; a shard is a sixteenth of the copy.
+const DISTINCT_SHARDS: usize = 16;
+
+/// Distinct 64-bit keys (packed documents, hashed phones), in shards.
+#[derive(Debug)]
+struct Distinct {
+    shards: Box<[HashSet<u64, foldhash::fast::RandomState>]>,
+    len: usize,
+}
+
+impl Distinct {
+    /// Room for `n` keys before any shard grows.
+    fn with_capacity(n: usize) -> Self {
+        let even = n.div_ceil(DISTINCT_SHARDS);
+        let room = even + even / 8;
+        Distinct {
+            shards: (0..DISTINCT_SHARDS)
+                .map(|_| HashSet::with_capacity_and_hasher(room, Default::default()))
+                .collect(),
+            len: 0,
+        }
+    }
+
+    /// Whether `key` is new.
+    fn insert(&mut self, key: u64) -> bool {
+        // Packed documents are not hashes: mix before taking the shard from the top bits.
+        let shard = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % DISTINCT_SHARDS;
+        let new = self.shards[shard].insert(key);
+        self.len += usize::from(new);
+        new
+    }
+
+    /// Gives back the room a past day no longer needs.
+    fn shrink(&mut self) {
+        for s in self.shards.iter_mut() {
+            s.shrink_to_fit();
+        }
+    }
+
+    /// Keys the smallest shard holds before it grows.
+    #[cfg(test)]
+    fn room(&self) -> usize {
+        self.shards.iter().map(|s| s.capacity()).min().unwrap_or(0)
+    }
+}
+
+/// One day as kept: its figures and the sets behind its distinct counts (never copied out:
+/// a copy of a million-entry set under the lock would hold up every batch).
+#[derive(Debug)]
+struct DayState {
+    figures: Day,
+    documents: Distinct,
+    phones: Distinct,
+    /// Documents and phones first seen since the last [`Stats::take_deltas`] (kept only
+    /// when the figures are shared through Redis, see [`Stats::sharing`]).
     new_documents: Vec<u64>,
     new_phones: Vec<u64>,
 }
@@ -202,22 +259,26 @@ impl Day {
 
     /// Distinct documents that asked.
     pub fn distinct_documents(&self) -> usize {
-        self.documents.len()
+        self.distinct_documents
     }
 
     /// Distinct phones that wrote.
     pub fn distinct_phones(&self) -> usize {
-        self.phones.len()
+        self.distinct_phones
     }
 }
 
 /// The figures of the last [`DAYS_KEPT`] days. Safe to share.
 #[derive(Debug, Default)]
 pub struct Stats {
-    days: Mutex<BTreeMap<i32, Day>>,
+    days: Mutex<BTreeMap<i32, DayState>>,
     /// The fields of each day as of the last [`Stats::take_deltas`].
     flushed: Mutex<BTreeMap<i32, BTreeMap<String, u64>>>,
     hasher: foldhash::fast::FixedState,
+    /// Distinct documents (and phones) a new day has room for before its sets grow.
+    reserve: usize,
+    /// Whether the documents and phones first seen are kept for [`Stats::take_deltas`].
+    sharing: bool,
 }
 
 impl Stats {
@@ -230,13 +291,47 @@ impl Stats {
         }
     }
 
+    /// Room for `n` distinct documents and phones a day before the day's sets grow (the
+    /// engine's `[engine] reserve`): a set growing past a million entries holds every batch
+    /// up for tens of milliseconds while it is copied.
+    pub fn reserving(mut self, n: usize) -> Self {
+        self.reserve = n;
+        self
+    }
+
+    /// Keeps the documents and phones first seen for [`Stats::take_deltas`] (the figures
+    /// are summed across nodes in Redis); without it they are only counted, and a day's
+    /// lists do not grow with every document of the day.
+    pub fn sharing(mut self, on: bool) -> Self {
+        self.sharing = on;
+        self
+    }
+
+    /// The day `day`, started if new; a new day gives back the room of the days before.
+    /// (The caller drops the days past [`DAYS_KEPT`] once done with this one.)
+    fn day_mut<'a>(&self, days: &'a mut BTreeMap<i32, DayState>, day: i32) -> &'a mut DayState {
+        if !days.contains_key(&day) {
+            for past in days.values_mut() {
+                past.documents.shrink();
+                past.phones.shrink();
+            }
+        }
+        days.entry(day).or_insert_with(|| DayState {
+            figures: Day::default(),
+            documents: Distinct::with_capacity(self.reserve),
+            phones: Distinct::with_capacity(self.reserve),
+            new_documents: Vec::new(),
+            new_phones: Vec::new(),
+        })
+    }
+
     /// What changed since the last call, day by day.
     pub fn take_deltas(&self) -> Vec<Delta> {
         let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
         let mut flushed = self.flushed.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = Vec::new();
         for (&day, d) in days.iter_mut() {
-            let now = d.fields();
+            let now = d.figures.fields();
             let before = flushed.entry(day).or_default();
             let fields: BTreeMap<String, u64> = now
                 .iter()
@@ -290,7 +385,8 @@ impl Stats {
             .position(|&b| us <= b)
             .unwrap_or(BUCKETS_US.len());
         let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
-        let d = days.entry(day).or_default();
+        let state = self.day_mut(&mut days, day);
+        let d = &mut state.figures;
         if !d.by_operator.contains_key(operator) {
             d.by_operator.insert(operator.to_string(), BTreeMap::new());
         }
@@ -306,12 +402,13 @@ impl Stats {
                 *d.invalid.entry(row.reason).or_default() += 1;
             }
             if let Some(doc) = row.document
-                && d.documents.insert(doc)
+                && state.documents.insert(doc)
+                && self.sharing
             {
-                d.new_documents.push(doc);
+                state.new_documents.push(doc);
             }
-            if d.phones.insert(row.phone) {
-                d.new_phones.push(row.phone);
+            if state.phones.insert(row.phone) && self.sharing {
+                state.new_phones.push(row.phone);
             }
             if row.mo
                 && let Some(outcomes) = d.by_operator.get_mut(operator)
@@ -319,6 +416,8 @@ impl Stats {
                 *outcomes.entry(row.outcome).or_default() += 1;
             }
         }
+        d.distinct_documents = state.documents.len;
+        d.distinct_phones = state.phones.len;
         while days.len() > DAYS_KEPT {
             days.pop_first();
         }
@@ -330,7 +429,7 @@ impl Stats {
             return;
         }
         let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
-        let d = days.entry(day).or_default();
+        let d = &mut self.day_mut(&mut days, day).figures;
         for (slot, n) in d.reply_ms.iter_mut().zip(&times.counts) {
             *slot += n;
         }
@@ -346,7 +445,7 @@ impl Stats {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&day)
-            .cloned()
+            .map(|d| d.figures.clone())
     }
 }
 
@@ -379,7 +478,7 @@ mod tests {
 
     #[test]
     fn a_day_counts_outcomes_distinct_documents_and_phones() {
-        let stats = Stats::default();
+        let stats = Stats::default().sharing(true);
         let d = Document::new(b"AZE", b"11111111").unwrap();
         let granted = Verdict::Decided(Decision {
             code: 2,
@@ -408,5 +507,50 @@ mod tests {
         assert!(stats.take_deltas().is_empty(), "nothing new");
         stats.restore(deltas.clone());
         assert_eq!(stats.take_deltas(), deltas, "given back, taken again");
+
+        // Not shared (the journal): counted all the same, no list of what is new.
+        let alone = Stats::default();
+        alone.record("demo", 18_000, &t, Duration::from_micros(700));
+        let day = alone.day(18_000).unwrap();
+        assert_eq!((day.distinct_documents(), day.distinct_phones()), (1, 2));
+        let deltas = alone.take_deltas();
+        assert_eq!((deltas[0].documents.len(), deltas[0].phones.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_reserved_day_counts_its_documents_without_growing_and_gives_the_room_back_after() {
+        let stats = Stats::default().reserving(20_000);
+        let mut t = Tally::with_capacity(20_000);
+        for n in 0..20_000u32 {
+            let d = Document::new(b"AZE", format!("{:08}", n + 1).as_bytes()).unwrap();
+            let asked = Verdict::Decided(Decision {
+                code: 2,
+                document: d,
+                outcome: Outcome::Granted(Validity { from: 0, until: 1 }),
+            });
+            t.add(&stats, &format!("99450{n:07}"), "granted", "", Some(&asked));
+        }
+        let room = |day| {
+            let days = stats.days.lock().unwrap();
+            let d = &days[&day];
+            (d.documents.room(), d.phones.room())
+        };
+        let mut first = Tally::with_capacity(1);
+        first.add(&stats, "994500000000", "invalid", "no_code", None);
+        stats.record("demo", 18_000, &first, Duration::ZERO);
+        let (docs, phones) = room(18_000);
+        assert!(docs >= 20_000 / DISTINCT_SHARDS && phones >= 20_000 / DISTINCT_SHARDS);
+        stats.record("demo", 18_000, &t, Duration::from_micros(700));
+        assert_eq!(room(18_000), (docs, phones), "a set grew");
+        let day = stats.day(18_000).unwrap();
+        assert_eq!(
+            (day.distinct_documents(), day.distinct_phones()),
+            (20_000, 20_000)
+        );
+        // The next day starts with its own room; the day before shrinks to what it holds.
+        stats.record("demo", 18_001, &t, Duration::from_micros(700));
+        let (past_docs, _) = room(18_000);
+        assert!(past_docs <= docs, "{past_docs} > {docs}");
+        assert_eq!(stats.day(18_000).unwrap().distinct_documents(), 20_000);
     }
 }

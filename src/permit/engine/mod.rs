@@ -171,9 +171,11 @@ impl QuotaEngine {
     /// recorded with [`QuotaEngine::record_grant`] (ids computed with `key`), so a checkpoint
     /// can verify a permit id and an official revoke it; a revoked permit's repeat is then
     /// answered [`Denial::Revoked`] instead of active.
+    /// `entries` also reserves the book and the phones' table for as many grants.
     pub fn with_permits(entries: usize, key: crate::permit::id::PermitKey) -> Self {
         QuotaEngine {
-            permits: Some(Permits::new(key)),
+            permits: Some(Permits::with_capacity(key, entries)),
+            phones: Phones::with_capacity(entries),
             ..Self::with_capacity(entries)
         }
     }

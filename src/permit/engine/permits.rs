@@ -68,6 +68,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Room per shard for `n` entries spread over [`SHARDS`] by a hash: an eighth more than
+/// the even share, as the shares are not quite even.
+pub(super) fn shard_room(n: usize) -> usize {
+    let even = n.div_ceil(SHARDS);
+    even + even / 8
+}
+
+/// Entries the book's maps hold before one of them grows (the smallest shard's room).
+#[cfg(test)]
+impl Permits {
+    fn room(&self) -> usize {
+        fn room<K, V>(shards: &[Shard<K, V>]) -> usize {
+            shards.iter().map(|s| lock(s).capacity()).min().unwrap_or(0)
+        }
+        room(&self.by_id).min(room(&self.by_document))
+    }
+}
+
 fn shard_of(bits: u64) -> usize {
     (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
 }
@@ -75,10 +93,24 @@ fn shard_of(bits: u64) -> usize {
 impl Permits {
     /// An empty book; ids are computed with `key`, the same key replies print them with.
     pub fn new(key: PermitKey) -> Self {
+        Self::with_capacity(key, 0)
+    }
+
+    /// An empty book with room for `permits` grants (of as many documents) before any of
+    /// its maps grows: a map growing on a busy morning copies its shard under the shard's
+    /// lock (tens of milliseconds at a million permits) while every MO that commits a
+    /// grant there waits.
+    pub fn with_capacity(key: PermitKey, permits: usize) -> Self {
+        let per_shard = shard_room(permits);
+        fn shards<K, V>(room: usize) -> Box<[Shard<K, V>]> {
+            (0..SHARDS)
+                .map(|_| Mutex::new(Map::with_capacity_and_hasher(room, Default::default())))
+                .collect()
+        }
         Permits {
             key,
-            by_id: (0..SHARDS).map(|_| Mutex::new(Map::default())).collect(),
-            by_document: (0..SHARDS).map(|_| Mutex::new(Map::default())).collect(),
+            by_id: shards(per_shard),
+            by_document: shards(per_shard),
             revoked: RwLock::new(Map::default()),
             revoked_count: AtomicUsize::new(0),
         }
@@ -252,6 +284,35 @@ mod tests {
 
     fn doc(n: &[u8]) -> Document {
         Document::new(b"AZE", n).unwrap()
+    }
+
+    #[test]
+    fn a_reserved_book_records_its_grants_without_growing() {
+        let book = Permits::with_capacity(PermitKey::from_secret(b"k"), 20_000);
+        let room = book.room();
+        assert!(room >= 20_000 / SHARDS, "room {room}");
+        let v = Validity {
+            from: TEN,
+            until: TEN + 3 * 3600,
+        };
+        for n in 0..20_000u32 {
+            book.record(
+                doc(format!("{:08}", n + 1).as_bytes()),
+                2,
+                v,
+                PhoneTag(n as u64 + 1),
+            );
+        }
+        assert_eq!(book.room(), room, "a map grew");
+        assert_eq!(book.of_document(doc(b"00000001")).len(), 1);
+        // Unreserved, the same grants grow the maps.
+        let small = Permits::new(PermitKey::from_secret(b"k"));
+        let before = small.room();
+        small.record(doc(b"00000001"), 2, v, PhoneTag(1));
+        for n in 0..1_000u32 {
+            small.record(doc(format!("{:08}", n + 2).as_bytes()), 2, v, PhoneTag(1));
+        }
+        assert!(small.room() > before);
     }
 
     #[test]
