@@ -52,6 +52,14 @@ impl Phones {
         }
     }
 
+    /// Touches the room reserved (see [`super::permits::warm`]); at start, before any grant.
+    pub fn warm(&self) {
+        for shard in self.shards.iter() {
+            let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            super::permits::warm(&mut map, |n| Some(PhoneTag(n + 1)), PhoneDay::default);
+        }
+    }
+
     /// Phones the smallest shard holds before it grows.
     #[cfg(test)]
     fn room(&self) -> usize {
