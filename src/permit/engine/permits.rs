@@ -144,7 +144,8 @@ impl Permits {
         }
     }
 
-    /// Touches the room reserved (see [`warm`]); at start, before any grant.
+    /// Touches the room reserved (the free function `warm` of this module); at start,
+    /// before any grant.
     pub fn warm(&self) {
         if let Some(any) = made_up_document(0) {
             for shard in self.by_id.iter() {

@@ -52,7 +52,7 @@ impl Phones {
         }
     }
 
-    /// Touches the room reserved (see [`super::permits::warm`]); at start, before any grant.
+    /// Touches the room reserved (as the permit book does); at start, before any grant.
     pub fn warm(&self) {
         for shard in self.shards.iter() {
             let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
