@@ -268,6 +268,10 @@ impl Gateway {
         if let Store::Journal(journal) = &gateway.store {
             gateway.queue_owed(journal.take_owed());
         }
+        // Today's figures are set up now, their reserved sets with them, not under the
+        // figures' lock when the first MOs are counted.
+        let today = gateway.rules().calendar.moment(now).day;
+        gateway.stats.prepare(today);
         gateway
     }
 

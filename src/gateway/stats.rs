@@ -307,11 +307,21 @@ impl Stats {
         self
     }
 
-    /// The day `day`, started if new; a new day gives back the room of the days before.
+    /// Starts day `day`'s figures (with their reserved room) if they are not yet kept: at
+    /// start, so the first MOs are not counted while the sets are set up under the lock.
+    pub fn prepare(&self, day: i32) {
+        let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+        self.day_mut(&mut days, day);
+        while days.len() > DAYS_KEPT {
+            days.pop_first();
+        }
+    }
+
+    /// The day `day`, started if new; a new day gives back the room of the days before it.
     /// (The caller drops the days past [`DAYS_KEPT`] once done with this one.)
     fn day_mut<'a>(&self, days: &'a mut BTreeMap<i32, DayState>, day: i32) -> &'a mut DayState {
         if !days.contains_key(&day) {
-            for past in days.values_mut() {
+            for (_, past) in days.range_mut(..day) {
                 past.documents.shrink();
                 past.phones.shrink();
             }
@@ -542,6 +552,10 @@ mod tests {
         assert!(docs >= 20_000 / DISTINCT_SHARDS && phones >= 20_000 / DISTINCT_SHARDS);
         stats.record("demo", 18_000, &t, Duration::from_micros(700));
         assert_eq!(room(18_000), (docs, phones), "a set grew");
+        // A day prepared ahead (at start) has its room before its first MO, and no MOs.
+        stats.prepare(17_999);
+        assert_eq!(room(17_999), (docs, phones));
+        assert_eq!(stats.day(17_999).unwrap().mos, 0);
         let day = stats.day(18_000).unwrap();
         assert_eq!(
             (day.distinct_documents(), day.distinct_phones()),
