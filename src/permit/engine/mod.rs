@@ -48,6 +48,7 @@
 
 mod batch;
 pub mod blocks;
+mod listed;
 pub mod permits;
 pub mod phones;
 mod table;

@@ -11,6 +11,7 @@
 //! Memory: about 100 bytes a grant. [`Permits::sweep`] drops grants issued before yesterday
 //! that have ended, so the book holds about two days of grants.
 
+use super::listed::Listed;
 use crate::permit::decision::Validity;
 use crate::permit::document::Document;
 use crate::permit::id::{PermitId, PermitKey, PhoneTag};
@@ -57,7 +58,8 @@ pub struct Permits {
     /// Permit id → document, sharded by id.
     by_id: Box<[Shard<PermitId, Document>]>,
     /// Document → its recorded permits, sharded by document.
-    by_document: Box<[Shard<Document, Vec<Issued>>]>,
+    /// A document's permits: nearly always one (a day's grant of one code), kept inline.
+    by_document: Box<[Shard<Document, Listed<Issued>>]>,
     revoked: RwLock<Map<PermitId, Revocation>>,
     /// `revoked.len()`, read without the lock on the decision path.
     revoked_count: AtomicUsize,
@@ -153,7 +155,7 @@ impl Permits {
             }
         }
         for shard in self.by_document.iter() {
-            warm(&mut lock(shard), made_up_document, Vec::new);
+            warm(&mut lock(shard), made_up_document, Listed::default);
         }
     }
 
@@ -176,7 +178,7 @@ impl Permits {
         {
             let mut docs = lock(&self.by_document[shard_of(document.packed())]);
             let list = docs.entry(document).or_default();
-            if let Some(known) = list.iter_mut().find(|p| p.id == id) {
+            if let Some(known) = list.as_mut_slice().iter_mut().find(|p| p.id == id) {
                 if !known.phone.is_known() {
                     known.phone = phone;
                 }
@@ -199,6 +201,7 @@ impl Permits {
         let document = *lock(&self.by_id[shard_of(id_bits(id))]).get(&id)?;
         lock(&self.by_document[shard_of(document.packed())])
             .get(&document)?
+            .as_slice()
             .iter()
             .find(|p| p.id == id)
             .copied()
@@ -208,8 +211,7 @@ impl Permits {
     pub fn of_document(&self, document: Document) -> Vec<Issued> {
         let mut list = lock(&self.by_document[shard_of(document.packed())])
             .get(&document)
-            .cloned()
-            .unwrap_or_default();
+            .map_or_else(Vec::new, |l| l.as_slice().to_vec());
         list.sort_by_key(|p| (p.validity.from, p.code));
         list
     }
@@ -292,8 +294,7 @@ impl Permits {
                         gone.push(p.id);
                     }
                     !dead
-                });
-                !list.is_empty()
+                })
             });
         }
         if gone.is_empty() {

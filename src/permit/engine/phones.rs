@@ -6,8 +6,10 @@
 //! another node's grants learnt through Redis. Keyed by the phone's tag (a keyed hash,
 //! never the number). Bounded: a phone holds at most the limit's documents (a grant past it
 //! is refused), and [`Phones::sweep`] drops every phone whose day is over, so the table
-//! holds today's phones only, about 40 bytes plus 8 a document each.
+//! holds today's phones only, about 48 bytes each (the first document inline), plus a list
+//! for a phone past one document.
 
+use super::listed::Listed;
 use crate::permit::document::Document;
 use crate::permit::id::PhoneTag;
 use std::collections::HashMap;
@@ -21,7 +23,8 @@ const SHARDS: usize = 16;
 struct PhoneDay {
     /// The Unix second the day starts: documents of an earlier day no longer count.
     day_start: i64,
-    documents: Vec<Document>,
+    /// One or a few (the limit is small): kept inline, see [`Listed`].
+    documents: Listed<Document>,
 }
 
 type Shard = Mutex<HashMap<PhoneTag, PhoneDay, foldhash::fast::RandomState>>;
@@ -97,7 +100,7 @@ impl Phones {
             day.day_start = day_start;
             day.documents.clear();
         }
-        if !day.documents.contains(&document) {
+        if !day.documents.as_slice().contains(&document) {
             day.documents.push(document);
         }
     }
@@ -119,7 +122,7 @@ impl Phones {
         }
         let shard = self.shard(phone);
         let held: &[Document] = match shard.get(&phone) {
-            Some(day) if day.day_start >= day_start => &day.documents,
+            Some(day) if day.day_start >= day_start => day.documents.as_slice(),
             _ => &[],
         };
         if held.contains(&document) || pending.contains(&document) {
@@ -137,7 +140,7 @@ impl Phones {
     /// Distinct documents `phone` got permits for on the day starting at `day_start`.
     pub fn documents(&self, phone: PhoneTag, day_start: i64) -> usize {
         match self.shard(phone).get(&phone) {
-            Some(day) if day.day_start >= day_start => day.documents.len(),
+            Some(day) if day.day_start >= day_start => day.documents.as_slice().len(),
             _ => 0,
         }
     }
