@@ -24,6 +24,7 @@ pub use connectors::{Connector, ConnectorBind};
 pub use error::{ConfigError, ConfigErrors};
 pub use operators::{Operator, Password};
 pub use smpp::{IdFormat, Smpp};
+use std::time::Duration;
 pub use store::{RedisConfig, StoreConfig};
 
 use crate::permit::id::PermitKey;
@@ -68,6 +69,9 @@ pub struct Config {
     /// (document, quota group) entries the engine reserves at start (`[engine] reserve`), so
     /// a busy first morning never waits for a table to grow; 0 grows as needed.
     pub engine_reserve: usize,
+    /// The journal's shortest time between the starts of two commit rounds (`[journal]
+    /// round_every`, default 2 ms; "0ms" starts one as soon as the last is done).
+    pub journal_round_every: Duration,
     /// The admin HTTP API.
     pub admin: Admin,
     /// How log lines are written (`[log] format`: "text", the default, or "json").
@@ -94,6 +98,8 @@ struct RawConfig {
     #[serde(default)]
     engine: RawEngine,
     #[serde(default)]
+    journal: RawJournal,
+    #[serde(default)]
     admin: admin::RawAdmin,
     #[serde(default)]
     log: RawLog,
@@ -111,6 +117,13 @@ struct RawLog {
 #[serde(deny_unknown_fields)]
 struct RawEngine {
     reserve: Option<usize>,
+}
+
+/// `[journal]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawJournal {
+    round_every: Option<String>,
 }
 
 /// `[permit]` as written.
@@ -198,6 +211,7 @@ impl Config {
             connectors::connectors(&mut errs, raw.connectors, env, default_language, dir);
         smpp.reserved = smpp::reserve(&mut errs, &smpp, &operators);
         let engine_reserve = engine_reserve(&mut errs, raw.engine);
+        let journal_round_every = journal_round_every(&mut errs, raw.journal);
         let admin = admin::admin(&mut errs, raw.admin, env, dir);
         let log_format = match raw.log.format.as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -224,6 +238,7 @@ impl Config {
                 operators,
                 connectors,
                 engine_reserve,
+                journal_round_every,
                 admin,
                 log_format,
             }),
@@ -272,6 +287,27 @@ fn engine_reserve(errs: &mut Errors, raw: RawEngine) -> usize {
         );
     }
     reserve
+}
+
+/// The longest `[journal] round_every`: every MO may wait that much longer for its commit.
+const MAX_ROUND_EVERY: Duration = Duration::from_millis(100);
+
+/// Checks `[journal]`: the shortest time between the starts of two commit rounds.
+fn journal_round_every(errs: &mut Errors, raw: RawJournal) -> Duration {
+    const KEY: &str = "journal.round_every";
+    let default = crate::store::journal::ROUND_EVERY;
+    let every = match raw.round_every.as_deref().map(str::trim) {
+        Some("0ms" | "0s" | "0") => Duration::ZERO,
+        value => errs.duration(KEY, value, default),
+    };
+    if every > MAX_ROUND_EVERY {
+        errs.push(
+            KEY,
+            "at most \"100ms\": every MO may wait that much longer for its commit",
+        );
+        return default;
+    }
+    every
 }
 
 #[cfg(test)]
@@ -450,6 +486,30 @@ pub(crate) mod tests {
             keys("[smpp]\nbind_timeout = \"5s\"\nbind_timeout = \"6s\"\n"),
             ["smpp.bind_timeout"]
         );
+    }
+
+    #[test]
+    fn journal_round_every() {
+        let (_dir, path) = beside_shipped_rules();
+        let env = key_only;
+        let every =
+            |text: &str| Config::from_toml(&path, text, &env).map(|c| c.journal_round_every);
+        assert_eq!(every("").unwrap(), Duration::from_millis(2));
+        assert_eq!(
+            every("[journal]\nround_every = \"5ms\"\n").unwrap(),
+            Duration::from_millis(5)
+        );
+        assert_eq!(
+            every("[journal]\nround_every = \"0ms\"\n").unwrap(),
+            Duration::ZERO
+        );
+        for bad in ["\"soon\"", "\"1s\"", "\"-1ms\""] {
+            let errors = every(&format!("[journal]\nround_every = {bad}\n")).unwrap_err();
+            assert!(
+                errors.0.iter().any(|e| e.key == "journal.round_every"),
+                "{bad}: {errors}"
+            );
+        }
     }
 
     #[test]

@@ -155,11 +155,15 @@ impl Store {
         now: i64,
     ) -> Result<Store, OpenError> {
         let rules = &config.rules;
-        let (journal, replayed) = Journal::open(
+        let (journal, replayed) = Journal::open_with(
             &config.data_dir,
             rules.calendar.tz(),
             now,
             rules.longest_validity_secs,
+            crate::store::journal::JournalOptions {
+                round_every: config.journal_round_every,
+                ..Default::default()
+            },
         )?;
         for g in &replayed.grants {
             engine.record_grant_by(

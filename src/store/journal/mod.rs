@@ -228,7 +228,16 @@ pub struct JournalOptions {
     /// Faults to inject before the writer's writes and syncs (tests of a failing or slow
     /// disk); `None` in the gateway.
     pub faults: Option<Arc<dyn FaultHook>>,
+    /// The shortest time from the start of one commit round to the start of the next: the
+    /// appends that arrive meanwhile share the next round's writes and `fdatasync`s. Zero
+    /// starts a round as soon as the last one is done (a round per `fdatasync` the disk
+    /// can do, each with its wake-ups); the default 2 ms keeps rounds at most 500 a
+    /// second, and an MO waits at most that much longer for its commit.
+    pub round_every: std::time::Duration,
 }
+
+/// The default [`JournalOptions::round_every`].
+pub const ROUND_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Default for JournalOptions {
     fn default() -> Self {
@@ -236,6 +245,7 @@ impl Default for JournalOptions {
             queue_depth: 1024,
             blocklist_rewrite_records: 10_000,
             faults: None,
+            round_every: ROUND_EVERY,
         }
     }
 }

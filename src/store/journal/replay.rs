@@ -205,9 +205,10 @@ impl Journal {
             faults: options.faults.clone(),
         };
         let batch_limit = options.queue_depth.max(1);
+        let round_every = options.round_every;
         let handle = std::thread::Builder::new()
             .name("icaze-journal".into())
-            .spawn(move || writer.run(rx, batch_limit))
+            .spawn(move || writer.run(rx, batch_limit, round_every))
             .map_err(io_error("starting the writer thread for", &dir))?;
         let journal = Journal {
             inner: Arc::new(Inner {

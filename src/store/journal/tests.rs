@@ -119,6 +119,53 @@ async fn grants_keep_their_phone_beside_old_records_without_one() {
     assert!(replayed.damage.is_empty(), "{:?}", replayed.damage);
 }
 
+/// Appends arriving one every 5 ms for 200 ms: with a round at most every 50 ms they share
+/// about four rounds (each written and synced once), not forty; each is still durable
+/// before its append returns, and none waits much past a round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_arriving_within_round_every_share_one_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = JournalOptions {
+        round_every: std::time::Duration::from_millis(50),
+        ..JournalOptions::default()
+    };
+    let (journal, _) =
+        Journal::open_with(dir.path(), BAKU, morning(), THREE_HOURS, options).unwrap();
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..40u64 {
+        let journal = journal.clone();
+        tasks.push(tokio::spawn(async move {
+            let asked = std::time::Instant::now();
+            journal.append(&[grant(n + 1, morning())]).await.unwrap();
+            asked.elapsed()
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut longest = std::time::Duration::ZERO;
+    for t in tasks {
+        longest = longest.max(t.await.unwrap());
+    }
+    let spread = started.elapsed();
+    let stats = journal.stats();
+    assert_eq!(stats.grants, 40);
+    // A round starts at most every 50 ms over the ~200 ms the appends arrived in.
+    let most = spread.as_millis() as u64 / 50 + 1;
+    assert!(
+        stats.commits <= most,
+        "{} rounds in {spread:?}: {stats:?}",
+        stats.commits
+    );
+    assert!(stats.commits >= 2, "{stats:?}");
+    assert!(
+        longest < std::time::Duration::from_secs(2),
+        "waited {longest:?}"
+    );
+    drop(journal);
+    let (_journal, replayed) = open(dir.path(), morning());
+    assert_eq!(replayed.grants.len(), 40);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appenders_share_commits() {
     const TASKS: u64 = 8;

@@ -81,12 +81,24 @@ enum Target {
 }
 
 impl Writer {
-    /// Serves commit rounds until the queue closes or [`Command::Close`].
-    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>, batch_limit: usize) {
+    /// Serves commit rounds until the queue closes or [`Command::Close`]; a round starts
+    /// at least `round_every` after the one before started (see
+    /// [`super::JournalOptions::round_every`]).
+    pub(super) fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        batch_limit: usize,
+        round_every: std::time::Duration,
+    ) {
         let mut batch = Vec::with_capacity(batch_limit);
         while rx.blocking_recv_many(&mut batch, batch_limit) > 0 {
+            let started = std::time::Instant::now();
             if !self.round(&mut batch) {
                 return;
+            }
+            // What arrives meanwhile waits in the queue for one round together.
+            if let Some(rest) = round_every.checked_sub(started.elapsed()) {
+                std::thread::sleep(rest);
             }
         }
         self.finish();
