@@ -13,6 +13,7 @@
 
 use crate::permit::answer::Verdict;
 use crate::permit::decision::Decision;
+use crate::permit::engine::shards;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::{Mutex, PoisonError};
@@ -151,41 +152,38 @@ pub struct Day {
     pub decide_us: [u64; BUCKETS_US.len() + 1],
     /// Replies per reply-time bucket ([`REPLY_BUCKETS_MS`], then the open one).
     pub reply_ms: [u64; REPLY_BUCKETS_MS.len() + 1],
+    /// Filled in when the day is read ([`Stats::day`]) from the sets behind it.
     distinct_documents: usize,
     distinct_phones: usize,
 }
 
-/// Shards of a day's distinct sets: a set growing copies itself under the figures' lock
-/// while every batch waits to be counted; a shard is a sixteenth of the copy.
-const DISTINCT_SHARDS: usize = 16;
-
-/// Distinct 64-bit keys (packed documents, hashed phones), in shards.
+/// Distinct 64-bit keys (packed documents, hashed phones), in the permit book's shards: a
+/// set growing copies itself under the figures' lock while every batch waits to be
+/// counted; a shard is a sixteenth of the copy.
 #[derive(Debug)]
 struct Distinct {
     shards: Box<[HashSet<u64, foldhash::fast::RandomState>]>,
-    len: usize,
 }
 
 impl Distinct {
     /// Room for `n` keys before any shard grows.
     fn with_capacity(n: usize) -> Self {
-        let even = n.div_ceil(DISTINCT_SHARDS);
-        let room = even + even / 8;
+        let room = shards::room(n);
         Distinct {
-            shards: (0..DISTINCT_SHARDS)
+            shards: (0..shards::SHARDS)
                 .map(|_| HashSet::with_capacity_and_hasher(room, Default::default()))
                 .collect(),
-            len: 0,
         }
     }
 
     /// Whether `key` is new.
     fn insert(&mut self, key: u64) -> bool {
-        // Packed documents are not hashes: mix before taking the shard from the top bits.
-        let shard = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % DISTINCT_SHARDS;
-        let new = self.shards[shard].insert(key);
-        self.len += usize::from(new);
-        new
+        self.shards[shards::shard_of(key)].insert(key)
+    }
+
+    /// Keys held.
+    fn len(&self) -> usize {
+        self.shards.iter().map(HashSet::len).sum()
     }
 
     /// Gives back the room a past day no longer needs.
@@ -268,6 +266,13 @@ impl Day {
     }
 }
 
+/// Drops the days before the last [`DAYS_KEPT`].
+fn keep_last_days(days: &mut BTreeMap<i32, DayState>) {
+    while days.len() > DAYS_KEPT {
+        days.pop_first();
+    }
+}
+
 /// The figures of the last [`DAYS_KEPT`] days. Safe to share.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -312,9 +317,7 @@ impl Stats {
     pub fn prepare(&self, day: i32) {
         let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
         self.day_mut(&mut days, day);
-        while days.len() > DAYS_KEPT {
-            days.pop_first();
-        }
+        keep_last_days(&mut days);
     }
 
     /// The day `day`, started if new; a new day gives back the room of the days before it.
@@ -426,11 +429,7 @@ impl Stats {
                 *outcomes.entry(row.outcome).or_default() += 1;
             }
         }
-        d.distinct_documents = state.documents.len;
-        d.distinct_phones = state.phones.len;
-        while days.len() > DAYS_KEPT {
-            days.pop_first();
-        }
+        keep_last_days(&mut days);
     }
 
     /// Adds the reply times a connection gathered on local `day`, and empties them.
@@ -444,9 +443,7 @@ impl Stats {
             *slot += n;
         }
         *times = ReplyTimes::default();
-        while days.len() > DAYS_KEPT {
-            days.pop_first();
-        }
+        keep_last_days(&mut days);
     }
 
     /// A copy of one day's figures.
@@ -455,7 +452,11 @@ impl Stats {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&day)
-            .map(|d| d.figures.clone())
+            .map(|d| Day {
+                distinct_documents: d.documents.len(),
+                distinct_phones: d.phones.len(),
+                ..d.figures.clone()
+            })
     }
 }
 
@@ -549,7 +550,7 @@ mod tests {
         first.add(&stats, "994500000000", "invalid", "no_code", None);
         stats.record("demo", 18_000, &first, Duration::ZERO);
         let (docs, phones) = room(18_000);
-        assert!(docs >= 20_000 / DISTINCT_SHARDS && phones >= 20_000 / DISTINCT_SHARDS);
+        assert!(docs >= 20_000 / shards::SHARDS && phones >= 20_000 / shards::SHARDS);
         stats.record("demo", 18_000, &t, Duration::from_micros(700));
         assert_eq!(room(18_000), (docs, phones), "a set grew");
         // A day prepared ahead (at start) has its room before its first MO, and no MOs.

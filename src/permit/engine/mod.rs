@@ -51,6 +51,7 @@ pub mod blocks;
 mod listed;
 pub mod permits;
 pub mod phones;
+pub(crate) mod shards;
 mod table;
 #[cfg(test)]
 mod tests;

@@ -12,15 +12,12 @@
 //! that have ended, so the book holds about two days of grants.
 
 use super::listed::Listed;
+use super::shards::{self, Map, shard_of, warm};
 use crate::permit::decision::Validity;
 use crate::permit::document::Document;
 use crate::permit::id::{PermitId, PermitKey, PhoneTag};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
-
-/// Shards of each map: the gateway records a round's grants from several connections at once.
-const SHARDS: usize = 16;
 
 /// One permit as issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +44,6 @@ pub struct Revocation {
     pub at: i64,
 }
 
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// One shard of a map, behind its lock.
 type Shard<K, V> = Mutex<Map<K, V>>;
 
@@ -57,8 +53,8 @@ pub struct Permits {
     key: PermitKey,
     /// Permit id → document, sharded by id.
     by_id: Box<[Shard<PermitId, Document>]>,
-    /// Document → its recorded permits, sharded by document.
-    /// A document's permits: nearly always one (a day's grant of one code), kept inline.
+    /// Document → its recorded permits (nearly always one, kept inline), sharded by
+    /// document.
     by_document: Box<[Shard<Document, Listed<Issued>>]>,
     revoked: RwLock<Map<PermitId, Revocation>>,
     /// `revoked.len()`, read without the lock on the decision path.
@@ -68,30 +64,6 @@ pub struct Permits {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every write below is a single map operation: a panic cannot leave a map half-changed.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Room per shard for `n` entries spread over [`SHARDS`] by a hash: an eighth more than
-/// the even share, as the shares are not quite even.
-pub(super) fn shard_room(n: usize) -> usize {
-    let even = n.div_ceil(SHARDS);
-    even + even / 8
-}
-
-/// Fills `map` to its room with made-up keys and empties it again, keeping the room: its
-/// memory is touched (and the kernel has zeroed its pages) before the first MO, not by the
-/// first morning's grants landing all over it (~450 MB for 2 million at once).
-pub(super) fn warm<K: std::hash::Hash + Eq, V>(
-    map: &mut HashMap<K, V, foldhash::fast::RandomState>,
-    mut key: impl FnMut(u64) -> Option<K>,
-    mut value: impl FnMut() -> V,
-) {
-    let room = map.capacity();
-    for n in 0..room as u64 {
-        if let Some(k) = key(n) {
-            map.insert(k, value());
-        }
-    }
-    map.clear();
 }
 
 /// A document per `n` (AZE and `n` in 8 digits), for keys that only need to be distinct.
@@ -116,10 +88,6 @@ impl Permits {
     }
 }
 
-fn shard_of(bits: u64) -> usize {
-    (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
-}
-
 impl Permits {
     /// An empty book; ids are computed with `key`, the same key replies print them with.
     pub fn new(key: PermitKey) -> Self {
@@ -131,16 +99,11 @@ impl Permits {
     /// lock (tens of milliseconds at a million permits) while every MO that commits a
     /// grant there waits.
     pub fn with_capacity(key: PermitKey, permits: usize) -> Self {
-        let per_shard = shard_room(permits);
-        fn shards<K, V>(room: usize) -> Box<[Shard<K, V>]> {
-            (0..SHARDS)
-                .map(|_| Mutex::new(Map::with_capacity_and_hasher(room, Default::default())))
-                .collect()
-        }
+        let room = shards::room(permits);
         Permits {
             key,
-            by_id: shards(per_shard),
-            by_document: shards(per_shard),
+            by_id: shards::maps(room),
+            by_document: shards::maps(room),
             revoked: RwLock::new(Map::default()),
             revoked_count: AtomicUsize::new(0),
         }
@@ -332,7 +295,7 @@ mod tests {
     fn a_reserved_book_records_its_grants_without_growing() {
         let book = Permits::with_capacity(PermitKey::from_secret(b"k"), 20_000);
         let room = book.room();
-        assert!(room >= 20_000 / SHARDS, "room {room}");
+        assert!(room >= 20_000 / shards::SHARDS, "room {room}");
         let v = Validity {
             from: TEN,
             until: TEN + 3 * 3600,

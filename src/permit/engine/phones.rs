@@ -10,13 +10,10 @@
 //! for a phone past one document.
 
 use super::listed::Listed;
+use super::shards::{self, Map, SHARDS};
 use crate::permit::document::Document;
 use crate::permit::id::PhoneTag;
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-
-/// Shards: connections commit their rounds side by side.
-const SHARDS: usize = 16;
 
 /// One phone's documents of one local day.
 #[derive(Debug, Default)]
@@ -27,7 +24,7 @@ struct PhoneDay {
     documents: Listed<Document>,
 }
 
-type Shard = Mutex<HashMap<PhoneTag, PhoneDay, foldhash::fast::RandomState>>;
+type Shard = Mutex<Map<PhoneTag, PhoneDay>>;
 
 /// Each phone's documents of the day. Safe to share.
 #[derive(Debug)]
@@ -47,11 +44,8 @@ impl Phones {
     /// Room for `phones` phones before any shard's map grows (a growth copies the shard
     /// under its lock while the MOs committing grants there wait).
     pub fn with_capacity(phones: usize) -> Self {
-        let room = super::permits::shard_room(phones);
         Phones {
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_capacity_and_hasher(room, Default::default())))
-                .collect(),
+            shards: shards::maps(shards::room(phones)),
         }
     }
 
@@ -59,7 +53,7 @@ impl Phones {
     pub fn warm(&self) {
         for shard in self.shards.iter() {
             let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            super::permits::warm(&mut map, |n| Some(PhoneTag(n + 1)), PhoneDay::default);
+            shards::warm(&mut map, |n| Some(PhoneTag(n + 1)), PhoneDay::default);
         }
     }
 
@@ -73,10 +67,7 @@ impl Phones {
             .unwrap_or(0)
     }
 
-    fn shard(
-        &self,
-        phone: PhoneTag,
-    ) -> MutexGuard<'_, HashMap<PhoneTag, PhoneDay, foldhash::fast::RandomState>> {
+    fn shard(&self, phone: PhoneTag) -> MutexGuard<'_, Map<PhoneTag, PhoneDay>> {
         // The tag is a keyed hash already: its top bits spread phones evenly.
         // A panic cannot leave a map half-changed (each write is one map operation).
         self.shards[(phone.0 >> 60) as usize % SHARDS]
