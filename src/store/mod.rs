@@ -19,7 +19,7 @@ use crate::permit::engine::blocks::{Block, from_words, words};
 use crate::permit::engine::permits::Revocation;
 use crate::permit::id::{PermitId, PhoneTag};
 use crate::permit::rules::Rules;
-use journal::{BlockRecord, Journal, JournalError, RevocationRecord};
+use journal::{BlockRecord, Journal, JournalError, JournalOptions, RevocationRecord};
 use outbox::OwedReply;
 use redis::{
     GrantAsk, RedisError, RedisOptions, RedisRevocation, RedisStore, RedisVerdict, WaitAof,
@@ -160,7 +160,7 @@ impl Store {
             rules.calendar.tz(),
             now,
             rules.longest_validity_secs,
-            crate::store::journal::JournalOptions {
+            JournalOptions {
                 round_every: config.journal_round_every,
                 ..Default::default()
             },

@@ -82,37 +82,25 @@ impl Backend {
         }
         let mut cmd = redis::cmd("WAITAOF");
         cmd.arg(wait.local).arg(0).arg(100);
-        let targets: Vec<String> = match self {
-            Backend::Single(b) => vec![b.node.clone()],
-            Backend::Cluster(b) => b.primaries().into_iter().map(|(addr, _)| addr).collect(),
-        };
-        for node in targets {
-            let reply = match self {
-                Backend::Cluster(b) => b.command_on(&node, &cmd).await,
-                Backend::Single(b) => b.command(&cmd).await,
-            };
-            match reply {
-                Ok(_) => {}
-                Err(error) if error.is_io_error() => {
-                    return Err(RedisError::Unreachable {
-                        nodes: node,
-                        source: Arc::new(error),
-                    });
-                }
-                Err(error) => {
-                    let detail = error.detail().unwrap_or_default().to_string();
-                    let reason = if detail.contains("unknown command") {
-                        "the server has no WAITAOF command (it needs Redis or Valkey 7.2 or later); \
-                         upgrade it or unset waitaof"
-                            .to_string()
-                    } else {
-                        error.to_string()
-                    };
-                    return Err(RedisError::WaitAofUnsupported { node, reason });
-                }
+        let (node, result) = self.on_every_primary(&cmd).await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_io_error() => Err(RedisError::Unreachable {
+                nodes: node,
+                source: Arc::new(error),
+            }),
+            Err(error) => {
+                let detail = error.detail().unwrap_or_default().to_string();
+                let reason = if detail.contains("unknown command") {
+                    "the server has no WAITAOF command (it needs Redis or Valkey 7.2 or later); \
+                     upgrade it or unset waitaof"
+                        .to_string()
+                } else {
+                    error.to_string()
+                };
+                Err(RedisError::WaitAofUnsupported { node, reason })
             }
         }
-        Ok(())
     }
 
     pub(super) async fn ping(&self) -> Result<(), RedisError> {

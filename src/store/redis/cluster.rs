@@ -74,8 +74,6 @@ pub(super) struct SlotMap {
 pub(super) struct SlotOwner {
     /// host:port.
     pub(super) addr: String,
-    /// A slot it serves, to route commands that name no key to it.
-    pub(super) first_slot: u16,
 }
 
 /// One node: its connections, made when first needed and again after one breaks, and its
@@ -94,6 +92,15 @@ struct Node {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The error of a slot no primary serves (a cluster still forming, or in failover).
+fn no_owner(slot: u16) -> redis::RedisError {
+    redis::RedisError::from((
+        ErrorKind::Server(ServerErrorKind::ClusterDown),
+        "no primary serves the slot",
+        format!("slot {slot}"),
+    ))
 }
 
 /// Whether `error` says the connection it came on is of no more use.
@@ -258,7 +265,7 @@ impl ClusterBackend {
             per_node: options.pipelines_in_flight.max(1),
             refreshed: tokio::sync::Mutex::new(None),
         };
-        backend.reload_slots().await?;
+        backend.refresh_slots().await?;
         Ok(backend)
     }
 
@@ -308,21 +315,10 @@ impl ClusterBackend {
             .clone()
     }
 
-    /// Reloads the slot map, unless it was reloaded less than [`REFRESH_EVERY`] ago (or is
-    /// being reloaded: then this waits for that).
+    /// Reloads the slot map from `CLUSTER SLOTS` of the first node that answers (the
+    /// primaries known, then the seeds), unless it was reloaded less than
+    /// [`REFRESH_EVERY`] ago (or is being reloaded: then this waits for that).
     pub(super) async fn refresh_slots(&self) -> Result<(), RedisError> {
-        {
-            let last = self.refreshed.lock().await;
-            if last.is_some_and(|at| at.elapsed() < REFRESH_EVERY) {
-                return Ok(());
-            }
-        }
-        self.reload_slots().await
-    }
-
-    /// Reloads the slot map from `CLUSTER SLOTS` of the first node that answers: the
-    /// primaries known, then the seeds.
-    async fn reload_slots(&self) -> Result<(), RedisError> {
         let mut last = self.refreshed.lock().await;
         if last.is_some_and(|at| at.elapsed() < REFRESH_EVERY) {
             return Ok(());
@@ -336,11 +332,7 @@ impl ClusterBackend {
         let cmd = redis::cmd("CLUSTER").arg("SLOTS").clone();
         let mut failure = None;
         for addr in &asked {
-            let reply = match self.node(addr) {
-                Ok(node) => node.command(&self.config, &cmd).await,
-                Err(e) => Err(e),
-            };
-            let reply = match reply {
+            let reply = match self.command_on(addr, &cmd).await {
                 Ok(reply) => reply,
                 Err(e) => {
                     failure = Some(e);
@@ -375,11 +367,7 @@ impl ClusterBackend {
     fn node_of(&self, slot: u16) -> redis::RedisResult<(String, Arc<Node>)> {
         let map = self.slots();
         match map.owner[usize::from(slot)] {
-            NO_OWNER => Err(redis::RedisError::from((
-                ErrorKind::Server(ServerErrorKind::ClusterDown),
-                "no primary serves the slot",
-                format!("slot {slot}"),
-            ))),
+            NO_OWNER => Err(no_owner(slot)),
             owner => {
                 let addr = map.nodes[usize::from(owner)].addr.clone();
                 let node = self.node(&addr)?;
@@ -409,10 +397,8 @@ impl ClusterBackend {
         };
         let to = to.to_string();
         let _ = self.refresh_slots().await;
-        match self.node(&to) {
-            Ok(node) => (to, node.command(&self.config, cmd).await),
-            Err(e) => (to, Err(e)),
-        }
+        let result = self.command_on(&to, cmd).await;
+        (to, result)
     }
 
     /// Runs a pipeline whose keys share one slot on that slot's primary (no redirect
@@ -441,11 +427,10 @@ impl ClusterBackend {
     ) -> Result<(), (String, redis::RedisError)> {
         let map = self.slots();
         let runs = map.nodes.iter().map(|n| async move {
-            let result = match self.node(&n.addr) {
-                Ok(node) => node.command(&self.config, cmd).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            result.map_err(|e| (n.addr.clone(), e))
+            self.command_on(&n.addr, cmd)
+                .await
+                .map(|_| ())
+                .map_err(|e| (n.addr.clone(), e))
         });
         for result in futures_util::future::join_all(runs).await {
             result?;
@@ -458,15 +443,6 @@ impl ClusterBackend {
     pub(super) fn away_for(&self, addr: &str) -> Option<Duration> {
         let node = lock(&self.nodes).get(addr).cloned()?;
         lock(&node.away_since).map(|since| since.elapsed())
-    }
-
-    /// The primaries now, as (host:port, a slot each serves).
-    pub(super) fn primaries(&self) -> Vec<(String, u16)> {
-        self.slots()
-            .nodes
-            .iter()
-            .map(|n| (n.addr.clone(), n.first_slot))
-            .collect()
     }
 
     /// Runs `cmd` on the primary at `addr`.
@@ -521,11 +497,7 @@ impl ClusterBackend {
             let pipe = pipeline(pending, &plan, waitaof);
             let target = match map.nodes.get(g) {
                 Some(n) => self.node(&n.addr).map(|node| (n.addr.clone(), node)),
-                None => Err(redis::RedisError::from((
-                    ErrorKind::Server(ServerErrorKind::ClusterDown),
-                    "no primary serves the slot",
-                    format!("slot {slot}"),
-                ))),
+                None => Err(no_owner(slot)),
             };
             let config = self.config.clone();
             tasks.spawn(async move {
@@ -675,10 +647,7 @@ fn parse_cluster_slots(reply: &Value) -> Option<SlotMap> {
             Some(index) => index,
             None => {
                 ids.push(id);
-                nodes.push(SlotOwner {
-                    addr,
-                    first_slot: start,
-                });
+                nodes.push(SlotOwner { addr });
                 nodes.len() - 1
             }
         };
@@ -770,7 +739,8 @@ mod tests {
         let map = parse_cluster_slots(&reply).unwrap();
         assert_eq!(map.nodes.len(), 3);
         assert_eq!(map.nodes[1].addr, "127.0.0.1:7001");
-        assert_eq!(map.nodes[2].first_slot, 10923);
+        // Node c's range starts at 10923.
+        assert_eq!((map.owner[10922], map.owner[10923]), (1, 2));
         assert_eq!(map.owner[0], 0);
         assert_eq!(map.owner[16383], 2);
         assert!(parse_cluster_slots(&Value::Nil).is_none());
