@@ -288,8 +288,9 @@ impl Oracle {
         Some((base + ci, g, g + 1, rule.validity_secs))
     }
 
-    /// Takes back a grant the oracle recorded where the gateway answered "active" (see
-    /// [`Prediction::undo`]).
+    /// Takes back a grant the oracle recorded and the gateway did not make: answered
+    /// "active" (the permit before ended later than dated) or "try again later" (see
+    /// [`Prediction::undo`]). Several are taken back newest first.
     pub fn undo(&mut self, undo: &Undo) {
         for (i, v) in [
             (undo.ui, undo.until),

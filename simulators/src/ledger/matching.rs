@@ -138,7 +138,9 @@ impl Ledger {
             self.oracle.undo(undo);
         }
         if got == Class::TryLater {
-            for line in &f.lines {
+            // Each line's undo holds the state as it was before that line: taken back in
+            // the reverse of the order they were decided, the state ends as before the first.
+            for line in f.lines.iter().rev() {
                 if let Some(undo) = &line.undo {
                     self.oracle.undo(undo);
                 }

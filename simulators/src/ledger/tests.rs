@@ -11,7 +11,11 @@ struct World {
 
 fn world() -> World {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/rules.toml");
-    let rules = Arc::new(Rules::load(&path).unwrap());
+    world_of(Rules::load(&path).unwrap())
+}
+
+fn world_of(rules: Rules) -> World {
+    let rules = Arc::new(rules);
     let pop = Arc::new(Population::new(&rules, 50, 3).unwrap());
     let oracle = Oracle::new(rules.clone(), &pop);
     World {
@@ -162,6 +166,59 @@ fn a_grant_answered_try_again_is_not_counted_as_made() {
         "{:?}",
         s.mismatch_kinds
     );
+}
+
+#[test]
+fn a_family_answered_try_again_gives_its_phone_back_every_document() {
+    // Two documents a phone: a family of both answered "try again later" made no grant,
+    // so each asked alone afterwards is granted (not refused as a third document).
+    let mut w = world_of(
+        Rules::from_toml(
+            r#"
+            max_documents_per_phone = 2
+            [[documents]]
+            series = "AA"
+            digits = [7]
+            [codes.2]
+            validity = "3h"
+            daily_limit = 1
+            "#,
+        )
+        .unwrap(),
+    );
+    let phone = (0..w.pop.phones())
+        .find(|&p| w.pop.docs_of(p).len() >= 2)
+        .unwrap();
+    let docs: Vec<u32> = w.pop.docs_of(phone).take(2).collect();
+    let (d0, d1) = (w.doc_text(docs[0]), w.doc_text(docs[1]));
+    let sms = Sms {
+        phone,
+        text: format!("2 {d0} {d1}"),
+        expect: Expect::Family(crate::traffic::Family::new(2, &docs)),
+        origin: Origin::Family,
+    };
+    let t = w.ledger.register(sms, Instant::now(), NOW);
+    w.ledger.on_ack(t, 0, Instant::now(), NOW);
+    w.reply(
+        docs[0],
+        "Sorğunuzu indi emal etmək mümkün olmadı. Bir neçə dəqiqədən sonra yenidən göndərin.",
+    );
+    for (doc, text) in [(docs[0], &d0), (docs[1], &d1)] {
+        let a = w.request(doc, 2);
+        w.ledger.on_ack(a, 0, Instant::now(), NOW);
+        w.reply(
+            doc,
+            &format!("İCAZƏ VERİLDİ: kod 2 (x), {text}, 10:00–13:00. İcazə № A"),
+        );
+    }
+    let s = w.ledger.stats();
+    assert_eq!(
+        s.mismatch_kinds.get("family → try_later"),
+        Some(&1),
+        "{:?}",
+        s.mismatch_kinds
+    );
+    assert_eq!(s.mismatches, 1, "{:?}", s.mismatch_list);
 }
 
 #[test]
