@@ -141,6 +141,15 @@ pub struct Undo {
 }
 
 impl Prediction {
+    /// `class` and nothing else: no other answer is right, nothing to take back.
+    pub fn sure(class: Class) -> Prediction {
+        Prediction {
+            class,
+            alternative: None,
+            undo: None,
+        }
+    }
+
     /// Whether `got` is a right answer.
     pub fn accepts(&self, got: Class) -> bool {
         self.class == got || self.alternative == Some(got)

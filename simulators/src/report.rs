@@ -236,6 +236,12 @@ pub struct Report {
     pub seconds: Vec<SecondRow>,
 }
 
+/// Counts as "name n" each, joined by `sep`.
+fn counts<K: std::fmt::Display>(m: &BTreeMap<K, u64>, sep: &str) -> String {
+    let parts: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    parts.join(sep)
+}
+
 /// Microseconds as milliseconds.
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
@@ -420,15 +426,9 @@ impl Report {
             t.unrecognised
         );
         if !self.errors.is_empty() {
-            let e: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            let _ = writeln!(s, "errors       {}", e.join("  "));
+            let _ = writeln!(s, "errors       {}", counts(&self.errors, "  "));
         }
-        let classes: Vec<String> = self.got.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        let _ = writeln!(s, "replies      {}", classes.join("  "));
+        let _ = writeln!(s, "replies      {}", counts(&self.got, "  "));
         let f = |x: Option<f64>| x.map_or_else(|| "?".into(), |v| format!("{v:.2}"));
         let load = |x: Option<[f64; 3]>| {
             x.map_or_else(
@@ -453,12 +453,8 @@ impl Report {
             let _ = writeln!(s, "session      {e}");
         }
         if !self.mismatch_kinds.is_empty() {
-            let kinds: Vec<String> = self
-                .mismatch_kinds
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            let _ = writeln!(s, "mismatches   {}", kinds.join(", "));
+            // Kinds hold spaces ("granted → try_later"): a comma between them.
+            let _ = writeln!(s, "mismatches   {}", counts(&self.mismatch_kinds, ", "));
         }
         for m in self.mismatches.iter().take(5) {
             let _ = writeln!(

@@ -227,26 +227,12 @@ impl Ledger {
         let (hint, prediction) = match sms.expect {
             Expect::Invalid(r) => {
                 let class = Class::Invalid(Some(r));
-                (
-                    Some(class),
-                    Some(Prediction {
-                        class,
-                        alternative: None,
-                        undo: None,
-                    }),
-                )
+                (Some(class), Some(Prediction::sure(class)))
             }
             Expect::Request { doc, code } => (self.oracle.stateless(doc, code), None),
             Expect::Family(_) => (Some(Class::Family), None),
             Expect::Status(_) => (Some(Class::Status), None),
-            Expect::Help => (
-                Some(Class::Help),
-                Some(Prediction {
-                    class: Class::Help,
-                    alternative: None,
-                    undo: None,
-                }),
-            ),
+            Expect::Help => (Some(Class::Help), Some(Prediction::sure(Class::Help))),
         };
         *self
             .stats
@@ -329,41 +315,38 @@ impl Ledger {
             f.acked = true;
             let (expect, sent_unix, needs) = (f.expect, f.sent_unix, f.prediction.is_none());
             let phone = f.phone;
-            if needs && let Expect::Request { doc, code } = expect {
-                let p = self
-                    .oracle
-                    .decide_from(Some(phone), doc, code, sent_unix, unix);
-                if let Some(f) = self.flight_mut(t) {
-                    f.prediction = Some(p);
-                }
-            }
-            if needs && let Expect::Family(family) = expect {
-                // Each document as if sent alone, in text order.
-                let lines: Vec<Prediction> = family
-                    .docs()
-                    .iter()
-                    .map(|&d| {
+            if needs {
+                let decided = match expect {
+                    Expect::Request { doc, code } => Some((
                         self.oracle
-                            .decide_from(Some(phone), d, family.code, sent_unix, unix)
-                    })
-                    .collect();
-                if let Some(f) = self.flight_mut(t) {
-                    f.prediction = Some(Prediction {
-                        class: Class::Family,
-                        alternative: None,
-                        undo: None,
-                    });
-                    f.lines = lines;
-                }
-            }
-            if needs && let Expect::Status(asked) = expect {
-                let lines = self.status_lines(phone, asked.docs(), sent_unix);
-                if let Some(f) = self.flight_mut(t) {
-                    f.prediction = Some(Prediction {
-                        class: Class::Status,
-                        alternative: None,
-                        undo: None,
-                    });
+                            .decide_from(Some(phone), doc, code, sent_unix, unix),
+                        Vec::new(),
+                    )),
+                    // Each document as if sent alone, in text order.
+                    Expect::Family(family) => {
+                        let lines = family
+                            .docs()
+                            .iter()
+                            .map(|&d| {
+                                self.oracle.decide_from(
+                                    Some(phone),
+                                    d,
+                                    family.code,
+                                    sent_unix,
+                                    unix,
+                                )
+                            })
+                            .collect();
+                        Some((Prediction::sure(Class::Family), lines))
+                    }
+                    Expect::Status(asked) => {
+                        let lines = self.status_lines(phone, asked.docs(), sent_unix);
+                        Some((Prediction::sure(Class::Status), lines))
+                    }
+                    Expect::Invalid(_) | Expect::Help => None,
+                };
+                if let (Some((p, lines)), Some(f)) = (decided, self.flight_mut(t)) {
+                    f.prediction = Some(p);
                     f.lines = lines;
                 }
             }
@@ -399,11 +382,7 @@ impl Ledger {
     /// The lines a status reply to `phone` must have: per document, its permits of today
     /// when `phone` is the one that asked for them (a header and a line each), else none.
     fn status_lines(&mut self, phone: u32, docs: &[u32], unix: i64) -> Vec<Prediction> {
-        let line = |class| Prediction {
-            class,
-            alternative: None,
-            undo: None,
-        };
+        let line = Prediction::sure;
         let mut lines = Vec::new();
         for &d in docs {
             let n = if self.pop.owner(d) == phone {
@@ -449,12 +428,9 @@ impl Ledger {
                     origin: f.origin.name().into(),
                     expected: f
                         .prediction
-                        .or(f.hint.map(|class| Prediction {
-                            class,
-                            alternative: None,
-                            undo: None,
-                        }))
-                        .map_or_else(|| "?".into(), |p| p.class.name()),
+                        .map(|p| p.class)
+                        .or(f.hint)
+                        .map_or_else(|| "?".into(), Class::name),
                     acknowledged: f.acked,
                     replied: f.actual.is_some(),
                     attempts: f.attempts,
