@@ -721,31 +721,24 @@ async fn a_primary_away_for_a_while_is_answered_at_once() {
             .collect()
     };
     let (dead, alive) = (on(away), on(healthy));
+    // An MO from `phone` for code 2 and these documents (a family when several).
+    let mo = |phone: &str, of: &[u32]| -> (String, String) {
+        let named: Vec<String> = of
+            .iter()
+            .map(|i| format!("AZE {}", 71_000_000 + i))
+            .collect();
+        (phone.to_string(), format!("2 {}", named.join(" ")))
+    };
     let mut c = bound(&mut a).await;
-    let warm = c
-        .converse(&[(
-            "99461000000".to_string(),
-            format!("2 AZE {}", 71_000_000 + alive[0]),
-        )])
-        .await;
+    let warm = c.converse(&[mo("99461000000", &[alive[0]])]).await;
     assert!(only_reply(&warm[0]).starts_with(GRANTED), "{warm:?}");
 
     cluster.nodes[away].kill();
     // Right away (the store still retries the primary that is away): a family needing it
     // and a healthy primary's MO in one write; the single MO is answered first.
     let read = [
-        (
-            "99461000002".to_string(),
-            format!(
-                "2 AZE {} AZE {}",
-                71_000_000 + alive[1],
-                71_000_000 + dead[1]
-            ),
-        ),
-        (
-            "99461000003".to_string(),
-            format!("2 AZE {}", 71_000_000 + alive[2]),
-        ),
+        mo("99461000002", &[alive[1], dead[1]]),
+        mo("99461000003", &[alive[2]]),
     ];
     let (write, seqs) = one_write(&mut c, &read);
     c.send_raw(&write).await;
@@ -762,12 +755,7 @@ async fn a_primary_away_for_a_while_is_answered_at_once() {
     // Away for a while now: its MOs are answered at once, not after retry_for.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let sent = std::time::Instant::now();
-    let late = c
-        .converse(&[(
-            "99461000004".to_string(),
-            format!("2 AZE {}", 71_000_000 + dead[2]),
-        )])
-        .await;
+    let late = c.converse(&[mo("99461000004", &[dead[2]])]).await;
     assert!(only_reply(&late[0]).contains(TRY_LATER), "{late:?}");
     assert!(
         sent.elapsed() < Duration::from_secs(5),
